@@ -1,0 +1,57 @@
+"""The one exception hierarchy of reconciler.
+
+Every error a user can cause or meet derives from :class:`ReconcilerError`; the CLI
+turns it into one clear message and exit code 1 (a traceback only with ``-v``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ReconcilerError(Exception):
+    """Base of every error reconciler reports to a user."""
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with the manifests, located as precisely as we can."""
+
+    file: str
+    line: int
+    sku: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        item = f" sku {self.sku}:" if self.sku else ""
+        return f"{where}:{item} {self.message}"
+
+
+class ManifestError(ReconcilerError):
+    """The manifests are invalid; carries every problem found, not only the first."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = sorted(problems)
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        noun = "error" if len(self.problems) == 1 else "errors"
+        lines = [f"{len(self.problems)} manifest {noun}:"]
+        lines += [f"  {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+class StateError(ReconcilerError):
+    """The state cannot be used as asked (locked, newer schema, unknown item...)."""
+
+
+class StalePlanError(StateError):
+    """A saved plan no longer matches the state it was made from."""
+
+
+class ConfigError(ReconcilerError):
+    """A target cannot be used as configured (missing credential, bad setting...)."""
+
+
+class ApplyError(ReconcilerError):
+    """Applying could not proceed (not confirmed, network unusable...)."""

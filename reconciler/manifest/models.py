@@ -1,0 +1,148 @@
+"""What a manifest may say: targets and products, as pydantic v2 models.
+
+These models check everything that can be checked about one item on its own (types,
+ranges, GTIN check digits, currency codes). Checks that need more than one item
+(duplicates, unknown target names, what a provider requires) live in
+``reconciler.manifest.validate``.
+"""
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from reconciler.manifest.currencies import CODES as CURRENCY_CODES
+
+PROVIDERS = ("vtex_ads", "meta_catalog", "bloomreach", "venddor", "voucherify")
+TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+Availability = Literal["in stock", "out of stock", "preorder", "available for order", "discontinued"]
+
+
+def gtin_is_valid(gtin: str) -> bool:
+    """GS1 check digit of an 8, 12, 13 or 14 digit GTIN."""
+    if len(gtin) not in (8, 12, 13, 14) or not gtin.isdigit():
+        return False
+    digits = [int(c) for c in reversed(gtin[:-1])]
+    total = sum(d * (3 if i % 2 == 0 else 1) for i, d in enumerate(digits))
+    return (10 - total % 10) % 10 == int(gtin[-1])
+
+
+def _decimal(value: Any) -> Any:
+    """Prices may be written as numbers or decimal strings; floats go through str so
+    that 8.99 stays 8.99 and does not become 8.9900000000000002131628..."""
+    if isinstance(value, bool):
+        raise ValueError("must be a decimal number, not a boolean")
+    if isinstance(value, (int, float)):
+        value = str(value)
+    if isinstance(value, str):
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not a decimal number") from None
+        if not number.is_finite():
+            raise ValueError(f"{value!r} is not a decimal number")
+        return number
+    return value
+
+
+Price = Annotated[Decimal, BeforeValidator(_decimal), Field(ge=0)]
+Scalar = str | int | float | bool | None
+
+
+class Product(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sku: str = Field(min_length=1)
+    name: str | None = None
+    description: str | None = None
+    url: str | None = None
+    image_url: str | None = None
+    brand: str | None = None
+    additional_image_urls: list[str] | None = None
+    categories: list[str] | None = None
+    tags: list[str] | None = None
+    gtin: str | None = None
+    price: Price | None = None
+    sale_price: Price | None = None
+    currency: str | None = None
+    availability: Availability = "in stock"
+    condition: Literal["new", "refurbished", "used"] = "new"
+    stock: int | None = Field(default=None, ge=0)
+    status: Literal["active", "disabled", "hidden"] = "active"
+    weight_grams: int | None = Field(default=None, ge=0)
+    metadata: dict[str, Scalar] | None = None
+    attributes: dict[str, Any] | None = None
+    targets: list[str] | None = None
+    overrides: dict[str, dict[str, Any]] | None = None
+
+    @field_validator("sku")
+    @classmethod
+    def _sku_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("sku must not be empty")
+        return value
+
+    @field_validator("gtin")
+    @classmethod
+    def _gtin_check_digit(cls, value: str | None) -> str | None:
+        if value is not None and not gtin_is_valid(value):
+            raise ValueError(f"gtin {value!r} is not 8, 12, 13 or 14 digits with a valid check digit")
+        return value
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, value: str | None) -> str | None:
+        if value is not None and value not in CURRENCY_CODES:
+            raise ValueError(f"currency {value!r} is not an ISO 4217 code")
+        return value
+
+
+class TargetLimits(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_items_per_request: int | None = Field(default=None, gt=0)
+    max_bytes_per_request: int | None = Field(default=None, gt=0)
+    max_in_flight: int | None = Field(default=None, gt=0)
+    max_requests_per_window: int | None = Field(default=None, gt=0)
+    window_seconds: float | None = Field(default=None, gt=0)
+
+
+class Select(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tags: list[str] = Field(default_factory=list)
+
+
+class Target(BaseModel):
+    """One destination. ``auth`` values stay unresolved (``${ENV}``) until a command
+    that talks to the destination resolves them (see ``reconciler.credentials``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    provider: Literal["vtex_ads", "meta_catalog", "bloomreach", "venddor", "voucherify"]
+    base_url: str | None = None
+    auth: dict[str, str] = Field(default_factory=dict)
+    settings: dict[str, Any] = Field(default_factory=dict)
+    select: Select | None = None
+    limits: TargetLimits | None = None
+    max_delete_fraction: float = Field(default=0.1, ge=0, le=1)
+    ignore_fields: list[str] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _name_shape(cls, value: str) -> str:
+        if not TARGET_NAME.match(value):
+            raise ValueError(f"target name {value!r} must match [a-z0-9][a-z0-9_-]*")
+        return value
+
+    def wants(self, product: Product) -> bool:
+        """Whether ``product`` is routed to this target: the target's ``select`` picks
+        products, and a product's own ``targets`` list narrows that further."""
+        if product.targets is not None and self.name not in product.targets:
+            return False
+        if self.select and self.select.tags:
+            return bool(product.tags) and not set(self.select.tags).isdisjoint(product.tags)
+        return True

@@ -1,0 +1,185 @@
+"""The provider interface: what a destination API is, as data plus two functions.
+
+A provider declares its limits and capabilities as data (:class:`Limits`,
+:class:`Capabilities`) and implements only the translation between our world and the
+wire:
+
+* ``encode(operations) -> Request``: a batch of operations (all with the same
+  :meth:`Provider.group_key`) becomes one HTTP request;
+* ``decode(request, response) -> list[Outcome]``: the response becomes one outcome per
+  operation of that request;
+* ``poll_request(job)`` / ``decode_poll(job, response)`` for asynchronous work;
+* ``read_request(cursor)`` / ``decode_read(response)`` where the remote catalog can be
+  read.
+
+Everything else (batching by items and bytes, rate windows, requests in flight,
+retries with backoff, splitting, polling loops, recording) lives once, in
+``reconciler.apply``. Providers never touch the network or the state themselves.
+
+An :class:`Operation` carries the payloads *as mapped* (see ``reconciler.mapping``);
+``before`` is what the destination last confirmed, ``after`` what the manifests want.
+The provider decides what goes on the wire (full record, changed fields only, a
+delete-by-update, ...).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Hashable, Literal, Mapping, Sequence
+
+import httpx
+
+Action = Literal["create", "update", "delete"]
+OutcomeStatus = Literal["applied", "rejected", "retry", "split", "pending"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Documented limits of one destination; ``None`` means the API documents none.
+
+    ``max_requests_per_window`` / ``window_seconds`` is a strict sliding window over
+    every *write* request of a target (all write endpoints of a provider share it, as
+    Bloomreach's bulk endpoints do). A target's ``limits:`` may only lower these.
+    """
+
+    max_items_per_request: int | None = None
+    max_bytes_per_request: int | None = None
+    max_in_flight: int | None = None
+    max_requests_per_window: int | None = None
+    window_seconds: float | None = None
+
+    def lowered(self, wanted: Mapping[str, Any] | None) -> "Limits":
+        """These limits with ``wanted`` applied, never raising a documented one."""
+        if not wanted:
+            return self
+        changes = {}
+        for name, value in wanted.items():
+            if value is None:
+                continue
+            documented = getattr(self, name)
+            if name == "window_seconds":
+                # A longer window for the same count is the stricter one.
+                changes[name] = value if documented is None else max(documented, value)
+            else:
+                changes[name] = value if documented is None else min(documented, value)
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a provider can do, shown by ``reconciler providers``."""
+
+    records: tuple[str, ...]           # record kinds, e.g. ("product", "inventory")
+    update_mode: Literal["full", "partial"]
+    delete: str                        # how a delete is carried out, in words
+    readable: bool                     # the remote catalog can be listed (drift, import)
+    asynchronous: bool                 # writes are confirmed later, by polling
+    local_deletes: tuple[str, ...] = ()  # record kinds whose delete has no API call
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One planned change of one record of one item at one target."""
+
+    action: Action
+    record: str
+    key: str                       # the provider's item key (sku, or gtin for venddor)
+    sku: str
+    before: dict | None            # payload the destination last confirmed (None: create)
+    after: dict | None             # payload the manifests want (None: delete)
+    remote_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request, fully encoded. ``body`` is the exact bytes sent (limits are
+    measured on it). ``headers`` may carry credentials: never log or store them."""
+
+    method: str
+    path: str                      # appended to the target's base_url
+    operations: tuple[Operation, ...] = ()
+    body: bytes | None = None
+    params: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    endpoint: str = ""             # a short name for logs and progress, e.g. "batch"
+    write: bool = True             # counts toward the rate window and request limits
+
+
+@dataclass(frozen=True)
+class Job:
+    """Asynchronous work the destination accepted but has not confirmed yet."""
+
+    handle: str
+    operations: tuple[Operation, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one operation.
+
+    * ``applied``: the destination confirmed it; the state records ``operation.after``.
+    * ``rejected``: the destination refused the item; ``reason`` is its words. Not retried.
+    * ``retry``: transient, or refused only because of other items; send again.
+    * ``split``: the request was refused as a whole for reasons the API does not tie to
+      an item; send the operations again in smaller requests (bisect).
+    * ``pending``: accepted for asynchronous processing; ``job`` says how to poll.
+    """
+
+    operation: Operation
+    status: OutcomeStatus
+    reason: str | None = None
+    remote_id: str | None = None
+    job: Job | None = None
+    retry_after: float | None = None   # seconds, when the destination said so
+    rate_limited: bool = False         # the destination said we went too fast
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a remote catalog read: ``(record, key, payload)`` triples, with
+    payloads in the same shape the mapping produces, and the next cursor or ``None``."""
+
+    items: list[tuple[str, str, dict]]
+    cursor: str | None
+
+
+class Provider:
+    """Base class of the five providers. Subclasses set the class attributes and
+    implement the methods; a provider instance is bound to one target."""
+
+    name: ClassVar[str]
+    key_field: ClassVar[str]           # the API's name for the item key
+    limits: ClassVar[Limits]
+    capabilities: ClassVar[Capabilities]
+    auth_keys: ClassVar[tuple[str, ...]]      # required keys of a target's ``auth:``
+    setting_keys: ClassVar[tuple[str, ...]] = ()  # required keys of ``settings:``
+    default_base_url: ClassVar[str]
+
+    def __init__(self, settings: Mapping[str, Any], credentials: Mapping[str, str]):
+        self.settings = dict(settings)
+        self.credentials = dict(credentials)
+
+    # -- writing -------------------------------------------------------------
+    def group_key(self, op: Operation) -> Hashable:
+        """Operations with equal group keys may share one request."""
+        raise NotImplementedError
+
+    def encode(self, ops: Sequence[Operation]) -> Request:
+        raise NotImplementedError
+
+    def decode(self, request: Request, response: httpx.Response) -> list[Outcome]:
+        raise NotImplementedError
+
+    # -- asynchronous work ------------------------------------------------------
+    def poll_request(self, job: Job) -> Request:
+        raise NotImplementedError
+
+    def decode_poll(self, job: Job, response: httpx.Response) -> list[Outcome] | None:
+        """Final outcomes for the job's operations, or ``None`` while still running."""
+        raise NotImplementedError
+
+    # -- reading -----------------------------------------------------------------
+    def read_request(self, cursor: str | None) -> Request:
+        raise NotImplementedError
+
+    def decode_read(self, response: httpx.Response) -> Page:
+        raise NotImplementedError
