@@ -1,0 +1,114 @@
+"""A plan: the frozen list of changes ``apply`` will carry out, and nothing else.
+
+A :class:`Plan` is made by ``reconciler.plan.planner`` without side effects and is
+bound to the state it was made from by the state's lineage and serial: a saved plan
+is refused once the state has moved on. Its JSON form is SPEC's plan format (plus the
+item key and remote id each change needs to be applied later).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.providers.base import Action, Operation
+
+FORMAT_VERSION = 1
+ACTIONS = ("create", "update", "delete")
+
+
+@dataclass(frozen=True)
+class FieldDiff:
+    changed: tuple[str, ...] = ()
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, list[str]]:
+        return {"changed": list(self.changed), "added": list(self.added), "removed": list(self.removed)}
+
+
+@dataclass(frozen=True)
+class Change:
+    action: Action
+    record: str
+    key: str
+    sku: str
+    before: dict | None
+    after: dict | None
+    fields: FieldDiff = field(default_factory=FieldDiff)
+    remote_id: str | None = None
+
+    def operation(self) -> Operation:
+        return Operation(self.action, self.record, self.key, self.sku, self.before, self.after, self.remote_id)
+
+    def to_json(self) -> dict[str, Any]:
+        data = {"sku": self.sku, "action": self.action, "record": self.record, "key": self.key,
+                "before": self.before, "after": self.after, "fields": self.fields.to_json()}
+        if self.remote_id is not None:
+            data["remote_id"] = self.remote_id
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Change":
+        fields = data.get("fields") or {}
+        return cls(
+            action=data["action"], record=data["record"], key=data.get("key", data["sku"]), sku=data["sku"],
+            before=data.get("before"), after=data.get("after"), remote_id=data.get("remote_id"),
+            fields=FieldDiff(*(tuple(fields.get(k, ())) for k in ("changed", "added", "removed"))),
+        )
+
+
+@dataclass(frozen=True)
+class TargetPlan:
+    name: str
+    provider: str
+    changes: tuple[Change, ...]
+    unchanged: int
+
+    @property
+    def summary(self) -> dict[str, int]:
+        counts = dict.fromkeys(ACTIONS, 0)
+        for change in self.changes:
+            counts[change.action] += 1
+        return {**counts, "unchanged": self.unchanged}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"provider": self.provider, "summary": self.summary,
+                "changes": [change.to_json() for change in self.changes]}
+
+
+@dataclass(frozen=True)
+class Plan:
+    lineage: str | None
+    serial: int
+    targets: dict[str, TargetPlan]
+
+    @property
+    def has_changes(self) -> bool:
+        return any(t.changes for t in self.targets.values())
+
+    def totals(self) -> dict[str, int]:
+        totals = dict.fromkeys((*ACTIONS, "unchanged"), 0)
+        for target in self.targets.values():
+            for action, count in target.summary.items():
+                totals[action] += count
+        return totals
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format_version": FORMAT_VERSION, "lineage": self.lineage, "state_serial": self.serial,
+                "targets": {name: t.to_json() for name, t in self.targets.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Plan":
+        if data.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"plan format_version {data.get('format_version')!r} is not {FORMAT_VERSION}")
+        return cls(
+            lineage=data.get("lineage"), serial=int(data.get("state_serial", 0)),
+            targets={
+                name: TargetPlan(
+                    name=name, provider=t["provider"],
+                    changes=tuple(Change.from_json(c) for c in t.get("changes", ())),
+                    unchanged=int(t.get("summary", {}).get("unchanged", 0)),
+                )
+                for name, t in data.get("targets", {}).items()
+            },
+        )
