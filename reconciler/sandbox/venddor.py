@@ -1,0 +1,132 @@
+"""Venddor simulator: ``POST /api/products/`` (send products with a single price).
+
+Auth: ``Authorization: Basic`` of ``sandbox-user:sandbox-pass``; anything else is 401
+``{"message": "Unauthorized", "status": 401}``.
+
+The body must be a strict JSON array of 1..60 product objects (more than 60: 400 and a
+violation). Every value must be a string. Required: ``product_code`` (8, 12, 13 or 14
+digits with a valid GS1 check digit), ``product`` (non-empty), ``price``
+(``^\\d+(,\\d{1,2})?$``, decimal comma), ``amount`` (digits), ``status`` (``A``, ``D``
+or ``H``). Optional: ``ncm``, ``brand``, ``weight``, ``qty_step``,
+``internal_product_code``, ``quantity_per_package``. Unknown keys are rejected.
+
+ANY invalid product (or invalid JSON, or not an array) rejects the whole request with
+400 ``{"message": "Bad Request", "status": 400}`` and stores nothing, so a client must
+bisect to find the bad one. Success is 201 ``{"product_id": <first id>,
+"product_ids": [ids in request order]}``: products are upserted by ``product_code``
+(stored as exactly the fields sent) and keep the id assigned when first created
+(increasing integers from 934887).
+
+``items()`` lists ``{"product_id", **fields}`` in id order.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .common import Exchange, InvalidJSON, Simulator, basic_auth, json_response, parse_json
+
+USERNAME = "sandbox-user"
+PASSWORD = "sandbox-pass"
+MAX_PRODUCTS = 60
+FIRST_ID = 934887
+
+REQUIRED = ("product_code", "product", "price", "amount", "status")
+OPTIONAL = ("ncm", "brand", "weight", "qty_step", "internal_product_code",
+            "quantity_per_package")
+PRICE_RE = re.compile(r"\d+(,\d{1,2})?", re.ASCII)
+DIGITS_RE = re.compile(r"\d+", re.ASCII)
+
+
+def gs1_valid(code: str) -> bool:
+    """True for an 8/12/13/14-digit code whose last digit is the GS1 check digit."""
+    if not (code.isascii() and code.isdigit() and len(code) in (8, 12, 13, 14)):
+        return False
+    digits = [int(c) for c in code]
+    body, check = digits[:-1], digits[-1]
+    total = sum(d * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
+    return (10 - total % 10) % 10 == check
+
+
+def product_problem(product: Any) -> str | None:
+    """Why a product is invalid, or None."""
+    if not isinstance(product, dict):
+        return "not an object"
+    for key in product:
+        if key not in REQUIRED and key not in OPTIONAL:
+            return f"unknown field {key}"
+    for key in REQUIRED:
+        if key not in product:
+            return f"missing {key}"
+    for key, value in product.items():
+        if not isinstance(value, str):
+            return f"{key} is not a string"
+    if not gs1_valid(product["product_code"]):
+        return "product_code is not a valid GTIN"
+    if not product["product"].strip():
+        return "product is empty"
+    if not PRICE_RE.fullmatch(product["price"]):
+        return "price is not a decimal-comma number"
+    if not DIGITS_RE.fullmatch(product["amount"]):
+        return "amount is not a whole number"
+    if product["status"] not in ("A", "D", "H"):
+        return "status is not A, D or H"
+    return None
+
+
+def bad_request() -> Response:
+    return json_response({"message": "Bad Request", "status": 400}, 400)
+
+
+class VenddorSimulator(Simulator):
+    name = "venddor"
+
+    def _reset_state(self) -> None:
+        self.products: dict[str, dict] = {}
+        self.ids: dict[str, int] = {}
+        self.next_id = FIRST_ID
+
+    def routes(self) -> list[Route]:
+        return [Route("/api/products/", self.write(self._send), methods=["POST"])]
+
+    def error_response(self, status: int, message: str, headers: dict | None = None) -> Response:
+        return json_response({"message": message, "status": status}, status, headers)
+
+    def items(self, **_: Any) -> list[dict]:
+        with self.lock:
+            rows = [{"product_id": self.ids[code], **p} for code, p in self.products.items()]
+        return sorted(rows, key=lambda r: r["product_id"])
+
+    async def _send(self, request: Request, ex: Exchange) -> Response:
+        if basic_auth(request) != (USERNAME, PASSWORD):
+            return json_response({"message": "Unauthorized", "status": 401}, 401)
+        try:
+            body = parse_json(ex.body)
+        except InvalidJSON:
+            body = None
+        if isinstance(body, list):
+            ex.items = len(body)
+            if len(body) > MAX_PRODUCTS:
+                ex.violation(f"{len(body)} products > {MAX_PRODUCTS}")
+                return bad_request()
+        fault = self.fault_gate(ex)
+        if fault is not None:
+            return fault
+        if not isinstance(body, list) or not body:
+            return bad_request()
+        if any(product_problem(p) for p in body):
+            return bad_request()
+        ids = []
+        with self.lock:
+            for product in body:
+                code = product["product_code"]
+                if code not in self.ids:
+                    self.ids[code] = self.next_id
+                    self.next_id += 1
+                self.products[code] = dict(product)
+                ids.append(self.ids[code])
+        return json_response({"product_id": ids[0], "product_ids": ids}, 201)
