@@ -1,0 +1,38 @@
+"""The five providers and their registry.
+
+``PROVIDERS`` maps a provider name (as written in a target's ``provider:``) to its
+:class:`Provider` subclass; ``get_provider(name)`` looks one up. The base types of the
+interface are re-exported so that callers need only ``reconciler.providers``.
+"""
+from __future__ import annotations
+
+from reconciler.errors import ConfigError
+from reconciler.providers._common import ReadError
+from reconciler.providers.base import (
+    Action, Capabilities, Job, Limits, Operation, Outcome, OutcomeStatus, Page, Provider, Request,
+)
+from reconciler.providers.bloomreach import Bloomreach
+from reconciler.providers.meta_catalog import MetaCatalog
+from reconciler.providers.venddor import Venddor
+from reconciler.providers.voucherify import Voucherify
+from reconciler.providers.vtex_ads import VtexAds
+
+PROVIDERS: dict[str, type[Provider]] = {
+    cls.name: cls for cls in (VtexAds, MetaCatalog, Bloomreach, Venddor, Voucherify)
+}
+
+
+def get_provider(name: str) -> type[Provider]:
+    """The provider class called ``name``; a ConfigError naming the known ones otherwise."""
+    try:
+        return PROVIDERS[name]
+    except KeyError:
+        known = ", ".join(PROVIDERS)
+        raise ConfigError(f"unknown provider {name!r} (known: {known})") from None
+
+
+__all__ = [
+    "PROVIDERS", "get_provider", "Action", "Capabilities", "Job", "Limits", "Operation", "Outcome",
+    "OutcomeStatus", "Page", "Provider", "ReadError", "Request",
+    "Bloomreach", "MetaCatalog", "Venddor", "Voucherify", "VtexAds",
+]

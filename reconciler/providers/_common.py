@@ -1,0 +1,163 @@
+"""Helpers shared by the provider modules: serialization, auth headers, response
+parsing and the outcome shapes every provider answers the same way.
+
+Nothing here touches the network; these functions only build bytes and read
+``httpx.Response`` objects handed in by the executor (or by tests).
+"""
+from __future__ import annotations
+
+import base64
+import email.utils
+import time
+from typing import Any, Iterable, Sequence
+
+import httpx
+import orjson
+
+from reconciler.errors import ApplyError, ConfigError
+from reconciler.providers.base import Operation, Outcome
+
+JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON, the exact bytes sent (limits are measured on them)."""
+    return orjson.dumps(value)
+
+
+def canonical(value: Any) -> bytes:
+    """Compact JSON with sorted keys: equal values give equal bytes."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def basic_auth(user: str, password: str) -> str:
+    token = base64.b64encode(f"{user}:{password}".encode("utf-8")).decode("ascii")
+    return f"Basic {token}"
+
+
+def json_body(response: httpx.Response) -> Any:
+    """The response body as JSON, or ``None`` when it is empty or not JSON."""
+    try:
+        content = response.content
+    except httpx.ResponseNotRead:  # pragma: no cover - the executor reads responses
+        content = response.read()
+    if not content:
+        return None
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def body_excerpt(response: httpx.Response, limit: int = 300) -> str:
+    """A short, printable excerpt of a response body, for reasons."""
+    try:
+        text = response.text
+    except Exception:  # pragma: no cover - undecodable body
+        return ""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - time.time()
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
+
+
+class ReadError(ApplyError):
+    """Reading a remote catalog page failed. ``transient`` (429, 5xx) says the same
+    read may succeed later, after ``retry_after`` seconds when the server said so."""
+
+    def __init__(self, message: str, *, status: int | None = None, transient: bool = False,
+                 retry_after: float | None = None):
+        super().__init__(message)
+        self.status = status
+        self.transient = transient
+        self.retry_after = retry_after
+
+
+def read_error(provider_name: str, response: httpx.Response, detail: str | None = None) -> ReadError:
+    status = response.status_code
+    return ReadError(
+        f"{provider_name}: reading the remote catalog failed (HTTP {status}): "
+        f"{detail or body_excerpt(response)}",
+        status=status, transient=status == 429 or status >= 500, retry_after=retry_after(response),
+    )
+
+
+def outcomes(ops: Iterable[Operation], status: str, reason: str | None = None, **extra: Any) -> list[Outcome]:
+    return [Outcome(operation=op, status=status, reason=reason, **extra) for op in ops]  # type: ignore[arg-type]
+
+
+def transient(provider_name: str, ops: Sequence[Operation], response: httpx.Response) -> list[Outcome] | None:
+    """``retry`` outcomes for a 429 or a 5xx (with the server's ``Retry-After``), or
+    ``None`` when the response is neither."""
+    status = response.status_code
+    if status == 429:
+        return outcomes(ops, "retry", f"{provider_name}: rate limited (HTTP 429)",
+                        retry_after=retry_after(response), rate_limited=True)
+    if status >= 500:
+        return outcomes(ops, "retry", f"{provider_name}: server error (HTTP {status})",
+                        retry_after=retry_after(response))
+    return None
+
+
+def auth_error(provider_name: str, auth_keys: Sequence[str], response: httpx.Response,
+               detail: str | None = None) -> ConfigError:
+    """The destination refused the credentials: this stops the target. The message
+    names the provider and the auth keys to check, never a credential's value."""
+    keys = ", ".join(auth_keys)
+    extra = f": {detail}" if detail else ""
+    return ConfigError(
+        f"{provider_name} refused the target's credentials (HTTP {response.status_code}{extra}); "
+        f"check the target's auth ({keys})"
+    )
+
+
+def split_or_reject(ops: Sequence[Operation], reason: str) -> list[Outcome]:
+    """A refusal the API does not tie to an item: bisect when there is more than one
+    operation, otherwise the lone operation is the culprit."""
+    if len(ops) > 1:
+        return outcomes(ops, "split", reason)
+    return outcomes(ops, "rejected", reason)
+
+
+def same(a: Any, b: Any) -> bool:
+    """JSON equality: ``1`` and ``true`` differ, as do ``1`` and ``1.0``."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (dict, list)):
+        return canonical(a) == canonical(b)
+    return a == b
+
+
+def diff_fields(before: dict | None, after: dict | None) -> tuple[dict, list[str]]:
+    """``(changed or added fields with their new values, removed field names)``."""
+    before = before or {}
+    after = after or {}
+    changed = {k: v for k, v in after.items() if k not in before or not same(before[k], v)}
+    removed = [k for k in before if k not in after]
+    return changed, removed
+
+
+def setting(provider_name: str, settings: dict, key: str, default: Any = None) -> Any:
+    value = settings.get(key, default)
+    if value is None or value == "":
+        raise ConfigError(f"{provider_name}: the target's settings need {key!r}")
+    return value

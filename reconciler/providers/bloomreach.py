@@ -1,0 +1,200 @@
+"""Bloomreach Engagement catalogs: three bulk endpoints with per-item results.
+
+Base path ``/data/v2/projects/{project_id}/catalogs/{catalog_id}/items``.
+
+* ``update_mode: full`` sends creates and updates to ``PUT …/items`` as
+  ``[{"item_id", "properties"}]`` with the whole payload: the item's properties are
+  replaced, so a property no longer in the payload becomes blank by omission.
+* ``update_mode: partial`` (the default) sends them to ``POST …/items/partial-update``
+  as ``[{"item_id", "properties", "upsert": true}]``: a create sends every property,
+  an update only the changed and added ones. A removed property is sent as ``null``:
+  partial update merges, so omitting it would leave the old value, and ``null`` is how
+  a property is blanked (the sandbox agrees: "null blanks any field"). Properties that
+  another system owns are therefore never touched in partial mode.
+* Deletes go to ``DELETE …/items/bulk-delete`` with a body ``["id", ...]``.
+  All three endpoints share one window of 5 requests per 10 s per catalog.
+* Auth: ``Authorization: Basic base64(key_id:key_secret)``; 401/403 stop the target.
+* 200 answers a list of per-item results *in request order* (matched by position):
+  ``{"success": "True"|true, ...}`` or ``{"success": "False"|false, "errors": {...}}``;
+  both string and boolean forms are accepted. A failed item is rejected with its
+  errors; a result missing at the end of a short list means "retry".
+* Global 400 ``{"errors": {"_global": [msg]}}``: "Item parsing error", "Too many
+  items" and "Payload size exceeded" are resolved by smaller requests (``split``, the
+  executor bisects down to the culprit); "Invalid JSON" / "Payload not a list" cannot
+  be (rejected). 429 → retry after ``Retry-After``.
+* Limits: 5000 items and 10,000,000 bytes per request (measured on the serialized
+  body), 5 requests / 10 s.
+* Read: the documented ``count``/``skip`` listing stops at count+skip ≤ 1001, so full
+  reads use the ``cursor`` form (``?cursor=<last item_id>&count=1000``, answered with
+  ``next_cursor``) that the sandbox offers for catalogs of any size.
+"""
+from __future__ import annotations
+
+from typing import Any, Hashable, Sequence
+
+import httpx
+
+from reconciler.errors import ConfigError
+from reconciler.providers._common import (
+    JSON_HEADERS, auth_error, basic_auth, body_excerpt, diff_fields, dumps, json_body, outcomes,
+    read_error, setting, split_or_reject, transient,
+)
+from reconciler.providers.base import (
+    Capabilities, Limits, Operation, Outcome, Page, Provider, Request,
+)
+
+READ_PAGE = 1000
+SPLITTABLE = ("item parsing", "too many items", "payload size", "size exceeded", "too large")
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return value is True
+
+
+def _flatten(errors: Any) -> list[str]:
+    """Messages of a Bloomreach ``errors`` value (dicts of lists, nested, strings)."""
+    if errors is None:
+        return []
+    if isinstance(errors, str):
+        return [errors]
+    if isinstance(errors, list):
+        return [m for e in errors for m in _flatten(e)]
+    if isinstance(errors, dict):
+        out = []
+        for key, value in errors.items():
+            for message in _flatten(value):
+                out.append(message if key == "_global" else f"{key}: {message}")
+        return out
+    return [str(errors)]
+
+
+class Bloomreach(Provider):
+    name = "bloomreach"
+    key_field = "item_id"
+    limits = Limits(max_items_per_request=5000, max_bytes_per_request=10_000_000,
+                    max_requests_per_window=5, window_seconds=10)
+    capabilities = Capabilities(
+        records=("product",),
+        update_mode="partial",
+        delete="DELETE …/items/bulk-delete",
+        readable=True,
+        asynchronous=False,
+    )
+    auth_keys = ("key_id", "key_secret")
+    setting_keys = ("project_id", "catalog_id")
+    default_base_url = "https://api.exponea.com"
+
+    def __init__(self, settings, credentials):
+        super().__init__(settings, credentials)
+        mode = self.settings.get("update_mode") or "partial"
+        if mode not in ("full", "partial"):
+            raise ConfigError(f"bloomreach: settings.update_mode must be 'full' or 'partial', not {mode!r}")
+        self.update_mode = mode
+
+    @property
+    def _base(self) -> str:
+        project = setting(self.name, self.settings, "project_id")
+        catalog = setting(self.name, self.settings, "catalog_id")
+        return f"/data/v2/projects/{project}/catalogs/{catalog}/items"
+
+    def _headers(self, body: bool = True) -> dict[str, str]:
+        headers = dict(JSON_HEADERS) if body else {"Accept": "application/json"}
+        headers["Authorization"] = basic_auth(self.credentials.get("key_id", ""),
+                                              self.credentials.get("key_secret", ""))
+        return headers
+
+    # -- writing ---------------------------------------------------------------
+    def group_key(self, op: Operation) -> Hashable:
+        return "delete" if op.action == "delete" else self.update_mode
+
+    def element(self, op: Operation) -> Any:
+        if op.action == "delete":
+            return op.key
+        if self.update_mode == "full":
+            return {"item_id": op.key, "properties": op.after or {}}
+        if op.action == "create":
+            properties = dict(op.after or {})
+        else:
+            properties, removed = diff_fields(op.before, op.after)
+            for field in removed:
+                properties[field] = None
+        return {"item_id": op.key, "properties": properties, "upsert": True}
+
+    def item_size(self, op: Operation) -> int:
+        return len(dumps(self.element(op)))
+
+    def encode(self, ops: Sequence[Operation]) -> Request:
+        if not ops:
+            raise ValueError("encode needs at least one operation")
+        deleting = ops[0].action == "delete"
+        if any((op.action == "delete") != deleting for op in ops):
+            raise ValueError("bloomreach: deletes and upserts go in separate requests")
+        body = dumps([self.element(op) for op in ops])
+        if deleting:
+            method, path, endpoint = "DELETE", f"{self._base}/bulk-delete", "bulk-delete"
+        elif self.update_mode == "full":
+            method, path, endpoint = "PUT", self._base, "items"
+        else:
+            method, path, endpoint = "POST", f"{self._base}/partial-update", "partial-update"
+        return Request(method=method, path=path, operations=tuple(ops), body=body,
+                       headers=self._headers(), endpoint=endpoint)
+
+    def decode(self, request: Request, response: httpx.Response) -> list[Outcome]:
+        ops = request.operations
+        status = response.status_code
+        body = json_body(response)
+        if status in (401, 403):
+            detail = "; ".join(_flatten(body.get("errors"))) if isinstance(body, dict) else ""
+            raise auth_error(self.name, self.auth_keys, response, detail or None)
+        retry = transient(self.name, ops, response)
+        if retry is not None:
+            return retry
+        if 200 <= status < 300 and isinstance(body, list):
+            result = []
+            for index, op in enumerate(ops):
+                if index >= len(body):
+                    result.append(Outcome(op, "retry", "bloomreach returned no result for this item"))
+                    continue
+                item = body[index]
+                if isinstance(item, dict) and _truthy(item.get("success")):
+                    result.append(Outcome(op, "applied"))
+                else:
+                    messages = _flatten(item.get("errors") if isinstance(item, dict) else item)
+                    result.append(Outcome(op, "rejected", "; ".join(messages) or "refused by bloomreach"))
+            return result
+        messages = _flatten(body.get("errors")) if isinstance(body, dict) else []
+        message = "; ".join(messages) or body_excerpt(response) or f"HTTP {status}"
+        if status == 404:
+            raise ConfigError(f"bloomreach: the catalog was not found (HTTP 404: {message}); "
+                              "check the target's settings project_id and catalog_id")
+        reason = f"bloomreach refused the request (HTTP {status}): {message}"
+        if status == 400 and any(s in message.lower() for s in SPLITTABLE):
+            return split_or_reject(ops, reason)
+        if 200 <= status < 300:  # a success without the per-item list
+            return outcomes(ops, "retry", f"bloomreach: unexpected answer: {body_excerpt(response)}")
+        return outcomes(ops, "rejected", reason)
+
+    # -- reading -----------------------------------------------------------------
+    def read_request(self, cursor: str | None) -> Request:
+        return Request(method="GET", path=self._base,
+                       params={"cursor": cursor or "", "count": str(READ_PAGE)},
+                       headers=self._headers(body=False), endpoint="items", write=False)
+
+    def decode_read(self, response: httpx.Response) -> Page:
+        status = response.status_code
+        if status in (401, 403):
+            raise auth_error(self.name, self.auth_keys, response)
+        body = json_body(response)
+        if status != 200 or not isinstance(body, dict):
+            detail = "; ".join(_flatten(body.get("errors"))) if isinstance(body, dict) else None
+            raise read_error(self.name, response, detail)
+        items = []
+        for item in body.get("data") or ():
+            if not isinstance(item, dict) or item.get("item_id") is None:
+                continue
+            properties = {k: v for k, v in (item.get("properties") or {}).items() if v is not None}
+            items.append(("product", str(item["item_id"]), properties))
+        cursor = body.get("next_cursor")
+        return Page(items=items, cursor=str(cursor) if cursor else None)

@@ -1,0 +1,112 @@
+"""Venddor: one full-upsert endpoint, every value a string, no item-level errors.
+
+* ``POST /api/products/`` takes a JSON array of at most 60 products; every value is a
+  string (the price with a decimal comma, ``"8,99"``). The item key is
+  ``product_code``, the GTIN.
+* There is no delete: a deleted product is the last confirmed payload (``before``)
+  re-sent with ``status: "D"`` (disabled).
+* Auth is HTTP Basic (``username``/``password``); 401 stops the target.
+* 201 answers ``{"product_id": n, "product_ids": [n, ...]}``, one id per product in
+  request order: each operation is applied with its id as ``remote_id``.
+* 400 is always the bare ``{"message": "Bad Request", "status": 400}``: the API does
+  not say which product is at fault, so a request of several products is ``split``
+  (the executor bisects) and a lone product is rejected.
+* No rate limits are documented; 429/5xx are retried anyway.
+"""
+from __future__ import annotations
+
+from typing import Any, Hashable, Sequence
+
+import httpx
+
+from reconciler.providers._common import (
+    JSON_HEADERS, auth_error, basic_auth, body_excerpt, dumps, json_body, outcomes,
+    split_or_reject, transient,
+)
+from reconciler.providers.base import Capabilities, Limits, Operation, Outcome, Provider, Request
+
+PATH = "/api/products/"
+REQUIRED = ("product_code", "product", "price", "amount", "status")
+
+
+def _text(value: Any) -> Any:
+    """Every Venddor value is a string (overrides may have set a number)."""
+    if isinstance(value, str) or value is None:
+        return value
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+class Venddor(Provider):
+    name = "venddor"
+    key_field = "product_code"
+    limits = Limits(max_items_per_request=60)
+    capabilities = Capabilities(
+        records=("product",),
+        update_mode="full",
+        delete='the product re-sent with status: "D"',
+        readable=False,
+        asynchronous=False,
+    )
+    auth_keys = ("username", "password")
+    setting_keys = ()
+    default_base_url = "https://api.venddor.com"
+
+    def _headers(self) -> dict[str, str]:
+        return {**JSON_HEADERS, "Authorization": basic_auth(self.credentials.get("username", ""),
+                                                            self.credentials.get("password", ""))}
+
+    def group_key(self, op: Operation) -> Hashable:
+        return "products"
+
+    def element(self, op: Operation) -> dict:
+        if op.action == "delete":
+            payload = dict(op.before or {})
+            payload.setdefault("product_code", op.key)
+            payload["status"] = "D"
+        else:
+            payload = op.after or {}
+        return {k: _text(v) for k, v in payload.items() if v is not None}
+
+    def item_size(self, op: Operation) -> int:
+        return len(dumps(self.element(op)))
+
+    def encode(self, ops: Sequence[Operation]) -> Request:
+        if not ops:
+            raise ValueError("encode needs at least one operation")
+        return Request(method="POST", path=PATH, operations=tuple(ops),
+                       body=dumps([self.element(op) for op in ops]), headers=self._headers(),
+                       endpoint="products")
+
+    def decode(self, request: Request, response: httpx.Response) -> list[Outcome]:
+        ops = request.operations
+        status = response.status_code
+        if status == 401 or status == 403:
+            raise auth_error(self.name, self.auth_keys, response)
+        retry = transient(self.name, ops, response)
+        if retry is not None:
+            return retry
+        if 200 <= status < 300:
+            body = json_body(response)
+            ids: list = []
+            if isinstance(body, dict):
+                ids = body.get("product_ids") if isinstance(body.get("product_ids"), list) else []
+                if not ids and body.get("product_id") is not None and len(ops) == 1:
+                    ids = [body["product_id"]]
+            if len(ids) != len(ops):
+                # Accepted, but the ids cannot be matched to the products with certainty.
+                return outcomes(ops, "applied")
+            return [Outcome(op, "applied", remote_id=None if pid is None else str(pid))
+                    for op, pid in zip(ops, ids)]
+        body = json_body(response)
+        message = body.get("message") if isinstance(body, dict) else None
+        message = message or body_excerpt(response) or f"HTTP {status}"
+        if len(ops) == 1:
+            return outcomes(ops, "rejected",
+                            f"venddor refused the product (HTTP {status} {message}); it does not say "
+                            f"why: check the required fields {', '.join(REQUIRED)} and that every "
+                            "value is a string (price with a decimal comma)")
+        return split_or_reject(ops, f"venddor refused the request (HTTP {status} {message})")

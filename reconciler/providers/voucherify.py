@@ -1,0 +1,199 @@
+"""Voucherify: one metadata object applied to many products, asynchronously.
+
+* ``POST /v1/products/metadata/async`` with ``{"source_ids": [...], "metadata":
+  {...}}``: every listed product receives the same metadata (missing products are
+  upserted). So the metadata *change* of an operation is its group key: operations
+  with identical changes share a request, which gives the fewest requests.
+* The change sent for an operation: a create sends every key of ``after.metadata``; an
+  update sends the changed and added keys with their new values and each removed key
+  as ``null``; a delete sends every key of ``before.metadata`` as ``null`` (the API
+  cannot remove keys, only set them to null).
+* Auth headers ``X-App-Id`` / ``X-App-Token``; 401 stops the target.
+* 202 ``{"async_action_id": "aa_..."}`` → ``pending`` on that job;
+  ``GET /v1/async-actions/{id}`` reports ``status`` ENQUEUED / IN_PROGRESS (still
+  running), DONE (applied, except the products listed in ``result.errors``) or FAILED
+  (all retried).
+* 413 (body over 10,485,760 bytes) → ``split``; 429 carries ``Retry-After``.
+* Read: ``GET /v1/products?limit=100&page=N`` (pages from 1), payloads
+  ``{source_id, metadata}``; metadata keys holding ``null`` are how this tool deletes,
+  so they read back as absent and a product left with no metadata reads as absent.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Hashable, Sequence
+
+import httpx
+
+from reconciler.providers._common import (
+    JSON_HEADERS, auth_error, body_excerpt, canonical, diff_fields, dumps, json_body, outcomes,
+    read_error, split_or_reject, transient,
+)
+from reconciler.providers.base import (
+    Capabilities, Job, Limits, Operation, Outcome, Page, Provider, Request,
+)
+
+RUNNING = {"ENQUEUED", "IN_PROGRESS", "SCHEDULED", "QUEUED", "PROCESSING"}
+PAGE_SIZE = 100
+
+
+def metadata_change(op: Operation) -> dict[str, Any]:
+    """The metadata object sent for one operation."""
+    if op.action == "create":
+        return dict((op.after or {}).get("metadata") or {})
+    if op.action == "delete":
+        return dict.fromkeys((op.before or {}).get("metadata") or {})
+    before = (op.before or {}).get("metadata") or {}
+    after = (op.after or {}).get("metadata") or {}
+    changed, removed = diff_fields(before, after)
+    for key in removed:
+        changed[key] = None
+    return changed
+
+
+class Voucherify(Provider):
+    name = "voucherify"
+    key_field = "source_id"
+    limits = Limits(max_bytes_per_request=10_485_760)
+    capabilities = Capabilities(
+        records=("product",),
+        update_mode="partial",
+        delete="every metadata key this tool set is sent as null (the API cannot remove keys)",
+        readable=True,
+        asynchronous=True,
+    )
+    auth_keys = ("app_id", "app_token")
+    setting_keys = ()
+    default_base_url = "https://api.voucherify.io"
+
+    def _headers(self, body: bool = True) -> dict[str, str]:
+        headers = dict(JSON_HEADERS) if body else {"Accept": "application/json"}
+        headers["X-App-Id"] = self.credentials.get("app_id", "")
+        headers["X-App-Token"] = self.credentials.get("app_token", "")
+        return headers
+
+    # -- writing ---------------------------------------------------------------
+    def group_key(self, op: Operation) -> Hashable:
+        return canonical(metadata_change(op))
+
+    def item_size(self, op: Operation) -> int:
+        return len(dumps(op.key))
+
+    def encode(self, ops: Sequence[Operation]) -> Request:
+        if not ops:
+            raise ValueError("encode needs at least one operation")
+        metadata = metadata_change(ops[0])
+        body = {"source_ids": [op.key for op in ops], "metadata": metadata}
+        return Request(method="POST", path="/v1/products/metadata/async", operations=tuple(ops),
+                       body=dumps(body), headers=self._headers(), endpoint="metadata-async")
+
+    def decode(self, request: Request, response: httpx.Response) -> list[Outcome]:
+        ops = request.operations
+        status = response.status_code
+        if status in (401, 403):
+            raise auth_error(self.name, self.auth_keys, response)
+        retry = transient(self.name, ops, response)
+        if retry is not None:
+            return retry
+        body = json_body(response)
+        if 200 <= status < 300:
+            action = body.get("async_action_id") if isinstance(body, dict) else None
+            if not action:
+                return outcomes(ops, "retry", f"voucherify accepted without an async_action_id: "
+                                              f"{body_excerpt(response)}")
+            job = Job(handle=str(action), operations=tuple(ops))
+            return outcomes(ops, "pending", job=job)
+        message = _message(body) or body_excerpt(response)
+        if status == 413:
+            return outcomes(ops, "split", f"voucherify: request too large (HTTP 413): {message}")
+        return split_or_reject(ops, f"voucherify refused the request (HTTP {status}): {message}")
+
+    # -- asynchronous work -------------------------------------------------------
+    def poll_request(self, job: Job) -> Request:
+        return Request(method="GET", path=f"/v1/async-actions/{job.handle}", operations=job.operations,
+                       headers=self._headers(body=False), endpoint="async-action", write=False)
+
+    def decode_poll(self, job: Job, response: httpx.Response) -> list[Outcome] | None:
+        ops = job.operations
+        status = response.status_code
+        if status in (401, 403):
+            raise auth_error(self.name, self.auth_keys, response)
+        if status == 429 or status >= 500:
+            return None  # only the status call failed; the action goes on: poll later
+        body = json_body(response)
+        if status == 404:
+            return outcomes(ops, "retry", f"voucherify does not know async action {job.handle}")
+        if not (200 <= status < 300) or not isinstance(body, dict):
+            return None
+        state = str(body.get("status", "")).upper()
+        if state in RUNNING or not state:
+            return None
+        if state == "FAILED":
+            reason = _message(body.get("result")) or "the async action failed"
+            return outcomes(ops, "retry", f"voucherify async action {job.handle} FAILED: {reason}")
+        if state != "DONE":
+            return None
+        failed = _failed_ids(body.get("result"), {op.key for op in ops})
+        return [Outcome(op, "rejected", failed[op.key]) if op.key in failed else Outcome(op, "applied")
+                for op in ops]
+
+    # -- reading -----------------------------------------------------------------
+    def read_request(self, cursor: str | None) -> Request:
+        page = int(cursor) if cursor else 1
+        return Request(method="GET", path="/v1/products",
+                       params={"limit": str(PAGE_SIZE), "page": str(page)},
+                       headers=self._headers(body=False), endpoint="products", write=False)
+
+    def decode_read(self, response: httpx.Response) -> Page:
+        status = response.status_code
+        if status in (401, 403):
+            raise auth_error(self.name, self.auth_keys, response)
+        body = json_body(response)
+        if status != 200 or not isinstance(body, dict):
+            raise read_error(self.name, response, _message(body))
+        products = body.get(body.get("data_ref") or "products") or []
+        items = []
+        for product in products:
+            if not isinstance(product, dict) or product.get("source_id") is None:
+                continue
+            metadata = {k: v for k, v in (product.get("metadata") or {}).items() if v is not None}
+            if not metadata:
+                continue  # never set by this tool, or deleted (every key nulled)
+            source_id = str(product["source_id"])
+            items.append(("product", source_id, {"source_id": source_id, "metadata": metadata}))
+        page = int(response.request.url.params.get("page", "1"))
+        limit = int(response.request.url.params.get("limit", str(PAGE_SIZE)))
+        total = body.get("total")
+        more = (page * limit < total) if isinstance(total, int) else len(products) >= limit
+        return Page(items=items, cursor=str(page + 1) if more and products else None)
+
+
+def _message(body: Any) -> str | None:
+    if isinstance(body, dict):
+        for key in ("message", "details", "error"):
+            if isinstance(body.get(key), str) and body[key]:
+                return body[key]
+    return None
+
+
+def _failed_ids(result: Any, keys: set[str]) -> dict[str, str]:
+    """``{source_id: reason}`` from an async action's ``result.errors``. Entries may be
+    objects (``{source_id|id|product_id, message|error|reason}``) or strings naming the
+    product."""
+    failed: dict[str, str] = {}
+    errors = result.get("errors") if isinstance(result, dict) else None
+    if isinstance(errors, dict):  # {source_id: message}
+        errors = [{"source_id": k, "message": v} for k, v in errors.items()]
+    for error in errors or ():
+        if isinstance(error, dict):
+            key = next((str(error[f]) for f in ("source_id", "id", "product_id", "resource_id")
+                        if error.get(f) is not None), None)
+            message = next((str(error[f]) for f in ("message", "error", "reason", "details")
+                            if error.get(f)), "refused")
+            if key in keys:
+                failed[key] = message
+        elif isinstance(error, str):
+            for key in keys:
+                if re.search(rf"(?<![\w-]){re.escape(key)}(?![\w-])", error):
+                    failed[key] = error
+    return failed

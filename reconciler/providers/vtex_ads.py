@@ -1,0 +1,131 @@
+"""VTEX Ads: two bulk upsert endpoints and no delete.
+
+* ``POST /product/bulk/products`` takes a JSON array of full product objects (an upsert
+  of the whole record); ``POST /product/bulk/inventories`` takes ``{product_sku, price,
+  promotional_price, is_available}`` objects. Each ``Operation.record`` ("product" or
+  "inventory") goes to its own endpoint, so the record kind is the group key.
+* There is no delete. Deleting the "inventory" record sends the last confirmed
+  inventory (its price, from ``before``) with ``is_available: false``; the "product"
+  record cannot be deleted at all and is declared in ``capabilities.local_deletes`` so
+  that the executor records it without a request.
+* Auth is two headers, ``x-app-id`` and ``x-api-key``.
+* 202 means accepted: the whole request is applied (VTEX processes it later and offers
+  no way to check, so acceptance is the confirmation).
+* 422 carries an Ajv-style list ``[{instancePath: "/3" | "/3/name", message, ...}]``:
+  the whole request was refused because of the items it names. Those are rejected
+  with their messages; the others are ``retry`` (sent again without the bad ones).
+* 401/403 stop the target (``ConfigError``); 429/5xx are retried.
+* 500 items per request and 3 requests in flight; no byte limit, no rate window.
+"""
+from __future__ import annotations
+
+import re
+from typing import Hashable, Sequence
+
+import httpx
+
+from reconciler.providers._common import (
+    JSON_HEADERS, auth_error, body_excerpt, dumps, json_body, outcomes, split_or_reject,
+    transient,
+)
+from reconciler.providers.base import Capabilities, Limits, Operation, Outcome, Provider, Request
+
+ENDPOINTS = {"product": "/product/bulk/products", "inventory": "/product/bulk/inventories"}
+_INDEX = re.compile(r"^/(\d+)(?:/(.*))?$")
+
+
+class VtexAds(Provider):
+    name = "vtex_ads"
+    key_field = "product_sku"
+    limits = Limits(max_items_per_request=500, max_in_flight=3)
+    capabilities = Capabilities(
+        records=("product", "inventory"),
+        update_mode="full",
+        delete="inventory update with is_available: false (the API has no delete)",
+        readable=False,
+        asynchronous=False,
+        local_deletes=("product",),
+    )
+    auth_keys = ("app_id", "api_key")
+    setting_keys = ()
+    default_base_url = "https://api.ads.vtex.com"
+
+    def _headers(self) -> dict[str, str]:
+        return {**JSON_HEADERS, "x-app-id": self.credentials.get("app_id", ""),
+                "x-api-key": self.credentials.get("api_key", "")}
+
+    # -- writing ---------------------------------------------------------------
+    def group_key(self, op: Operation) -> Hashable:
+        return op.record
+
+    def element(self, op: Operation) -> dict:
+        """The array element sent for one operation."""
+        if op.record not in ENDPOINTS:
+            raise ValueError(f"vtex_ads has no record kind {op.record!r}")
+        if op.action != "delete":
+            return op.after  # type: ignore[return-value]
+        if op.record == "product":
+            raise ValueError("vtex_ads has no product delete; the executor records it locally")
+        before = op.before or {}
+        return {
+            "product_sku": before.get("product_sku", op.key),
+            "price": before.get("price", 0),
+            "promotional_price": before.get("promotional_price", 0),
+            "is_available": False,
+        }
+
+    def item_size(self, op: Operation) -> int:
+        return len(dumps(self.element(op)))
+
+    def encode(self, ops: Sequence[Operation]) -> Request:
+        if not ops:
+            raise ValueError("encode needs at least one operation")
+        record = ops[0].record
+        if any(op.record != record for op in ops):
+            raise ValueError("vtex_ads: one request carries one record kind")
+        return Request(
+            method="POST",
+            path=ENDPOINTS[record],
+            operations=tuple(ops),
+            body=dumps([self.element(op) for op in ops]),
+            headers=self._headers(),
+            endpoint="products" if record == "product" else "inventories",
+        )
+
+    def decode(self, request: Request, response: httpx.Response) -> list[Outcome]:
+        ops = request.operations
+        status = response.status_code
+        if 200 <= status < 300:
+            return outcomes(ops, "applied")
+        if status in (401, 403):
+            raise auth_error(self.name, self.auth_keys, response)
+        retry = transient(self.name, ops, response)
+        if retry is not None:
+            return retry
+        if status == 422:
+            return self._validation(ops, json_body(response), response)
+        return split_or_reject(ops, f"vtex_ads refused the request (HTTP {status}): {body_excerpt(response)}")
+
+    def _validation(self, ops: Sequence[Operation], errors: object, response: httpx.Response) -> list[Outcome]:
+        if isinstance(errors, dict):  # tolerate an envelope such as {"errors": [...]}
+            errors = next((v for v in errors.values() if isinstance(v, list)), None)
+        reasons: dict[int, list[str]] = {}
+        for error in errors if isinstance(errors, list) else ():
+            if not isinstance(error, dict):
+                continue
+            match = _INDEX.match(str(error.get("instancePath", "")))
+            if not match or int(match.group(1)) >= len(ops):
+                continue
+            message = str(error.get("message") or error.get("keyword") or "invalid")
+            if match.group(2):
+                message = f"{match.group(2)}: {message}"
+            reasons.setdefault(int(match.group(1)), []).append(message)
+        if not reasons:
+            return split_or_reject(ops, f"vtex_ads refused the request (HTTP 422): {body_excerpt(response)}")
+        result = []
+        for index, op in enumerate(ops):
+            if index in reasons:
+                result.append(Outcome(op, "rejected", "; ".join(reasons[index])))
+            else:
+                result.append(Outcome(op, "retry", "refused with other items of its request"))
+        return result
