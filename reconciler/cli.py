@@ -1,0 +1,374 @@
+"""The ``reconciler`` command line: a thin layer over the library.
+
+Each command parses options, calls one library function and renders its result.
+Errors a user can cause are :class:`~reconciler.errors.ReconcilerError`s, shown as
+one message with exit code 1 (a traceback only with ``-v``). Exit codes follow SPEC:
+0 success, 1 error or a failed item, 2 changes present (``plan --detailed-exitcode``)
+or drift found (``drift``).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import click
+import orjson
+
+from reconciler.errors import ReconcilerError, StateError
+from reconciler.plan import Plan, build_plan
+from reconciler.plan.render import render
+from reconciler.workspace import Workspace
+
+FORMATS = click.Choice(["text", "json", "markdown"])
+
+
+class Context:
+    def __init__(self, workspace: Workspace, color: bool, verbose: bool):
+        self.workspace = workspace
+        self.color = color
+        self.verbose = verbose
+
+    def echo(self, text: str, err: bool = False, nl: bool = True) -> None:
+        click.echo(text, err=err, nl=nl, color=self.color)
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+class ReconcilerGroup(click.Group):
+    """Turns library errors into one clear message and exit code 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ReconcilerError as exc:
+            verbose = isinstance(ctx.obj, Context) and ctx.obj.verbose
+            if verbose:
+                traceback.print_exc()
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=ReconcilerGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-C", "--dir", "root", default=".", type=click.Path(file_okay=False), help="Workspace root.")
+@click.option("--manifests", type=click.Path(), help="Manifests directory (default DIR/manifests).")
+@click.option("--state", type=click.Path(dir_okay=False), help="State file (default DIR/state/reconciler.db).")
+@click.option("--no-color", is_flag=True, help="No colour (NO_COLOR is honoured too).")
+@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and more detail.")
+@click.version_option(package_name="reconciler")
+@click.pass_context
+def cli(ctx: click.Context, root: str, manifests: str | None, state: str | None, no_color: bool, verbose: bool) -> None:
+    """Declarative, desired-state reconciler for product catalogs.
+
+    \b
+    Example:
+        reconciler validate
+        reconciler plan --format markdown
+        reconciler apply --auto-approve
+    """
+    color = not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
+    ctx.obj = Context(Workspace.at(root, manifests, state), color, verbose)
+
+
+def main() -> None:
+    cli(prog_name="reconciler")
+
+
+# -- init / validate -----------------------------------------------------------------------
+@cli.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False))
+@pass_context
+def init(ctx: Context, directory: str) -> None:
+    """Scaffold a workspace with an example manifest.
+
+    \b
+    Example:
+        reconciler init my-catalog && cd my-catalog && reconciler plan
+    """
+    from reconciler.scaffold import scaffold
+
+    for path in scaffold(Path(directory)):
+        ctx.echo(f"created {path}")
+    ctx.echo(f"\nNext: run `reconciler sandbox` in another terminal, then `reconciler -C {directory} plan`.")
+
+
+@cli.command()
+@pass_context
+def validate(ctx: Context) -> None:
+    """Load and validate all manifests (no state, no network).
+
+    \b
+    Example:
+        reconciler validate && echo "manifests are valid"
+    """
+    from reconciler.manifest.validate import validate as run_validation
+
+    manifests = ctx.workspace.manifests()
+    count = run_validation(manifests)
+    ctx.echo(f"Valid: {len(manifests.targets)} targets, {count} products.")
+
+
+# -- plan / show ----------------------------------------------------------------------------
+@cli.command()
+@click.option("-t", "--target", "targets", multiple=True, help="Only this target (repeatable).")
+@click.option("-o", "--out", type=click.Path(dir_okay=False), help="Save the plan to this file for `apply`.")
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none.")
+@click.option("--allow-mass-delete", is_flag=True, help="Allow deleting more than max_delete_fraction of a target.")
+@click.option("--refresh", is_flag=True, help="First read readable remote catalogs and plan to repair drift.")
+@pass_context
+def plan(ctx: Context, targets: tuple[str, ...], out: str | None, fmt: str, detailed_exitcode: bool,
+         allow_mass_delete: bool, refresh: bool) -> None:
+    """Compute and show what apply would change. Offline, no credentials needed
+    (unless --refresh).
+
+    \b
+    Example:
+        reconciler plan -t meta-us --format markdown > plan.md
+        reconciler plan -o plan.out && reconciler apply plan.out
+    """
+    manifests = ctx.workspace.manifests()
+    state = ctx.workspace.state()
+    if refresh:
+        from reconciler.drift import refresh_state
+
+        state = refresh_state(manifests, state, targets, reporter=lambda line: ctx.echo(line, err=True))
+    result = build_plan(manifests, state, targets, allow_mass_delete=allow_mass_delete)
+    if out:
+        Path(out).write_bytes(orjson.dumps(result.to_json()))
+    ctx.echo(render(result, fmt, color=ctx.color), nl=False)
+    if out:
+        ctx.echo(f"\nSaved the plan to {out}. Apply exactly it with `reconciler apply {out}`.", err=True)
+    if detailed_exitcode and result.has_changes:
+        sys.exit(2)
+
+
+def read_plan(path: str) -> Plan:
+    try:
+        return Plan.from_json(orjson.loads(Path(path).read_bytes()))
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ReconcilerError(f"{path} is not a reconciler plan file: {exc}") from None
+
+
+@cli.command()
+@click.argument("planfile", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@pass_context
+def show(ctx: Context, planfile: str, fmt: str) -> None:
+    """Render a saved plan.
+
+    \b
+    Example:
+        reconciler show plan.out --format markdown
+    """
+    ctx.echo(render(read_plan(planfile), fmt, color=ctx.color), nl=False)
+
+
+# -- apply / status -------------------------------------------------------------------------
+@cli.command()
+@click.argument("planfile", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("-t", "--target", "targets", multiple=True, help="Only this target (repeatable).")
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--no-wait", is_flag=True, help="Leave asynchronous jobs pending; settle them with `status`.")
+@click.option("--allow-mass-delete", is_flag=True, help="Allow deleting more than max_delete_fraction of a target.")
+@pass_context
+def apply(ctx: Context, planfile: str | None, targets: tuple[str, ...], auto_approve: bool, no_wait: bool,
+          allow_mass_delete: bool) -> None:
+    """Apply a fresh plan, or exactly a saved one.
+
+    \b
+    Example:
+        reconciler apply --auto-approve
+        reconciler plan -o plan.out && reconciler apply plan.out
+    """
+    from reconciler.apply import apply_plan, make_reporter
+    from reconciler.plan.model import Plan as PlanType
+    from reconciler.plan.planner import select_targets
+
+    manifests = ctx.workspace.manifests()
+    select_targets(manifests, targets)  # unknown names are an error
+    if planfile:
+        chosen = read_plan(planfile)
+        if targets:
+            chosen = PlanType(chosen.lineage, chosen.serial, {n: t for n, t in chosen.targets.items() if n in targets})
+        missing = [n for n in chosen.targets if n not in manifests.targets]
+        if missing:
+            raise ReconcilerError(f"the plan names target {', '.join(missing)}, which the manifests no longer define")
+    else:
+        chosen = build_plan(manifests, ctx.workspace.state(), targets, allow_mass_delete=allow_mass_delete)
+        ctx.echo(render(chosen, "text", color=ctx.color), nl=False)
+        if not chosen.has_changes:
+            return
+        if not auto_approve:
+            if not sys.stdin.isatty():
+                raise ReconcilerError("refusing to apply without --auto-approve: standard input is not a terminal")
+            answer = click.prompt("\nDo you want to apply these changes? Only 'yes' will be accepted", default="",
+                                  show_default=False)
+            if answer.strip() != "yes":
+                ctx.echo("Apply cancelled.")
+                return
+    state = ctx.workspace.state(create=True)
+    try:
+        configs = {name: manifests.targets[name] for name in chosen.targets}
+        result = apply_plan(chosen, configs, state, wait=not no_wait, reporter=make_reporter(color=ctx.color))
+    finally:
+        state.close()
+    ctx.echo(result.render(), nl=False)
+    if not result.ok:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("-t", "--target", "targets", multiple=True, help="Only this target (repeatable).")
+@pass_context
+def status(ctx: Context, targets: tuple[str, ...]) -> None:
+    """Poll outstanding asynchronous jobs, settle their items, list failed items.
+
+    \b
+    Example:
+        reconciler apply --auto-approve --no-wait && reconciler status
+    """
+    from reconciler.apply import make_reporter, settle
+    from reconciler.plan.planner import select_targets
+
+    manifests = ctx.workspace.manifests()
+    configs = select_targets(manifests, targets)
+    state = ctx.workspace.state(create=True)
+    try:
+        result = settle(state, configs, list(configs), reporter=make_reporter(color=ctx.color))
+    finally:
+        state.close()
+    ctx.echo(result.render(), nl=False)
+    if not result.ok:
+        sys.exit(1)
+
+
+# -- state ------------------------------------------------------------------------------------
+@cli.group("state", cls=ReconcilerGroup)
+def state_group() -> None:
+    """Inspect or edit the state.
+
+    \b
+    Example:
+        reconciler state list -t meta-us
+        reconciler state show SKU-1
+    """
+
+
+@state_group.command("list")
+@click.option("-t", "--target", help="Only this target.")
+@pass_context
+def state_list(ctx: Context, target: str | None) -> None:
+    """List the items of the state: target, record, sku, key, remote id, last outcome.
+
+    \b
+    Example:
+        reconciler state list -t meta-us
+    """
+    state = ctx.workspace.state()
+    ctx.echo(f"lineage {state.lineage or '-'}  serial {state.serial}  schema {state.schema_version}")
+    for item in state.items(target):
+        ctx.echo(f"{item.target}\t{item.record}\t{item.sku}\t{item.key}\t{item.remote_id or '-'}\t{item.last_outcome}")
+
+
+@state_group.command("show")
+@click.argument("sku")
+@pass_context
+def state_show(ctx: Context, sku: str) -> None:
+    """Show what the state holds for one sku at every target.
+
+    \b
+    Example:
+        reconciler state show SKU-1
+    """
+    items = ctx.workspace.state().items_of_sku(sku)
+    if not items:
+        raise StateError(f"sku {sku!r} is not in the state")
+    for item in items:
+        ctx.echo(f"{item.target} ({item.record}, key {item.key}, remote id {item.remote_id or '-'}, "
+                 f"last {item.last_action} {item.last_outcome} at {item.updated_at}):")
+        ctx.echo(orjson.dumps(item.payload, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
+
+
+@state_group.command("rm")
+@click.argument("sku")
+@click.option("-t", "--target", help="Only at this target.")
+@pass_context
+def state_rm(ctx: Context, sku: str, target: str | None) -> None:
+    """Forget a sku (the destination is not told; the next plan will create it).
+
+    \b
+    Example:
+        reconciler state rm SKU-1 -t meta-us
+    """
+    state = ctx.workspace.state()
+    if not state.persistent:
+        raise StateError(f"there is no state at {ctx.workspace.state_path}")
+    removed = state.remove_sku(sku, target)
+    if not removed:
+        raise StateError(f"sku {sku!r} is not in the state" + (f" at target {target}" if target else ""))
+    ctx.echo(f"Removed {removed} record(s) of {sku}.")
+
+
+@state_group.command("unlock")
+@pass_context
+def state_unlock(ctx: Context) -> None:
+    """Remove the apply lock left by a process that can no longer release it.
+
+    \b
+    Example:
+        reconciler state unlock
+    """
+    released = ctx.workspace.state().unlock()
+    ctx.echo("Lock removed." if released else "The state was not locked.")
+
+
+# -- providers / sandbox -----------------------------------------------------------------------
+@cli.command()
+@pass_context
+def providers(ctx: Context) -> None:
+    """Each provider with its capabilities and limits.
+
+    \b
+    Example:
+        reconciler providers
+    """
+    from reconciler.providers import PROVIDERS
+
+    for name, provider in PROVIDERS.items():
+        caps, limits = provider.capabilities, provider.limits
+        ctx.echo(click.style(name, bold=True) if ctx.color else name)
+        ctx.echo(f"  key: {provider.key_field}   records: {', '.join(caps.records)}   update: {caps.update_mode}")
+        ctx.echo(f"  delete: {caps.delete}")
+        ctx.echo(f"  readable: {'yes' if caps.readable else 'no'}   asynchronous: {'yes' if caps.asynchronous else 'no'}")
+        ctx.echo(f"  auth: {', '.join(provider.auth_keys)}"
+                 + (f"   settings: {', '.join(provider.setting_keys)}" if provider.setting_keys else ""))
+        described = []
+        if limits.max_items_per_request:
+            described.append(f"{limits.max_items_per_request} items/request")
+        if limits.max_bytes_per_request:
+            described.append(f"{limits.max_bytes_per_request:,} bytes/request")
+        if limits.max_in_flight:
+            described.append(f"{limits.max_in_flight} requests in flight")
+        if limits.max_requests_per_window:
+            described.append(f"{limits.max_requests_per_window} requests/{limits.window_seconds:g} s")
+        ctx.echo(f"  limits: {', '.join(described) or 'none documented'}")
+
+
+@cli.command()
+@click.option("--port", default=8700, show_default=True, help="First port; providers take N..N+4.")
+@click.option("--time-scale", default=1.0, show_default=True, help="Multiply every rate window (0.001: an hour is 3.6 s).")
+@click.option("--fault-rate", default=0.0, show_default=True, help="Share of write requests that fail (500, 503, 429, drop).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the injected faults.")
+def sandbox(port: int, time_scale: float, fault_rate: float, seed: int) -> None:
+    """Run local simulators of every provider on 127.0.0.1.
+
+    \b
+    Example:
+        reconciler sandbox --port 8700 --time-scale 0.001
+    """
+    from reconciler.sandbox import SandboxConfig, serve_forever
+
+    serve_forever(SandboxConfig(port=port, time_scale=time_scale, fault_rate=fault_rate, seed=seed))

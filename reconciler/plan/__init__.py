@@ -1,0 +1,7 @@
+"""Plans: :mod:`~reconciler.plan.model` (what a plan is), :mod:`~reconciler.plan.planner`
+(how one is made, without side effects) and :mod:`~reconciler.plan.render` (how one is
+shown: text, json, markdown)."""
+from reconciler.plan.model import Change, FieldDiff, Plan, TargetPlan
+from reconciler.plan.planner import MassDeleteError, build_plan
+
+__all__ = ["Change", "FieldDiff", "MassDeleteError", "Plan", "TargetPlan", "build_plan"]
