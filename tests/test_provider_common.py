@@ -1,0 +1,137 @@
+"""The provider registry, the shared helpers, and helpers the provider tests import."""
+from __future__ import annotations
+
+import email.utils
+import time
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from reconciler.errors import ConfigError
+from reconciler.providers import (
+    PROVIDERS, Capabilities, Limits, Operation, Outcome, Provider, Request, get_provider,
+)
+from reconciler.providers import _common
+
+SANDBOX_CREDENTIALS = {
+    "vtex_ads": {"app_id": "sandbox-app", "api_key": "sandbox-key"},
+    "meta_catalog": {"access_token": "sandbox-token"},
+    "bloomreach": {"key_id": "sandbox-key", "key_secret": "sandbox-secret"},
+    "venddor": {"username": "sandbox-user", "password": "sandbox-pass"},
+    "voucherify": {"app_id": "sandbox-app", "app_token": "sandbox-token"},
+}
+
+
+# -- helpers used by the provider test modules --------------------------------------
+def op(action: str, key: str, before: dict | None = None, after: dict | None = None,
+       record: str = "product", sku: str | None = None) -> Operation:
+    return Operation(action=action, record=record, key=key, sku=sku or key, before=before, after=after)
+
+
+def response(status: int, body: Any = None, headers: dict | None = None,
+             request: httpx.Request | None = None) -> httpx.Response:
+    content = b"" if body is None else (body if isinstance(body, bytes) else orjson.dumps(body))
+    return httpx.Response(status, content=content, headers=headers or {},
+                          request=request or httpx.Request("GET", "http://test/"))
+
+
+def send(client: httpx.Client, base_url: str, request: Request) -> httpx.Response:
+    """Send an encoded request exactly as the executor would."""
+    return client.request(request.method, base_url + request.path, content=request.body,
+                          params=dict(request.params), headers=dict(request.headers))
+
+
+def poll_until_done(client: httpx.Client, base_url: str, provider: Provider, job,
+                    timeout: float = 10.0) -> list[Outcome]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = provider.decode_poll(job, send(client, base_url, provider.poll_request(job)))
+        if result is not None:
+            return result
+        time.sleep(0.02)
+    raise AssertionError(f"job {job.handle} did not finish in {timeout}s")
+
+
+def read_all(client: httpx.Client, base_url: str, provider: Provider) -> dict[tuple[str, str], dict]:
+    items: dict[tuple[str, str], dict] = {}
+    cursor = None
+    for _ in range(10_000):
+        page = provider.decode_read(send(client, base_url, provider.read_request(cursor)))
+        for record, key, payload in page.items:
+            assert (record, key) not in items, f"{key} read twice"
+            items[(record, key)] = payload
+        cursor = page.cursor
+        if cursor is None:
+            return items
+    raise AssertionError("read did not end")
+
+
+def assert_no_secret(provider: Provider, request: Request) -> None:
+    """Credentials travel in headers only."""
+    text = (request.path + repr(dict(request.params))).encode() + (request.body or b"")
+    for secret in provider.credentials.values():
+        if secret:
+            assert secret.encode() not in text
+
+
+# -- registry ---------------------------------------------------------------------
+def test_registry_has_the_five_providers():
+    assert list(PROVIDERS) == ["vtex_ads", "meta_catalog", "bloomreach", "venddor", "voucherify"]
+    for name, cls in PROVIDERS.items():
+        assert get_provider(name) is cls
+        assert cls.name == name
+        assert isinstance(cls.limits, Limits) and isinstance(cls.capabilities, Capabilities)
+        assert cls.key_field and cls.auth_keys and cls.default_base_url.startswith("https://")
+        assert __import__(cls.__module__, fromlist=["x"]).__doc__
+
+
+def test_get_provider_unknown_is_a_config_error():
+    with pytest.raises(ConfigError, match="unknown provider 'nope'.*vtex_ads"):
+        get_provider("nope")
+
+
+def test_declared_limits_match_the_spec():
+    assert PROVIDERS["vtex_ads"].limits == Limits(max_items_per_request=500, max_in_flight=3)
+    assert PROVIDERS["meta_catalog"].limits == Limits(
+        max_items_per_request=5000, max_requests_per_window=100, window_seconds=3600)
+    assert PROVIDERS["bloomreach"].limits == Limits(
+        max_items_per_request=5000, max_bytes_per_request=10_000_000,
+        max_requests_per_window=5, window_seconds=10)
+    assert PROVIDERS["venddor"].limits == Limits(max_items_per_request=60)
+    assert PROVIDERS["voucherify"].limits == Limits(max_bytes_per_request=10_485_760)
+    assert PROVIDERS["vtex_ads"].capabilities.local_deletes == ("product",)
+    assert {n for n, c in PROVIDERS.items() if c.capabilities.readable} == {
+        "meta_catalog", "bloomreach", "voucherify"}
+    assert {n for n, c in PROVIDERS.items() if c.capabilities.asynchronous} == {
+        "meta_catalog", "voucherify"}
+
+
+# -- shared helpers ------------------------------------------------------------------
+def test_retry_after_seconds_and_http_date():
+    assert _common.retry_after(response(429, headers={"Retry-After": "7"})) == 7.0
+    assert _common.retry_after(response(429)) is None
+    assert _common.retry_after(response(429, headers={"Retry-After": "soon"})) is None
+    date = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 25 <= _common.retry_after(response(503, headers={"Retry-After": date})) <= 31
+
+
+def test_basic_auth_header():
+    assert _common.basic_auth("sandbox-user", "sandbox-pass") == "Basic c2FuZGJveC11c2VyOnNhbmRib3gtcGFzcw=="
+
+
+def test_diff_fields_is_type_aware():
+    changed, removed = _common.diff_fields({"a": 1, "b": True, "c": [1], "d": "x"},
+                                           {"a": 1.0, "b": 1, "c": [1], "e": "y"})
+    assert changed == {"a": 1.0, "b": 1, "e": "y"}
+    assert removed == ["d"]
+
+
+def test_transient_statuses():
+    ops = [op("create", "a")]
+    [o] = _common.transient("x", ops, response(429, headers={"Retry-After": "3"}))
+    assert (o.status, o.retry_after, o.rate_limited) == ("retry", 3.0, True)
+    [o] = _common.transient("x", ops, response(502))
+    assert (o.status, o.rate_limited) == ("retry", False)
+    assert _common.transient("x", ops, response(400)) is None
