@@ -134,6 +134,9 @@ class Voucherify(Provider):
         if state != "DONE":
             return None
         failed = _failed_ids(body.get("result"), {op.key for op in ops})
+        if not failed and str(body.get("operation_status") or "").upper() == "FAILED":
+            return outcomes(ops, "retry", f"voucherify async action {job.handle} did nothing "
+                                          "(operation_status FAILED) and named no product")
         return [Outcome(op, "rejected", failed[op.key]) if op.key in failed else Outcome(op, "applied")
                 for op in ops]
 

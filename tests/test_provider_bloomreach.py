@@ -1,0 +1,256 @@
+"""bloomreach: encode/decode on documented shapes, and contract tests against the sandbox."""
+from __future__ import annotations
+
+import time
+
+import httpx
+import orjson
+import pytest
+
+from reconciler.errors import ConfigError
+from reconciler.providers import get_provider
+from reconciler.sandbox import Sandbox, SandboxConfig
+from test_provider_common import SANDBOX_CREDENTIALS, assert_no_secret, op, read_all, response, send
+
+Bloomreach = get_provider("bloomreach")
+BASE = "/data/v2/projects/proj/catalogs/cat/items"
+
+
+def props(title: str, **extra) -> dict:
+    payload = {"title": title, "url": f"https://x/{title}", "price": 8.99, "brand": "Acme",
+               "availability": "in stock", "stock": 3}
+    payload.update(extra)
+    return payload
+
+
+def make(mode: str | None = None, credentials=None):
+    settings = {"project_id": "proj", "catalog_id": "cat"}
+    if mode:
+        settings["update_mode"] = mode
+    return Bloomreach(settings, credentials or SANDBOX_CREDENTIALS["bloomreach"])
+
+
+# -- unit: encode ---------------------------------------------------------------------
+def test_partial_mode_is_the_default_and_sends_only_changes():
+    provider = make()
+    ops = [op("create", "a", after=props("a")),
+           op("update", "b", before=props("b", color="red"), after=props("b", price=9.5))]
+    request = provider.encode(ops)
+    assert (request.method, request.path, request.endpoint) == ("POST", BASE + "/partial-update", "partial-update")
+    assert orjson.loads(request.body) == [
+        {"item_id": "a", "properties": props("a"), "upsert": True},
+        {"item_id": "b", "properties": {"price": 9.5, "color": None}, "upsert": True}]
+    assert request.headers["Authorization"] == "Basic c2FuZGJveC1rZXk6c2FuZGJveC1zZWNyZXQ="
+    assert request.headers["Content-Type"] == "application/json"
+    assert_no_secret(provider, request)
+
+
+def test_full_mode_replaces_the_whole_item():
+    provider = make("full")
+    ops = [op("update", "b", before=props("b", color="red"), after=props("b", price=9.5))]
+    request = provider.encode(ops)
+    assert (request.method, request.path) == ("PUT", BASE)
+    assert orjson.loads(request.body) == [{"item_id": "b", "properties": props("b", price=9.5)}]
+
+
+def test_deletes_are_a_separate_group_and_request():
+    provider = make()
+    delete, create = op("delete", "a", before=props("a")), op("create", "b", after=props("b"))
+    assert provider.group_key(delete) != provider.group_key(create)
+    request = provider.encode([delete, op("delete", "c", before=props("c"))])
+    assert (request.method, request.path, request.body) == ("DELETE", BASE + "/bulk-delete", b'["a","c"]')
+    with pytest.raises(ValueError):
+        provider.encode([delete, create])
+
+
+def test_bad_update_mode_is_a_config_error():
+    with pytest.raises(ConfigError, match="update_mode"):
+        make("merge")
+
+
+# -- unit: decode ---------------------------------------------------------------------
+def test_decode_per_item_results_by_position_string_and_boolean_forms():
+    provider = make()
+    ops = [op("create", k, after=props(k)) for k in "abcd"]
+    body = [{"success": "True", "queued": "True"},
+            {"success": "False", "queued": "False",
+             "errors": {"properties": ["Fields ['price_discounted'] are not properly defined."]}},
+            {"success": True, "queued": True},
+            {"success": False, "queued": False, "errors": {"_global": ["Item d does not exist."]}}]
+    outcomes = provider.decode(provider.encode(ops), response(200, body))
+    assert [o.status for o in outcomes] == ["applied", "rejected", "applied", "rejected"]
+    assert outcomes[1].reason == "properties: Fields ['price_discounted'] are not properly defined."
+    assert outcomes[3].reason == "Item d does not exist."
+
+
+def test_decode_short_result_list_retries_the_rest():
+    provider = make()
+    ops = [op("create", k, after=props(k)) for k in "ab"]
+    outcomes = provider.decode(provider.encode(ops), response(200, [{"success": "True", "queued": "True"}]))
+    assert [o.status for o in outcomes] == ["applied", "retry"]
+
+
+@pytest.mark.parametrize("message,expected", [
+    ("Item parsing error", "split"), ("Too many items", "split"), ("Payload size exceeded", "split"),
+    ("Invalid JSON", "rejected"), ("Payload not a list", "rejected")])
+def test_decode_global_400(message, expected):
+    provider = make()
+    ops = [op("create", k, after=props(k)) for k in "ab"]
+    outcomes = provider.decode(provider.encode(ops),
+                               response(400, {"errors": {"_global": [message]}, "success": False}))
+    assert {o.status for o in outcomes} == {expected}
+    assert message in outcomes[0].reason
+
+
+def test_decode_429_401_404():
+    provider = make()
+    request = provider.encode([op("create", "a", after=props("a"))])
+    [o] = provider.decode(request, response(429, {"errors": {"_global": ["Too many requests"]}},
+                                            {"Retry-After": "3"}))
+    assert (o.status, o.retry_after, o.rate_limited) == ("retry", 3.0, True)
+    with pytest.raises(ConfigError, match="bloomreach.*key_id"):
+        provider.decode(request, response(401, {"errors": {"_global": ["Access key is not valid"]}}))
+    with pytest.raises(ConfigError, match="catalog_id"):
+        provider.decode(request, response(404, {"errors": {"_global": ["not found"]}}))
+
+
+def test_decode_read_cursor_pages():
+    provider = make()
+    request = provider.read_request(None)
+    assert (request.method, request.path, request.write) == ("GET", BASE, False)
+    assert request.params == {"cursor": "", "count": "1000"}
+    assert provider.read_request("k9").params["cursor"] == "k9"
+    page = provider.decode_read(response(200, {"success": True, "total": 2, "next_cursor": "b", "data": [
+        {"item_id": "a", "properties": {"title": "A", "color": None}},
+        {"item_id": "b", "properties": {"title": "B"}}]}))
+    assert page.items == [("product", "a", {"title": "A"}), ("product", "b", {"title": "B"})]
+    assert page.cursor == "b"
+    assert provider.decode_read(response(200, {"success": True, "data": [], "next_cursor": None})).cursor is None
+
+
+# -- contract, against the sandbox ----------------------------------------------------
+WINDOW = 0.1  # 10 s × time_scale
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with Sandbox(SandboxConfig(port=0, async_delay=0.05, time_scale=WINDOW / 10, latency=0.001)) as sb:
+        yield sb
+
+
+@pytest.fixture
+def client(sandbox):
+    sandbox.reset()
+    with httpx.Client(timeout=30) as c:
+        yield c
+    assert sandbox.violations == []  # tests that break a limit on purpose reset after
+
+
+@pytest.fixture
+def url(sandbox):
+    return sandbox.urls["bloomreach"]
+
+
+def paced_send(client, url, request):
+    time.sleep(WINDOW / 4)  # at most 5 requests per window
+    return send(client, url, request)
+
+
+def apply(client, url, provider, ops):
+    request = provider.encode(ops)
+    return provider.decode(request, paced_send(client, url, request))
+
+
+def stored(sandbox):
+    return {i["item_id"]: i["properties"] for i in sandbox.catalog("bloomreach", catalog_id="cat")}
+
+
+def test_sandbox_partial_lifecycle(sandbox, client, url):
+    provider = make()
+    created = {k: props(k, color="red") for k in ("a", "b", "c")}
+    outcomes = apply(client, url, provider, [op("create", k, after=v) for k, v in created.items()])
+    assert [o.status for o in outcomes] == ["applied"] * 3
+    assert stored(sandbox) == created
+
+    after = props("a", price=12)  # color removed, price changed
+    outcomes = apply(client, url, provider, [op("update", "a", before=created["a"], after=after)])
+    assert outcomes[0].status == "applied"
+    assert {k: v for k, v in stored(sandbox)["a"].items() if v is not None} == after
+
+    outcomes = apply(client, url, provider, [op("delete", "b", before=created["b"])])
+    assert outcomes[0].status == "applied"
+    assert set(stored(sandbox)) == {"a", "c"}
+    assert read_all(client, url, provider) == {("product", "a"): after, ("product", "c"): created["c"]}
+
+
+def test_sandbox_full_mode_replaces(sandbox, client, url):
+    provider = make("full")
+    apply(client, url, provider, [op("create", "a", after=props("a", color="red"))])
+    outcomes = apply(client, url, provider, [op("update", "a", before=props("a", color="red"), after=props("a"))])
+    assert outcomes[0].status == "applied"
+    assert stored(sandbox) == {"a": props("a")}
+
+
+def test_sandbox_per_item_errors(sandbox, client, url):
+    provider = make()
+    outcomes = apply(client, url, provider, [
+        op("create", "ok", after=props("ok")),
+        op("create", "bad", after=props("bad", warranty="2y")),
+        op("create", "nan", after=props("nan", price="cheap"))])
+    assert [o.status for o in outcomes] == ["applied", "rejected", "rejected"]
+    assert "warranty" in outcomes[1].reason and "price" in outcomes[2].reason
+    outcomes = apply(client, url, provider, [op("delete", "ghost", before=props("g")),
+                                             op("delete", "ok", before=props("ok"))])
+    assert [o.status for o in outcomes] == ["rejected", "applied"]
+    assert "does not exist" in outcomes[0].reason
+
+
+def test_sandbox_bad_credentials(client, url):
+    provider = make(credentials={"key_id": "sandbox-key", "key_secret": "nope"})
+    request = provider.encode([op("create", "a", after=props("a"))])
+    with pytest.raises(ConfigError, match="bloomreach") as info:
+        provider.decode(request, paced_send(client, url, request))
+    assert "nope" not in str(info.value)
+    with pytest.raises(ConfigError):
+        provider.decode_read(send(client, url, provider.read_request(None)))
+
+
+def test_sandbox_refuses_too_many_items(sandbox, client, url):
+    provider = make()
+    request = provider.encode([op("delete", f"i{i}", before={}) for i in range(5001)])
+    outcomes = provider.decode(request, paced_send(client, url, request))
+    assert {o.status for o in outcomes} == {"split"} and "Too many items" in outcomes[0].reason
+    assert "5001 items" in sandbox.violations[0]["violation"]
+    sandbox.reset()
+
+
+def test_sandbox_refuses_too_many_bytes(sandbox, client, url):
+    provider = make()
+    big = "x" * 5_100_000
+    request = provider.encode([op("create", k, after=props(k, description=big)) for k in "ab"])
+    assert len(request.body) > 10_000_000
+    outcomes = provider.decode(request, paced_send(client, url, request))
+    assert {o.status for o in outcomes} == {"split"} and "Payload size exceeded" in outcomes[0].reason
+    assert "bytes" in sandbox.violations[0]["violation"]
+    sandbox.reset()
+
+
+def test_sandbox_rate_window_is_shared_by_the_bulk_endpoints(sandbox, client, url):
+    provider = make()
+    time.sleep(WINDOW)
+    requests = [provider.encode([op("create", f"k{i}", after=props("x"))]) for i in range(3)]
+    requests += [provider.encode([op("delete", f"k{i}", before={})]) for i in range(3)]
+    outcomes = [provider.decode(r, send(client, url, r))[0] for r in requests]
+    assert [o.status for o in outcomes[:5]] == ["applied"] * 5
+    assert (outcomes[5].status, outcomes[5].rate_limited) == ("retry", True)
+    assert outcomes[5].retry_after is not None
+    assert "bulk requests" in sandbox.violations[0]["violation"]
+    sandbox.reset()
+
+
+def test_sandbox_read_beyond_1001_items(sandbox, client, url):
+    provider = make("full")
+    items = {f"item{i:05d}": props(f"t{i}") for i in range(2345)}
+    outcomes = apply(client, url, provider, [op("create", k, after=v) for k, v in items.items()])
+    assert {o.status for o in outcomes} == {"applied"}
+    assert read_all(client, url, provider) == {("product", k): v for k, v in items.items()}
