@@ -57,9 +57,12 @@ class ReconcilerGroup(click.Group):
 @click.option("--state", type=click.Path(dir_okay=False), help="State file (default DIR/state/reconciler.db).")
 @click.option("--no-color", is_flag=True, help="No colour (NO_COLOR is honoured too).")
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and more detail.")
+@click.option("--with-sandbox", is_flag=True,
+              help="Run the local simulators (`reconciler sandbox`) on 127.0.0.1:8700-8704 during this command.")
 @click.version_option(package_name="reconciler")
 @click.pass_context
-def cli(ctx: click.Context, root: str, manifests: str | None, state: str | None, no_color: bool, verbose: bool) -> None:
+def cli(ctx: click.Context, root: str, manifests: str | None, state: str | None, no_color: bool, verbose: bool,
+        with_sandbox: bool) -> None:
     """Declarative, desired-state reconciler for product catalogs.
 
     \b
@@ -67,9 +70,17 @@ def cli(ctx: click.Context, root: str, manifests: str | None, state: str | None,
         reconciler validate
         reconciler plan --format markdown
         reconciler apply --auto-approve
+        reconciler --with-sandbox apply --auto-approve   # the example workspace
     """
     color = not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
     ctx.obj = Context(Workspace.at(root, manifests, state), color, verbose)
+    if with_sandbox:
+        from reconciler.sandbox import Sandbox, SandboxConfig
+
+        try:
+            ctx.with_resource(Sandbox(SandboxConfig(port=8700)))
+        except OSError as exc:
+            raise ReconcilerError(f"cannot start the sandbox on ports 8700-8704: {exc}") from None
 
 
 def main() -> None:

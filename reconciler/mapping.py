@@ -178,7 +178,7 @@ def missing_fields(target: Target, product: Product) -> list[str]:
     problems = [
         f"target {target.name} ({target.provider}) requires {name}"
         for name in REQUIRED[target.provider]
-        if not getattr(product, name)
+        if getattr(product, name) in (None, "", [], {})
     ]
     if target.provider == "meta_catalog" and not (product.brand or product.gtin):
         problems.append(f"target {target.name} (meta_catalog) requires brand or gtin")

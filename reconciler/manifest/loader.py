@@ -237,7 +237,7 @@ def _jsonl(manifests: Manifests, path: Path) -> Iterator[tuple[Location, Any]]:
 def _csv(manifests: Manifests, path: Path) -> Iterator[tuple[Location, Any]]:
     name = manifests.display(path)
     with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
+        reader = csv.reader(handle, strict=True)
         try:
             header = next(reader)
         except StopIteration:

@@ -17,6 +17,7 @@ from reconciler.manifest.models import Target
 from reconciler.manifest.validate import catalog
 from reconciler.mapping import item_key, records
 from reconciler.plan.model import Change, FieldDiff, Plan, TargetPlan
+from reconciler.providers import get_provider
 from reconciler.state import State, payload_digest
 
 
@@ -87,7 +88,8 @@ class _TargetPlanner:
                 f"max_delete_fraction {self.target.max_delete_fraction:g} allows. If that is intended, "
                 "run again with --allow-mass-delete."
             )
-        self.changes.sort(key=lambda c: (c.sku, c.record))
+        order = {record: i for i, record in enumerate(get_provider(self.target.provider).capabilities.records)}
+        self.changes.sort(key=lambda c: (c.sku, order.get(c.record, len(order)), c.record))
         return TargetPlan(self.target.name, self.target.provider, tuple(self.changes), self.unchanged)
 
 

@@ -117,10 +117,26 @@ def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
                         f"{s['create']} to create, {s['update']} to update, {s['delete']} to delete</summary>\n")
         sections.append("```diff")
         for change in target.changes:
-            sections.append(f"{SYMBOLS[change.action]} {change.record} {change.sku}")
-            sections.extend(f"{line[0]}     {line}" for _, line in change_lines(change))
+            sections.extend(diff_lines(change))
         sections.append("```\n</details>")
     return _fit("\n".join(head), sections, limit)
+
+
+def diff_lines(change: Change) -> Iterator[str]:
+    """A change as lines of a ```diff block, which GitHub colours by first character."""
+    before, after = change.before or {}, change.after or {}
+    if change.action == "create":
+        yield f"+ create {change.record} {change.sku}"
+        yield from (f"+     {name} = {value_text(after[name])}" for name in sorted(after))
+    elif change.action == "delete":
+        yield f"- delete {change.record} {change.sku}"
+    else:
+        yield f"@@ update {change.record} {change.sku} @@"
+        for name in change.fields.changed:
+            yield f"-     {name} = {value_text(before[name])}"
+            yield f"+     {name} = {value_text(after[name])}"
+        yield from (f"+     {name} = {value_text(after[name])}" for name in change.fields.added)
+        yield from (f"-     {name} = {value_text(before[name])}" for name in change.fields.removed)
 
 
 def _fit(head: str, sections: list[str], limit: int) -> str:

@@ -1,0 +1,230 @@
+"""The planner and `reconciler plan` / `show`: actions, diffs, guards, renderings."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import product, target
+from reconciler.manifest.loader import load
+from reconciler.plan import build_plan
+from reconciler.plan.model import Plan
+from reconciler.plan.render import MARKDOWN_LIMIT, render_markdown
+from reconciler.providers.base import Outcome
+from reconciler.state import State
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def record_all(state: State, plan: Plan) -> None:
+    """Record every change of a plan as confirmed, as a successful apply would."""
+    apply_id = state.begin_apply(list(plan.targets))
+    for name, target_plan in plan.targets.items():
+        state.record(name, [Outcome(c.operation(), "applied") for c in target_plan.changes], apply_id)
+
+
+def plan_of(ws, state_path=None, **kwargs) -> Plan:
+    state = State(state_path or ws.root / "state" / "reconciler.db")
+    return build_plan(load(ws.manifests), state, **kwargs), state
+
+
+def test_first_plan_creates_every_record(ws):
+    ws.write("t.yaml", {"targets": {"vtex": target("vtex_ads"), "meta": target("meta_catalog")}})
+    ws.write("p.yaml", {"products": [product("A"), product("B", price=None, targets=["vtex"])]})
+    plan, _ = plan_of(ws)
+    assert plan.targets["vtex"].summary == {"create": 3, "update": 0, "delete": 0, "unchanged": 0}
+    assert [(c.sku, c.record) for c in plan.targets["vtex"].changes] == [
+        ("A", "product"), ("A", "inventory"), ("B", "product")]
+    assert plan.targets["meta"].summary["create"] == 1
+
+
+def test_update_lists_changed_added_removed_fields_and_unchanged_costs_nothing(ws):
+    ws.write("t.yaml", {"targets": {"meta": target("meta_catalog")}})
+    ws.write("p.yaml", {"products": [product("A", gtin="7891404130317"), product("B")]})
+    plan, state = plan_of(ws)
+    record_all(state, plan)
+    ws.write("p.yaml", {"products": [product("A", price="12.50", sale_price="11"), product("B")]})
+    plan, _ = plan_of(ws)
+    meta = plan.targets["meta"]
+    assert meta.summary == {"create": 0, "update": 1, "delete": 0, "unchanged": 1}
+    change = meta.changes[0]
+    assert change.fields.changed == ("price",) and change.fields.added == ("sale_price",)
+    assert change.fields.removed == ("gtin",)
+    assert change.before["price"] == 1000 and change.after["price"] == 1250
+
+
+def test_minor_units_follow_the_currency_exponent(ws):
+    ws.write("t.yaml", {"targets": {"meta": target("meta_catalog")}})
+    ws.write("p.yaml", {"products": [product("J", price="899", currency="JPY"), product("K", price="1.234", currency="KWD")]})
+    plan, _ = plan_of(ws)
+    prices = {c.sku: c.after["price"] for c in plan.targets["meta"].changes}
+    assert prices == {"J": 899, "K": 1234}
+
+
+def test_overrides_and_mapping_changes_are_changes(ws):
+    ws.write("t.yaml", {"targets": {"meta": target("meta_catalog")}})
+    ws.write("p.yaml", {"products": [product("A")]})
+    plan, state = plan_of(ws)
+    record_all(state, plan)
+    ws.write("p.yaml", {"products": [product("A", overrides={"meta": {"name": "Special", "brand": None}})]})
+    plan, _ = plan_of(ws)
+    change = plan.targets["meta"].changes[0]
+    assert change.after["name"] == "Special" and "brand" not in change.after
+    assert change.fields.changed == ("name",) and change.fields.removed == ("brand",)
+
+
+def test_ignore_fields_are_sent_on_create_and_never_updated(ws):
+    ws.write("t.yaml", {"targets": {"bloom": target("bloomreach", ignore_fields=["stock"])}})
+    ws.write("p.yaml", {"products": [product("A", stock=5)]})
+    plan, state = plan_of(ws)
+    assert plan.targets["bloom"].changes[0].after["stock"] == 5
+    record_all(state, plan)
+    ws.write("p.yaml", {"products": [product("A", stock=9)]})
+    assert not plan_of(ws)[0].has_changes
+    ws.write("p.yaml", {"products": [product("A", stock=9, name="Renamed")]})
+    change = plan_of(ws)[0].targets["bloom"].changes[0]
+    assert change.fields.changed == ("title",)
+    assert change.after["stock"] == 5  # what was last sent, not the manifest's 9
+
+
+def test_deletes_and_the_mass_delete_guard(ws):
+    ws.write("t.yaml", {"targets": {"meta": target("meta_catalog", max_delete_fraction=0.25)}})
+    ws.write("p.yaml", {"products": [product(f"P{i}") for i in range(8)]})
+    plan, state = plan_of(ws)
+    record_all(state, plan)
+    ws.write("p.yaml", {"products": [product(f"P{i}") for i in range(6)]})
+    plan, _ = plan_of(ws)
+    assert [(c.action, c.sku) for c in plan.targets["meta"].changes] == [("delete", "P6"), ("delete", "P7")]
+    ws.write("p.yaml", {"products": []})  # an emptied manifest must not wipe the catalog
+    result = ws.run("plan")
+    assert result.exit_code == 1
+    assert "deletes 8 of 8 items, more than max_delete_fraction 0.25" in result.output
+    assert "--allow-mass-delete" in result.output
+    allowed = ws.run("plan", "--allow-mass-delete", "--format", "json")
+    assert allowed.exit_code == 0
+    assert orjson.loads(allowed.output)["targets"]["meta"]["summary"]["delete"] == 8
+
+
+def test_target_filter_and_unknown_target(ws):
+    ws.write("t.yaml", {"targets": {"meta": target("meta_catalog"), "vouch": target("voucherify")}})
+    ws.write("p.yaml", {"products": [product("A")]})
+    data = orjson.loads(ws.run("plan", "-t", "vouch", "--format", "json").output)
+    assert list(data["targets"]) == ["vouch"]
+    result = ws.run("plan", "-t", "nope")
+    assert result.exit_code == 1 and "unknown target 'nope'" in result.output
+
+
+def test_detailed_exitcode(ws):
+    ws.write("t.yaml", {"targets": {"vouch": target("voucherify")}})
+    ws.write("p.yaml", {"products": [product("A")]})
+    assert ws.run("plan", "--detailed-exitcode").exit_code == 2
+    assert ws.run("plan").exit_code == 0
+    ws.write("p.yaml", {"products": []})
+    assert ws.run("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_plan_is_offline_and_creates_no_state(ws):
+    ws.write("t.yaml", {"targets": {"vouch": target("voucherify", auth={"app_id": "${NOPE}", "app_token": "${NOPE}"})}})
+    ws.write("p.yaml", {"products": [product("A")]})
+    assert ws.run("plan").exit_code == 0
+    assert not (ws.root / "state" / "reconciler.db").exists()
+
+
+def test_saved_plan_round_trips_through_show(ws):
+    ws.write("t.yaml", {"targets": {"meta": target("meta_catalog")}})
+    ws.write("p.yaml", {"products": [product("A")]})
+    out = ws.root / "plan.out"
+    fresh = ws.run("plan", "-o", str(out), "--format", "json")
+    assert fresh.exit_code == 0
+    shown = ws.run("show", str(out), "--format", "json")
+    assert orjson.loads(shown.stdout) == orjson.loads(fresh.stdout)
+    assert ws.run("show", str(out)).stdout == ws.run("plan").stdout
+    bad = ws.root / "bad.out"
+    bad.write_text("{}")
+    result = ws.run("show", str(bad))
+    assert result.exit_code == 1 and "is not a reconciler plan file" in result.output
+
+
+def test_no_secret_in_plan_output_or_file(ws, monkeypatch):
+    monkeypatch.setenv("META_TOKEN", "s3cr3t-token-value")
+    ws.write("t.yaml", {"targets": {"meta": target("meta_catalog", auth={"access_token": "${META_TOKEN}"})}})
+    ws.write("p.yaml", {"products": [product("A")]})
+    out = ws.root / "plan.out"
+    for fmt in ("text", "json", "markdown"):
+        assert "s3cr3t" not in ws.run("plan", "-o", str(out), "--format", fmt).output
+        assert b"s3cr3t" not in out.read_bytes()
+
+
+# -- golden renderings -----------------------------------------------------------------------
+def golden_plan(ws) -> Plan:
+    ws.write("t.yaml", {"targets": {"meta": target("meta_catalog"), "vtex": target("vtex_ads")}})
+    ws.write("p.yaml", {"products": [product("KEEP"), product("CHANGE"), product("GONE")]})
+    plan, state = plan_of(ws)
+    record_all(state, plan)
+    ws.write("p.yaml", {"products": [
+        product("KEEP"), product("CHANGE", price="12.00", sale_price="9.50", brand=None, gtin="7891404130317"),
+        product("NEW", tags=["a", "b"])]})
+    return plan_of(ws, allow_mass_delete=True)[0]
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
+def test_golden_rendering(ws, fmt):
+    golden_plan(ws)
+    output = ws.run("plan", "--allow-mass-delete", "--format", fmt).stdout
+    # The lineage is random; pin it for the comparison.
+    state = State(ws.root / "state" / "reconciler.db")
+    output = output.replace(state.lineage, "LINEAGE")
+    path = GOLDEN / {"text": "plan.txt", "json": "plan.json", "markdown": "plan.md"}[fmt]
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(output)
+    assert output == path.read_text()
+
+
+def test_markdown_never_exceeds_limit_and_says_how_to_get_the_rest(ws):
+    ws.write("t.yaml", {"targets": {"meta": target("meta_catalog")}})
+    ws.write("p.jsonl", [product(f"SKU-{i:05d}", description="x" * 200) for i in range(2000)])
+    plan, _ = plan_of(ws)
+    text = render_markdown(plan)
+    assert len(text) <= MARKDOWN_LIMIT
+    assert text.index("| `meta` | `meta_catalog` | 2000 |") < text.index("<details>")
+    assert "Plan truncated" in text and "reconciler show" in text
+    assert text.count("```") % 2 == 0 and text.count("<details>") == text.count("</details>")
+
+
+def test_colour_only_when_asked(ws):
+    ws.write("t.yaml", {"targets": {"meta": target("meta_catalog")}})
+    ws.write("p.yaml", {"products": [product("A")]})
+    assert "\x1b[" not in ws.run("plan").output  # CliRunner is not a terminal
+
+
+# -- property: applying every change converges ----------------------------------------------------
+skus = st.sampled_from([f"S{i}" for i in range(12)])
+field_values = st.fixed_dictionaries({}, optional={
+    "name": st.text(min_size=1, max_size=8), "price": st.decimals(0, 1000, places=2).map(str),
+    "stock": st.integers(0, 50), "tags": st.lists(st.sampled_from(["x", "y", "z"]), max_size=3),
+    "metadata": st.dictionaries(st.sampled_from(["a", "b", "c"]), st.integers(0, 3) | st.text(max_size=3), min_size=1),
+    "status": st.sampled_from(["active", "disabled", "hidden"]),
+})
+catalogs = st.dictionaries(skus, field_values, max_size=10)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(first=catalogs, second=catalogs)
+def test_recording_every_change_as_applied_makes_the_next_plan_empty(make_ws, first, second):
+    ws = make_ws("prop")
+    ws.write("t.yaml", {"targets": {
+        "vtex": target("vtex_ads"), "meta": target("meta_catalog"), "bloom": target("bloomreach"),
+        "vouch": target("voucherify"), "bloom-full": target("bloomreach", settings={
+            "project_id": "p", "catalog_id": "c", "update_mode": "full"}),
+    }})
+    state_path = ws.root / f"state-{os.urandom(4).hex()}.db"
+    for catalog in (first, second):
+        ws.write("p.yaml", {"products": [product(sku, **fields) for sku, fields in sorted(catalog.items())]})
+        plan, state = plan_of(ws, state_path, allow_mass_delete=True)
+        record_all(state, plan)
+        again, _ = plan_of(ws, state_path)
+        assert not again.has_changes, again.to_json()

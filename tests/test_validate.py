@@ -1,0 +1,157 @@
+"""`reconciler validate`: every manifest error, located, all at once, exit 1."""
+from __future__ import annotations
+
+from conftest import product, target
+
+
+def test_valid_workspace_in_every_format(ws):
+    ws.write("targets.yaml", {"targets": {"meta": target("meta_catalog")}})
+    ws.write("a/products.yaml", {"products": [product("A-1")]})
+    ws.write("b/products.json", {"products": [product("B-1")]})
+    ws.write("c/products.jsonl", [product("C-1"), product("C-2")])
+    ws.write("d/products.csv", "sku,name,description,url,image_url,brand,categories,price,currency,metadata.k\n"
+                               "D-1,Mug,Nice,https://x/d,https://x/d.jpg,Acme,Home|Kitchen,3.50,EUR,v\n")
+    result = ws.run("validate")
+    assert result.exit_code == 0, result.output
+    assert "Valid: 1 targets, 5 products." in result.output
+
+
+def test_every_error_reported_at_once_with_file_line_and_sku(ws):
+    ws.write("targets.yaml", """\
+        targets:
+          meta:
+            provider: meta_catalog
+            auth: {access_token: x}
+            settings: {catalog_id: "1", api_version: v21.0}
+          bloom:
+            provider: bloomreach
+            auth: {key_id: k, key_secret: s}
+            settings: {project_id: p, catalog_id: c}
+          shop:
+            provider: venddor
+            auth: {username: u, password: p}
+            select: {tags: [venddor]}
+          weird:
+            provider: amazon
+        """)
+    ws.write("products.yaml", """\
+        products:
+          - sku: GOOD
+            name: n
+            description: d
+            url: u
+            image_url: i
+            brand: b
+            price: 1
+            currency: USD
+          - sku: BAD-GTIN
+            gtin: "7891404130314"
+          - sku: NEG
+            price: -1
+          - sku: CUR
+            currency: XYZ
+          - sku: ""
+          - sku: SLASH/1
+            targets: [bloom]
+          - sku: NOGTIN
+            tags: [venddor]
+            targets: [shop]
+            name: n
+            price: 2
+          - sku: UNKNOWN-T
+            targets: [nowhere]
+          - sku: UNKNOWN-O
+            targets: [bloom]
+            overrides: {elsewhere: {title: x}}
+        """)
+    ws.write("more.jsonl", [product("GOOD")])
+    result = ws.run("validate")
+    assert result.exit_code == 1
+    out = result.output
+    assert "Traceback" not in out
+    expected = [
+        "manifests/targets.yaml:14: target 'weird': unknown provider 'amazon'",
+        "manifests/products.yaml:10: sku BAD-GTIN: gtin: gtin '7891404130314' is not 8, 12, 13 or 14 digits with a valid check digit",
+        "manifests/products.yaml:12: sku NEG: price: Input should be greater than or equal to 0",
+        "manifests/products.yaml:14: sku CUR: currency: currency 'XYZ' is not an ISO 4217 code",
+        "manifests/products.yaml:16: sku: String should have at least 1 character",
+        "manifests/products.yaml:17: sku SLASH/1: target bloom (bloomreach) cannot take an item_id with '/'",
+        "manifests/products.yaml:19: sku NOGTIN: target shop (venddor) requires gtin",
+        "manifests/products.yaml:24: sku UNKNOWN-T: unknown target 'nowhere'",
+        "manifests/products.yaml:26: sku UNKNOWN-O: unknown target 'elsewhere'",
+        "manifests/more.jsonl:1: sku GOOD: duplicate sku, first defined at manifests/products.yaml:2",
+    ]
+    for line in expected:
+        assert line in out, f"missing {line!r} in:\n{out}"
+    # The GOOD product is routed to meta (no select) and is valid there.
+    assert "sku GOOD: target meta" not in out
+
+
+def test_provider_requirements_name_target_sku_and_field(ws):
+    ws.write("t.yaml", {"targets": {"meta": target("meta_catalog"), "vtex": target("vtex_ads"),
+                                    "vouch": target("voucherify")}})
+    ws.write("p.yaml", {"products": [{"sku": "X", "price": "1"}]})
+    out = ws.run("validate").output
+    for field in ("name", "description", "url", "image_url", "currency"):
+        assert f"sku X: target meta (meta_catalog) requires {field}" in out
+    assert "sku X: target meta (meta_catalog) requires brand or gtin" in out
+    for field in ("name", "url", "image_url", "categories"):
+        assert f"sku X: target vtex (vtex_ads) requires {field}" in out
+    assert "sku X: target vouch (voucherify) requires metadata" in out
+
+
+def test_duplicate_target_names_both_places(ws):
+    ws.write("a.yaml", {"targets": {"meta": target("meta_catalog")}})
+    ws.write("b.yaml", {"targets": {"meta": target("meta_catalog")}})
+    out = ws.run("validate").output
+    assert "manifests/b.yaml:2: target 'meta' is already defined at manifests/a.yaml:2" in out
+
+
+def test_target_settings_and_names_checked(ws):
+    ws.write("a.yaml", {"targets": {"Bad Name": target("voucherify"),
+                                    "meta": {"provider": "meta_catalog", "auth": {"access_token": "${T}"}}}})
+    out = ws.run("validate").output
+    assert "target 'Bad Name': name: target name 'Bad Name' must match" in out
+    assert "target 'meta': settings.catalog_id is required by meta_catalog" in out
+
+
+def test_malformed_files_are_located(ws):
+    ws.write("a.yaml", "products:\n  - sku: A\n    name: [unclosed\n")
+    ws.write("b.json", '{"products": [\n  {"sku": "B",}\n]}\n')
+    ws.write("c.jsonl", '{"sku": "C1", "metadata": {"k": "v"}}\n{"sku": \n')
+    ws.write("d.csv", 'sku,name\nD1,"unterminated\n')
+    ws.write("e.csv", 'sku,name\nE1,a,extra\n')
+    result = ws.run("validate")
+    out = result.output
+    assert result.exit_code == 1
+    assert "manifests/a.yaml:4: invalid YAML" in out
+    assert "manifests/b.json:2: invalid JSON" in out
+    assert "manifests/c.jsonl:2: invalid JSON" in out
+    assert "manifests/d.csv:2: invalid CSV" in out
+    assert "manifests/e.csv:2: sku E1: row has 3 cells, the header has 2" in out
+
+
+def test_unknown_product_field_and_json_lines(ws):
+    ws.write("p.json", {"products": [product("A"), product("B", colour="red")]})
+    out = ws.run("validate").output
+    # orjson's indented dump puts the second product's sku on line 22
+    assert "manifests/p.json:" in out and "sku B: colour: unknown field" in out
+
+
+def test_env_references_stay_unresolved_for_validate_and_plan(ws, monkeypatch):
+    monkeypatch.delenv("META_TOKEN", raising=False)
+    ws.write("t.yaml", {"targets": {"meta": target("meta_catalog", auth={"access_token": "${META_TOKEN}"})}})
+    ws.write("p.yaml", {"products": [product("A")]})
+    assert ws.run("validate").exit_code == 0
+    result = ws.run("plan")
+    assert result.exit_code == 0
+    assert "${META_TOKEN}" not in result.output
+
+
+def test_verbose_shows_traceback_otherwise_not(ws):
+    ws.write("t.yaml", {"targets": {"meta": target("meta_catalog")}})
+    ws.write("p.yaml", {"products": [{"sku": "A", "price": "x"}]})
+    quiet = ws.run("validate")
+    assert quiet.exit_code == 1 and "Traceback" not in quiet.output
+    loud = ws.run("-v", "validate")
+    assert loud.exit_code == 1 and "Traceback" in loud.output
