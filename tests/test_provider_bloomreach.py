@@ -254,3 +254,10 @@ def test_sandbox_read_beyond_1001_items(sandbox, client, url):
     outcomes = apply(client, url, provider, [op("create", k, after=v) for k, v in items.items()])
     assert {o.status for o in outcomes} == {"applied"}
     assert read_all(client, url, provider) == {("product", k): v for k, v in items.items()}
+
+
+def test_capabilities_follow_the_target_update_mode():
+    assert Bloomreach.capabilities.update_mode == "partial"
+    assert make().capabilities.update_mode == "partial"
+    assert make("full").capabilities.update_mode == "full"
+    assert Bloomreach.capabilities.update_mode == "partial"

@@ -135,3 +135,43 @@ def test_transient_statuses():
     [o] = _common.transient("x", ops, response(502))
     assert (o.status, o.rate_limited) == ("retry", False)
     assert _common.transient("x", ops, response(400)) is None
+
+
+# -- injected faults, every provider, over real sockets ------------------------------------
+def _one_write(name: str):
+    from reconciler.providers import get_provider
+    settings = {"meta_catalog": {"catalog_id": "1", "api_version": "v21.0"},
+                "bloomreach": {"project_id": "p", "catalog_id": "c"}}.get(name, {})
+    provider = get_provider(name)(settings, SANDBOX_CREDENTIALS[name])
+    after = {
+        "vtex_ads": {"product_sku": "a", "name": "n", "url": "u", "image_url": "i", "categories": ["c"]},
+        "meta_catalog": {"name": "n"},
+        "bloomreach": {"title": "t"},
+        "venddor": {"product_code": "12345670", "product": "p", "price": "1,00", "amount": "1", "status": "A"},
+        "voucherify": {"source_id": "a", "metadata": {"k": 1}},
+    }[name]
+    key = "12345670" if name == "venddor" else "a"
+    return provider, provider.encode([op("create", key, after=after)])
+
+
+@pytest.mark.parametrize("name", list(PROVIDERS))
+def test_injected_429_and_5xx_are_retried(name):
+    from reconciler.sandbox import Sandbox, SandboxConfig
+    provider, request = _one_write(name)
+    seen = set()
+    with Sandbox(SandboxConfig(port=0, fault_rate=1.0, seed=7, time_scale=0.001, latency=0)) as sb, \
+            httpx.Client(timeout=5) as client:
+        for _ in range(60):
+            try:
+                answer = send(client, sb.urls[name], request)
+            except httpx.TransportError:
+                continue  # a dropped connection: the executor's to handle
+            [outcome] = provider.decode(request, answer)
+            assert outcome.status == "retry", (answer.status_code, outcome)
+            assert outcome.rate_limited == (answer.status_code == 429)
+            if answer.status_code == 429:
+                assert outcome.retry_after is not None
+            seen.add(answer.status_code)
+            if seen >= {429, 500, 503}:
+                break
+    assert seen >= {429, 500, 503}

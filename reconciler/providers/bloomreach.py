@@ -30,6 +30,7 @@ Base path ``/data/v2/projects/{project_id}/catalogs/{catalog_id}/items``.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Hashable, Sequence
 
 import httpx
@@ -92,6 +93,8 @@ class Bloomreach(Provider):
         if mode not in ("full", "partial"):
             raise ConfigError(f"bloomreach: settings.update_mode must be 'full' or 'partial', not {mode!r}")
         self.update_mode = mode
+        if mode != type(self).capabilities.update_mode:  # what this target actually does
+            self.capabilities = replace(type(self).capabilities, update_mode=mode)
 
     @property
     def _base(self) -> str:

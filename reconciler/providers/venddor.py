@@ -53,7 +53,9 @@ class Venddor(Provider):
     )
     auth_keys = ("username", "password")
     setting_keys = ()
-    default_base_url = "https://api.venddor.com"
+    # apidoc.venddor.com.br gives the base as https://www.venddor.com.br/api; the
+    # documented path /api/products/ is appended to the part before it.
+    default_base_url = "https://www.venddor.com.br"
 
     def _headers(self) -> dict[str, str]:
         return {**JSON_HEADERS, "Authorization": basic_auth(self.credentials.get("username", ""),
