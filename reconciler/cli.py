@@ -114,7 +114,7 @@ def validate(ctx: Context) -> None:
     Example:
         reconciler validate && echo "manifests are valid"
     """
-    from reconciler.manifest.validate import validate as run_validation
+    from reconciler.plan.planner import validate as run_validation
 
     manifests = ctx.workspace.manifests()
     count = run_validation(manifests)

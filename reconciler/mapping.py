@@ -175,11 +175,11 @@ def _with_overrides(payloads: Payloads, overrides: dict[str, Any]) -> Payloads:
 
 def missing_fields(target: Target, product: Product) -> list[str]:
     """Why this product cannot go to this target, one message per reason."""
-    problems = [
-        f"target {target.name} ({target.provider}) requires {name}"
-        for name in REQUIRED[target.provider]
-        if getattr(product, name) in (None, "", [], {})
-    ]
+    problems = []
+    for name in REQUIRED[target.provider]:
+        value = getattr(product, name)
+        if not value and value != 0:  # absent or empty; a zero price is a price
+            problems.append(f"target {target.name} ({target.provider}) requires {name}")
     if target.provider == "meta_catalog" and not (product.brand or product.gtin):
         problems.append(f"target {target.name} (meta_catalog) requires brand or gtin")
     if target.provider == "bloomreach" and "/" in product.sku:

@@ -228,3 +228,27 @@ def test_recording_every_change_as_applied_makes_the_next_plan_empty(make_ws, fi
         record_all(state, plan)
         again, _ = plan_of(ws, state_path)
         assert not again.has_changes, again.to_json()
+
+
+def test_parallel_evaluation_gives_the_same_plan(ws, monkeypatch):
+    import reconciler.plan.stream as stream
+
+    monkeypatch.setattr(stream, "CHUNK_LINES", 7)  # many chunks, out-of-order completion
+    ws.write("t.yaml", {"targets": {"meta": target("meta_catalog"), "vend": target("venddor")}})
+    ws.write("p.jsonl", [product(f"P{i:03d}", gtin="7891404130317" if i == 5 else None) for i in range(60)]
+             + [product("P010"), {"sku": "BAD", "price": -1}])
+    with pytest.raises(Exception) as sequential:
+        plan_of(ws, workers=1)
+    with pytest.raises(Exception) as parallel:
+        plan_of(ws, workers=2)
+    assert str(sequential.value) == str(parallel.value)
+    assert "manifests/p.jsonl:61: sku P010: duplicate sku, first defined at manifests/p.jsonl:11" in str(parallel.value)
+    ws.write("p.jsonl", [product(f"P{i:03d}", gtin="7891404130317" if i == 5 else None,
+                                 targets=["meta", "vend"] if i == 5 else ["meta"]) for i in range(60)])
+    one, state = plan_of(ws, workers=1)
+    two, _ = plan_of(ws, workers=2)
+    assert one.to_json() == two.to_json()
+    record_all(state, one)
+    ws.write("p.jsonl", [product(f"P{i:03d}", price="3", targets=["meta"]) for i in range(50)])
+    assert plan_of(ws, workers=1, allow_mass_delete=True)[0].to_json() == \
+        plan_of(ws, workers=2, allow_mass_delete=True)[0].to_json()

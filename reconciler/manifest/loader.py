@@ -228,10 +228,8 @@ def _jsonl(manifests: Manifests, path: Path) -> Iterator[tuple[Location, Any]]:
         for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
-            try:
-                yield Location(name, number), orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                manifests.problems.append(Problem(name, number, None, f"invalid JSON: {exc.msg}"))
+            # Raw bytes: pydantic parses and validates them in one pass (see parse_product).
+            yield Location(name, number), line
 
 
 def _csv(manifests: Manifests, path: Path) -> Iterator[tuple[Location, Any]]:
@@ -285,11 +283,21 @@ def csv_product(header: list[str], row: list[str]) -> dict[str, Any]:
 
 
 def parse_product(raw: Any, where: Location) -> tuple[Product | None, list[Problem]]:
-    sku = raw.get("sku") if isinstance(raw, dict) else None
-    sku = sku if isinstance(sku, str) and sku else None
-    if not isinstance(raw, dict):
-        return None, [where.problem("a product must be a mapping")]
+    """A raw product (a mapping, or a JSON line as bytes) as a validated model."""
     try:
-        return Product.model_validate(raw), []
+        if isinstance(raw, bytes):
+            return Product.model_validate_json(raw), []
+        if isinstance(raw, dict):
+            return Product.model_validate(raw), []
+        return None, [where.problem("a product must be a mapping")]
     except ValidationError as exc:
+        if isinstance(raw, bytes):
+            try:
+                raw = orjson.loads(raw)
+            except orjson.JSONDecodeError as error:
+                return None, [where.problem(f"invalid JSON: {error.msg}")]
+            if not isinstance(raw, dict):
+                return None, [where.problem("a product must be a JSON object")]
+        sku = raw.get("sku")
+        sku = sku if isinstance(sku, str) and sku else None
         return None, [where.problem(message, sku) for message in validation_messages(exc)]

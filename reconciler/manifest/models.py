@@ -8,10 +8,10 @@ ranges, GTIN check digits, currency codes). Checks that need more than one item
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from reconciler.manifest.currencies import CODES as CURRENCY_CODES
 
@@ -29,25 +29,8 @@ def gtin_is_valid(gtin: str) -> bool:
     return (10 - total % 10) % 10 == int(gtin[-1])
 
 
-def _decimal(value: Any) -> Any:
-    """Prices may be written as numbers or decimal strings; floats go through str so
-    that 8.99 stays 8.99 and does not become 8.9900000000000002131628..."""
-    if isinstance(value, bool):
-        raise ValueError("must be a decimal number, not a boolean")
-    if isinstance(value, (int, float)):
-        value = str(value)
-    if isinstance(value, str):
-        try:
-            number = Decimal(value.strip())
-        except InvalidOperation:
-            raise ValueError(f"{value!r} is not a decimal number") from None
-        if not number.is_finite():
-            raise ValueError(f"{value!r} is not a decimal number")
-        return number
-    return value
-
-
-Price = Annotated[Decimal, BeforeValidator(_decimal), Field(ge=0)]
+# Numbers or decimal strings; pydantic reads a float through its repr, so 8.99 stays 8.99.
+Price = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
 Scalar = str | int | float | bool | None
 
 

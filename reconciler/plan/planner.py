@@ -1,6 +1,7 @@
 """The planner: manifests + state -> a frozen :class:`Plan`, with no side effects.
 
-It streams the validated catalog once, for every selected target at the same time.
+It streams the catalog once (see :mod:`reconciler.plan.stream`), for every selected
+target at the same time.
 An item whose payload digest equals the one in the state costs one hash comparison;
 only items whose digest differs are loaded from the state and diffed field by field.
 Whatever the state holds that the manifests no longer produce becomes a delete, and
@@ -11,14 +12,16 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from reconciler.errors import ConfigError, ManifestError, ReconcilerError
+import orjson
+
+from reconciler.errors import ConfigError, ManifestError, Problem, ReconcilerError
 from reconciler.manifest.loader import Manifests
 from reconciler.manifest.models import Target
-from reconciler.manifest.validate import catalog
-from reconciler.mapping import item_key, records
+from reconciler.manifest.validate import check_targets
 from reconciler.plan.model import Change, FieldDiff, Plan, TargetPlan
+from reconciler.plan.stream import Evaluator, evaluated
 from reconciler.providers import get_provider
-from reconciler.state import State, payload_digest
+from reconciler.state import State
 
 
 class MassDeleteError(ReconcilerError):
@@ -60,13 +63,14 @@ class _TargetPlanner:
         self.changes: list[Change] = []
         self.unchanged = 0
 
-    def add(self, sku: str, key: str, record: str, payload: dict) -> None:
+    def add(self, sku: str, key: str, record: str, body: bytes, digest: str) -> None:
         old = self.remaining.pop((record, key), None)
+        if old == digest:
+            self.unchanged += 1
+            return
+        payload = orjson.loads(body)
         if old is None:
             self.changes.append(Change("create", record, key, sku, None, payload, FieldDiff(added=tuple(sorted(payload)))))
-            return
-        if old == payload_digest(payload, self.ignore):
-            self.unchanged += 1
             return
         item = self.state.item(self.target.name, record, key)
         after = keep_ignored(item.payload, payload, self.ignore) if self.ignore else payload
@@ -93,21 +97,48 @@ class _TargetPlanner:
         return TargetPlan(self.target.name, self.target.provider, tuple(self.changes), self.unchanged)
 
 
+def _scan(manifests: Manifests, planners: dict[str, _TargetPlanner], workers: int | None) -> int:
+    """Feed every valid product to the planners; check what spans products. Returns
+    the number of valid products; problems go to ``manifests.problems``."""
+    check_targets(manifests)
+    evaluator = Evaluator(manifests.targets, manifests.target_locations, planners)
+    problems = manifests.problems
+    seen: dict[str, tuple[str, int]] = {}
+    # Venddor's key is the GTIN, which two products could share.
+    keyed = {name: {} for name, t in manifests.targets.items() if t.provider == "venddor"}
+    count = 0
+    for sku, file, line, found, entries in evaluated(manifests, evaluator, workers):
+        if sku is None:
+            problems.extend(found)
+            continue
+        first = seen.get(sku)
+        if first is not None:
+            problems.append(Problem(file, line, sku, f"duplicate sku, first defined at {first[0]}:{first[1]}"))
+            continue
+        seen[sku] = (file, line)
+        if found:
+            problems.extend(found)
+            continue
+        count += 1
+        for name, key, record, body, digest in entries:
+            if name in keyed:
+                other = keyed[name].setdefault(key, sku)
+                if other != sku:
+                    problems.append(Problem(file, line, sku, f"target {name}: gtin {key} is also the key of sku {other}"))
+                    continue
+            planners[name].add(sku, key, record, body, digest)
+    if problems:
+        raise ManifestError(problems)
+    return count
+
+
 def build_plan(manifests: Manifests, state: State, names: Sequence[str] = (),
-               allow_mass_delete: bool = False) -> Plan:
+               allow_mass_delete: bool = False, workers: int | None = None) -> Plan:
+    """The plan for the selected targets (all when ``names`` is empty). ``workers``:
+    processes evaluating large JSONL files (default: one per core when worth it)."""
     selected = select_targets(manifests, names)
     planners = {name: _TargetPlanner(target, state) for name, target in selected.items()}
-    for routed in catalog(manifests):
-        product = routed.product
-        for target in routed.targets:
-            planner = planners.get(target.name)
-            if planner is None:
-                continue
-            key = item_key(target, product)
-            for record, payload in records(target, product).items():
-                planner.add(product.sku, key, record, payload)
-    if manifests.problems:
-        raise ManifestError(manifests.problems)
+    _scan(manifests, planners, workers)
     errors, plans = [], {}
     for name, planner in planners.items():
         try:
@@ -117,3 +148,10 @@ def build_plan(manifests: Manifests, state: State, names: Sequence[str] = (),
     if errors:
         raise MassDeleteError("\n".join(errors))
     return Plan(lineage=state.lineage, serial=state.serial, targets=plans)
+
+
+def validate(manifests: Manifests) -> int:
+    """Every check a plan makes, with no state: raises :class:`ManifestError` with all
+    problems, or returns the number of valid products."""
+    empty = State(":memory:", create=False)
+    return _scan(manifests, {name: _TargetPlanner(t, empty) for name, t in manifests.targets.items()}, None)

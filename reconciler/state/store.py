@@ -35,9 +35,18 @@ from reconciler.state.migrations import MIGRATIONS, SCHEMA_VERSION
 
 def payload_digest(payload: dict, ignore: Sequence[str] = ()) -> str:
     """Digest of a payload, blind to ``ignore`` fields (a target's ``ignore_fields``)."""
-    if ignore:
-        payload = {k: v for k, v in payload.items() if k not in ignore}
-    return hashlib.blake2b(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
+    return digest_of(payload, orjson.dumps(payload, option=orjson.OPT_SORT_KEYS), ignore)
+
+
+def digest_of(payload: dict, canonical: bytes, ignore: Sequence[str] = ()) -> str:
+    """:func:`payload_digest` when the canonical (sorted-key) JSON is already at hand."""
+    if ignore and not ignore_free(payload, ignore):
+        canonical = orjson.dumps({k: v for k, v in payload.items() if k not in ignore}, option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(canonical, digest_size=16).hexdigest()
+
+
+def ignore_free(payload: dict, ignore: Sequence[str]) -> bool:
+    return not any(field in payload for field in ignore)
 
 
 def now_iso() -> str:
@@ -215,8 +224,9 @@ class State:
 
     # -- recording outcomes ---------------------------------------------------------
     def record(self, target: str, outcomes: Iterable[Outcome], apply_id: int | None = None,
-               ignore: Sequence[str] = (), settled_job: int | None = None) -> None:
+               ignore: Sequence[str] = (), settled_job: int | None = None) -> dict[str, int]:
         """Write a batch of outcomes in one transaction (and drop ``settled_job``).
+        Returns ``{handle: job id}`` of the jobs it added.
 
         applied → the item's row takes ``after`` (or goes, for a delete); rejected →
         the row keeps its payload, the failure is kept for ``status`` and the summary;
@@ -255,14 +265,16 @@ class State:
                     "WHERE target = ? AND record = ? AND key = ?",
                     [(stamp, f[1], f[2], f[3]) for f in failures],
                 )
+            job_ids: dict[str, int] = {}
             for job in jobs.values():
-                conn.execute(
+                job_ids[job.handle] = conn.execute(
                     "INSERT INTO jobs (target, handle, operations, created_at, apply_id) VALUES (?,?,?,?,?)",
                     (target, job.handle, orjson.dumps([operation_to_json(op) for op in job.operations]).decode(),
                      stamp, apply_id),
-                )
+                ).lastrowid
             if settled_job is not None:
                 conn.execute("DELETE FROM jobs WHERE id = ?", (settled_job,))
+        return job_ids
 
     def pending_jobs(self, target: str | None = None) -> list[PendingJob]:
         query, args = "SELECT * FROM jobs", ()

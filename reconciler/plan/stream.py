@@ -1,0 +1,126 @@
+"""The product stream the planner consumes: per-product work, in parallel when large.
+
+For each product, :class:`Evaluator` does everything that needs only that product:
+validate it, route it to targets, check what each target's API requires, map it to
+payloads and digest them. That is most of a plan's cost, so for large JSONL files it
+runs in worker processes, on chunks of lines, while the main process checks what
+needs every product (duplicate skus and keys) in file order and compares digests
+with the state. Results come back in order, so a parallel plan equals a sequential one.
+
+Each product comes out as ``(sku, file, line, problems, entries)`` where an entry is
+``(target, key, record, body, digest)``: ``body`` is the payload as canonical JSON
+bytes (cheap to pass between processes; loaded again only for changed items). Only
+plain tuples, strings and bytes cross process boundaries: they pickle fastest.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from itertools import islice
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import orjson
+
+from reconciler.errors import Problem
+from reconciler.manifest.loader import Location, Manifests, _csv, parse_product
+from reconciler.manifest.models import Target
+from reconciler.mapping import item_key, missing_fields, records
+from reconciler.state.store import digest_of
+
+Entry = tuple[str, str, str, bytes, str]
+Evaluated = tuple[str | None, str, int, list[Problem], tuple[Entry, ...]]
+
+PARALLEL_MIN_BYTES = 16 * 2**20  # below this a JSONL file is read in-process
+CHUNK_LINES = 2000
+
+
+class Evaluator:
+    """Per-product checks and mapping; picklable, so it can run in a worker."""
+
+    def __init__(self, targets: dict[str, Target], known: Iterable[str], planned: Iterable[str]):
+        self.targets = tuple(targets.values())
+        self.known = frozenset(known)
+        self.planned = frozenset(planned)
+        self.ignore = {t.name: tuple(t.ignore_fields) for t in self.targets}
+
+    def __call__(self, where: Location, raw: Any) -> Evaluated:
+        product, problems = parse_product(raw, where)
+        if product is None:
+            return None, where.file, where.line, problems, ()
+        sku = product.sku
+        if product.targets or product.overrides:
+            unknown = [n for n in (*(product.targets or ()), *(product.overrides or ())) if n not in self.known]
+            if unknown:
+                problems.append(where.problem(f"unknown target {', '.join(map(repr, unknown))}", sku))
+        entries = []
+        for target in self.targets:
+            if not target.wants(product):
+                continue
+            missing = missing_fields(target, product)
+            if missing:
+                problems.extend(where.problem(message, sku) for message in missing)
+                continue
+            if target.name not in self.planned or problems:
+                continue
+            key = item_key(target, product)
+            ignore = self.ignore[target.name]
+            for record, payload in records(target, product).items():
+                body = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+                entries.append((target.name, key, record, body, digest_of(payload, body, ignore)))
+        return sku, where.file, where.line, problems, tuple(entries)
+
+    def chunk(self, file: str, first_line: int, data: bytes) -> list[Evaluated]:
+        """Evaluate a chunk of JSONL lines (runs in a worker process)."""
+        results = []
+        for offset, line in enumerate(data.splitlines()):
+            if line.strip():
+                results.append(self(Location(file, first_line + offset), line))
+        return results
+
+
+def evaluated(manifests: Manifests, evaluator: Evaluator, workers: int | None = None) -> Iterator[Evaluated]:
+    """Every product of the workspace, evaluated, in manifest order."""
+    for where, raw in manifests.documents:
+        yield evaluator(where, raw)
+    for path in manifests.streamed:
+        name = manifests.display(path)
+        if path.suffix.lower() == ".csv":
+            for where, raw in _csv(manifests, path):
+                yield evaluator(where, raw)
+            continue
+        parallel = workers if workers is not None else (
+            os.cpu_count() or 1) if path.stat().st_size >= PARALLEL_MIN_BYTES else 1
+        if parallel > 1 and "fork" in multiprocessing.get_all_start_methods():
+            yield from _parallel(path, name, evaluator, parallel)
+        else:
+            for first, data in _chunks(path):
+                yield from evaluator.chunk(name, first, data)
+
+
+def _chunks(path: Path) -> Iterator[tuple[int, bytes]]:
+    """``(number of the first line, bytes of up to CHUNK_LINES lines)``."""
+    with path.open("rb") as handle:
+        number = 1
+        while True:
+            lines = list(islice(handle, CHUNK_LINES))
+            if not lines:
+                return
+            yield number, b"".join(line if line.endswith(b"\n") else line + b"\n" for line in lines)
+            number += len(lines)
+
+
+def _parallel(path: Path, name: str, evaluator: Evaluator, workers: int) -> Iterator[Evaluated]:
+    # Fork: workers inherit the evaluator and the imported modules at no cost. At most
+    # a few chunks are in flight, so memory stays bounded however large the file.
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pending: deque = deque()
+        for first, data in _chunks(path):
+            pending.append(pool.submit(evaluator.chunk, name, first, data))
+            if len(pending) >= workers * 3:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
