@@ -194,7 +194,7 @@ def apply(ctx: Context, planfile: str | None, targets: tuple[str, ...], auto_app
         reconciler apply --auto-approve
         reconciler plan -o plan.out && reconciler apply plan.out
     """
-    from reconciler.apply import apply_plan, make_reporter
+    from reconciler.apply import apply_plan, default_reporter
     from reconciler.plan.model import Plan as PlanType
     from reconciler.plan.planner import select_targets
 
@@ -223,10 +223,9 @@ def apply(ctx: Context, planfile: str | None, targets: tuple[str, ...], auto_app
     state = ctx.workspace.state(create=True)
     try:
         configs = {name: manifests.targets[name] for name in chosen.targets}
-        result = apply_plan(chosen, configs, state, wait=not no_wait, reporter=make_reporter(color=ctx.color))
+        result = apply_plan(chosen, configs, state, wait=not no_wait, reporter=default_reporter())
     finally:
         state.close()
-    ctx.echo(result.render(), nl=False)
     if not result.ok:
         sys.exit(1)
 
@@ -241,18 +240,28 @@ def status(ctx: Context, targets: tuple[str, ...]) -> None:
     Example:
         reconciler apply --auto-approve --no-wait && reconciler status
     """
-    from reconciler.apply import make_reporter, settle
+    from reconciler.apply import default_reporter, settle
     from reconciler.plan.planner import select_targets
 
     manifests = ctx.workspace.manifests()
     configs = select_targets(manifests, targets)
     state = ctx.workspace.state(create=True)
     try:
-        result = settle(state, configs, list(configs), reporter=make_reporter(color=ctx.color))
+        result = settle(state, configs, list(configs), reporter=default_reporter())
+        failures = [f for f in state.failures() if f["target"] in configs]
+        pending = [j for j in state.pending_jobs() if j.target in configs]
     finally:
         state.close()
-    ctx.echo(result.render(), nl=False)
-    if not result.ok:
+    if pending:
+        items = sum(len(j.job.operations) for j in pending)
+        ctx.echo(f"{items} items in {len(pending)} asynchronous jobs are still pending; run `reconciler status` again.")
+    if failures:
+        ctx.echo(f"Failed items ({len(failures)}); the next plan proposes them again:")
+        for failure in failures:
+            ctx.echo(f"  {failure['target']}: {failure['action']} {failure['record']} {failure['sku']}: {failure['reason']}")
+    elif not pending:
+        ctx.echo("No pending jobs and no failed items.")
+    if failures or not result.ok:
         sys.exit(1)
 
 
