@@ -1,0 +1,639 @@
+"""The executor: carries a plan out against the destinations, recording every outcome.
+
+One :class:`_TargetRun` per target, all targets concurrently on one asyncio loop, each
+with its own ``httpx.AsyncClient``. Within a target:
+
+* ``batching.pack`` turns the operations into requests (``limits`` lowered by the
+  target's own); outcomes it yields (oversize items, local deletes) are recorded
+  without a request;
+* ``max_in_flight`` workers send them (that many workers, each one request at a time);
+  every write first takes a slot of the target's strict sliding window
+  (:mod:`reconciler.apply.window`), whose history is loaded from and logged to the
+  state so that consecutive applies share it;
+* the provider decodes each answer into outcomes. ``applied``/``rejected``/``pending``
+  are committed at once, one transaction per answer. ``retry`` goes back through
+  ``pack`` after an exponential backoff with full jitter (at least the server's
+  ``Retry-After``; ``rate_limited`` also pauses the whole target), at most
+  ``max_attempts`` times per item, then the item fails with the last reason; a retry
+  that only comes from other items' rejection in the same answer is sent again at once.
+  ``split`` sends the operations again as two halves (a lone one is rejected);
+* HTTP 429/5xx and transport errors (timeouts, dropped connections) are ``retry`` for
+  the whole request (the provider sees the 429/5xx answers itself);
+* ``pending`` outcomes are jobs, recorded in the state, then polled (not writes: no
+  rate window) with a growing interval until ``decode_poll`` gives final outcomes,
+  unless ``wait=False``; jobs left by an earlier apply are settled first;
+* a ``ConfigError`` (credentials refused, bad settings) stops the target; the others
+  go on.
+
+Everything that reaches the reporter, the result or the state's failures is redacted
+of the target's credentials.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import os
+import random
+import signal
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, replace
+from typing import Any, Awaitable, Callable, Mapping, Sequence
+
+import httpx
+
+from reconciler import credentials
+from reconciler.apply.batching import pack
+from reconciler.apply.report import Reporter, default_reporter
+from reconciler.apply.result import ApplyResult, Failure, TargetResult
+from reconciler.apply.window import SlidingWindow
+from reconciler.errors import ConfigError, StalePlanError
+from reconciler.manifest.models import Target
+from reconciler.plan.model import Plan
+from reconciler.providers import get_provider
+from reconciler.providers._common import retry_after
+from reconciler.providers.base import Job, Limits, Operation, Outcome, Provider, Request
+from reconciler.state.store import State
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Knobs of the executor that the spec leaves to us (tests make them faster)."""
+
+    max_attempts: int = 8            # sends of one item before it fails
+    backoff_base: float = 0.5        # seconds; the n-th retry waits U(0, min(cap, base * 2**(n-1)))
+    backoff_cap: float = 30.0
+    poll_initial: float = 0.25       # first poll of a job after this, then * poll_factor
+    poll_factor: float = 1.5
+    poll_cap: float = 30.0
+    poll_timeout: float = 3600.0     # a job still running after this is left pending
+    poll_concurrency: int = 2        # status requests in flight per target
+    default_in_flight: int = 4       # when the provider documents no limit
+    connect_timeout: float = 10.0
+    timeout: float = 120.0           # read/write/pool timeout of one request
+    record_chunk: int = 5000         # local outcomes per transaction
+
+
+class _Stopped(Exception):
+    """A target cannot go on (wraps the ConfigError)."""
+
+
+def _lowered(provider: type[Provider], target: Target) -> Limits:
+    wanted = target.limits.model_dump(exclude_none=True) if target.limits is not None else None
+    return provider.limits.lowered(wanted)
+
+
+def _secrets(values: Mapping[str, str]) -> list[str]:
+    plain = [v for v in values.values() if isinstance(v, str) and len(v) >= 4]
+    derived = [base64.b64encode(f"{a}:{b}".encode()).decode()
+               for a, b in itertools.permutations(values.values(), 2)
+               if isinstance(a, str) and isinstance(b, str)]
+    return sorted(set(plain + derived), key=len, reverse=True)
+
+
+class _Context:
+    """What every target run of one apply (or settle) shares."""
+
+    def __init__(self, state: State, reporter: Reporter, tuning: Tuning, environ: Mapping[str, str] | None,
+                 apply_id: int | None, wait: bool, result: ApplyResult):
+        self.state = state
+        self.reporter = reporter
+        self.tuning = tuning
+        self.environ = environ
+        self.apply_id = apply_id
+        self.wait = wait
+        self.result = result
+
+
+class _TargetRun:
+    def __init__(self, ctx: _Context, target: Target, ops: Sequence[Operation],
+                 jobs: Sequence[tuple[int, Job]] = (), resend: bool = True, poll_once: bool = False):
+        self.ctx = ctx
+        self.target = target
+        self.name = target.name
+        self.ops = ops
+        self.old_jobs = list(jobs)
+        self.resend = resend            # False for settle: retry outcomes fail instead
+        self.poll_once = poll_once      # settle without waiting: one status call per job
+        self.result: TargetResult = ctx.result.targets[target.name]
+        self.ignore = tuple(target.ignore_fields)
+        self.secrets: list[str] = []
+        self.ready: deque[Request] = deque()
+        self.packer = None
+        self.local: list[Outcome] = []
+        self.attempts: dict[tuple[str, str], int] = {}
+        self.active = 0                 # sends, timers and polls under way
+        self.aux: set[asyncio.Task] = set()
+        self.fatal: BaseException | None = None
+        self.event = asyncio.Event()
+        self.rng = random.Random()
+
+    # -- helpers -------------------------------------------------------------------
+    def redact(self, text: str | None) -> str:
+        text = "" if text is None else str(text)
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, "***")
+        return text
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        self.active += 1
+
+        async def guarded() -> None:
+            try:
+                await coro
+            except (ConfigError, _Stopped) as exc:
+                self.fatal = exc
+            except Exception as exc:  # a bug or an unexpected answer: stop this target
+                self.fatal = exc
+            finally:
+                self.active -= 1
+                self.event.set()
+
+        task = asyncio.ensure_future(guarded())
+        self.aux.add(task)
+        task.add_done_callback(self.aux.discard)
+
+    # -- the run -------------------------------------------------------------------
+    async def run(self) -> None:
+        started = time.monotonic()
+        tuning = self.ctx.tuning
+        try:
+            cls = get_provider(self.target.provider)
+            secrets = credentials.resolve(self.target, cls.auth_keys, self.ctx.environ)
+            self.secrets = _secrets(secrets)
+            self.provider = cls(self.target.settings, secrets)
+            self.limits = _lowered(cls, self.target)
+            history: list[float] = []
+            if self.limits.max_requests_per_window and self.limits.window_seconds:
+                history = self.ctx.state.request_times(self.name, time.time() - self.limits.window_seconds)
+            self.window = SlidingWindow(self.limits.max_requests_per_window, self.limits.window_seconds, history)
+            in_flight = self.limits.max_in_flight or tuning.default_in_flight
+            self.poll_slots = asyncio.Semaphore(tuning.poll_concurrency)
+            connections = in_flight + tuning.poll_concurrency
+            self.ctx.reporter.target_started(self.name, self.target.provider, self.result.total)
+            async with httpx.AsyncClient(
+                base_url=self.target.base_url or cls.default_base_url,
+                timeout=httpx.Timeout(tuning.timeout, connect=tuning.connect_timeout),
+                limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+                follow_redirects=False,
+            ) as client:
+                self.client = client
+                if self.old_jobs:
+                    await self._settle_old()
+                if self.ops:
+                    self.packer = iter(pack(self.provider, self.ops, self.limits))
+                await self._work(in_flight)
+        except (ConfigError, _Stopped) as exc:
+            self._stop(exc)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            self.result.interrupted = True
+            raise
+        except Exception as exc:
+            self._stop(exc, internal=True)
+        finally:
+            for task in list(self.aux):
+                task.cancel()
+            self.result.seconds = time.monotonic() - started
+        self.ctx.reporter.target_finished(self.name, self.result)
+
+    def _stop(self, exc: BaseException, internal: bool = False) -> None:
+        if isinstance(exc, _Stopped) and exc.__cause__ is not None:
+            exc = exc.__cause__
+        message = self.redact(str(exc))
+        if internal or not isinstance(exc, ConfigError):
+            message = f"internal error ({type(exc).__name__}): {message}"
+        self.result.error = message
+        self.ctx.reporter.message(self.name, f"stopped: {message}")
+
+    async def _settle_old(self) -> None:
+        count = sum(len(job.operations) for _, job in self.old_jobs)
+        self.ctx.reporter.message(self.name, f"settling {len(self.old_jobs)} asynchronous job(s) "
+                                             f"({count} items) from an earlier apply")
+        await asyncio.gather(*(self._poll(job_id, job) for job_id, job in self.old_jobs))
+
+    async def _work(self, in_flight: int) -> None:
+        workers = [asyncio.ensure_future(self._worker()) for _ in range(in_flight)]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+        self._flush_local()
+        if self.fatal is not None:
+            raise self.fatal
+
+    async def _worker(self) -> None:
+        while True:
+            if self.fatal is not None:
+                return
+            request = self._next()
+            if request is None:
+                if self.active == 0 and not self.ready and self.packer is None:
+                    self.event.set()
+                    return
+                self.event.clear()
+                await self.event.wait()
+                continue
+            self.active += 1
+            try:
+                await self._send(request)
+            except (ConfigError, _Stopped) as exc:
+                self.fatal = exc
+            finally:
+                self.active -= 1
+                self.event.set()
+
+    def _next(self) -> Request | None:
+        if self.ready:
+            return self.ready.popleft()
+        while self.packer is not None:
+            try:
+                item = next(self.packer)
+            except StopIteration:
+                self.packer = None
+                self._flush_local()
+                break
+            if isinstance(item, Outcome):
+                self.local.append(item)
+                if len(self.local) >= self.ctx.tuning.record_chunk:
+                    self._flush_local()
+                continue
+            return item
+        return None
+
+    def _flush_local(self) -> None:
+        if self.local:
+            outcomes, self.local = self.local, []
+            self._record(outcomes, local=True)
+
+    # -- sending -------------------------------------------------------------------
+    async def _send(self, request: Request) -> None:
+        ops = request.operations
+        waited = await self.window.acquire()
+        try:
+            if waited > 0.0005:
+                self.result.wait_seconds += waited
+                self.ctx.reporter.waiting(self.name, waited, "rate window")
+            size = len(request.body or b"")
+            # Logged before sending (crash-safe: a killed run still counts in the window).
+            self.ctx.state.log_request(self.name, request.endpoint or request.path, time.time(), None, len(ops), size)
+            self.result.requests += 1
+            self.ctx.reporter.request_sent(self.name, request.endpoint or request.path, len(ops))
+            response = None
+            try:
+                response = await self.client.request(
+                    request.method, request.path, content=request.body,
+                    params=dict(request.params) if request.params else None, headers=dict(request.headers),
+                )
+            except httpx.TransportError as exc:
+                reason = f"{type(exc).__name__}: {self.redact(str(exc)) or 'connection failed'}"
+        finally:
+            self.window.release(time.time())
+        if response is None:
+            outcomes = [Outcome(op, "retry", f"{self.target.provider}: no answer ({reason})") for op in ops]
+            transient = True
+        else:
+            transient = response.status_code == 429 or response.status_code >= 500
+            try:
+                outcomes = self.provider.decode(request, response)
+            except ConfigError:
+                raise
+            except Exception as exc:
+                outcomes = [Outcome(op, "retry", f"{self.target.provider}: unreadable answer (HTTP "
+                                                 f"{response.status_code}): {type(exc).__name__}: {exc}")
+                            for op in ops]
+                transient = True
+        self._handle(ops, outcomes, transient)
+
+    def _handle(self, ops: Sequence[Operation], outcomes: Sequence[Outcome], transient: bool,
+                settled_job: int | None = None) -> None:
+        final: list[Outcome] = []
+        retry: list[Outcome] = []
+        split: list[Outcome] = []
+        seen: set[int] = set()
+        for outcome in outcomes:
+            seen.add(id(outcome.operation))
+            status = outcome.status
+            if status == "applied" or status == "rejected":
+                final.append(outcome)
+            elif status == "pending":
+                if outcome.job is None:
+                    retry.append(replace(outcome, status="retry", reason="pending without a job to poll"))
+                else:
+                    final.append(outcome)
+            elif status == "split":
+                split.append(outcome)
+            else:
+                retry.append(outcome)
+        if len(seen) < len(ops):
+            retry.extend(Outcome(op, "retry", f"{self.target.provider} gave no outcome for it")
+                         for op in ops if id(op) not in seen)
+
+        if split:
+            split_ops = [o.operation for o in split]
+            reason = split[0].reason or "refused as a whole"
+            if len(split_ops) == 1 or not self.resend:
+                final.extend(Outcome(op, "rejected", reason) for op in split_ops)
+            else:
+                middle = len(split_ops) // 2
+                self.result.split += 1
+                self.ready.appendleft(self.provider.encode(split_ops[middle:]))
+                self.ready.appendleft(self.provider.encode(split_ops[:middle]))
+                self.event.set()
+
+        if retry:
+            if not self.resend:
+                final.extend(Outcome(o.operation, "rejected",
+                                     f"{o.reason or 'failed'} (the next apply sends it again)") for o in retry)
+            else:
+                final.extend(self._retry(retry, transient, any(o.status == "rejected" for o in final)))
+
+        if final or settled_job is not None:
+            self._record(final, settled_job=settled_job)
+
+    def _retry(self, retry: list[Outcome], transient: bool, others_rejected: bool) -> list[Outcome]:
+        """Schedule the retry outcomes again; returns those out of attempts, as rejected."""
+        tuning = self.ctx.tuning
+        retry_after = max((o.retry_after or 0.0 for o in retry), default=0.0)
+        rate_limited = any(o.rate_limited for o in retry)
+        reason = self.redact(retry[0].reason or "transient failure")
+        if others_rejected and not transient and not rate_limited and not retry_after:
+            # Refused only because of the items rejected beside them: send at once.
+            self._enqueue([o.operation for o in retry])
+            return []
+        failed, again, level = [], [], 1
+        for outcome in retry:
+            op = outcome.operation
+            ident = (op.record, op.key)
+            attempt = self.attempts.get(ident, 0) + 1
+            self.attempts[ident] = attempt
+            if attempt >= tuning.max_attempts:
+                failed.append(Outcome(op, "rejected", f"{outcome.reason or reason} (gave up after {attempt} attempts)"))
+            else:
+                again.append(op)
+                level = max(level, attempt)
+        if again:
+            delay = self.rng.uniform(0, min(tuning.backoff_cap, tuning.backoff_base * 2 ** (level - 1)))
+            delay = max(delay, retry_after)
+            if rate_limited:
+                self.window.pause(delay)  # the whole target waits, not only these items
+            self.result.retried += len(again)
+            self.ctx.reporter.retrying(self.name, len(again), reason, delay)
+            self._spawn(self._later(delay, again))
+        return failed
+
+    async def _later(self, delay: float, ops: list[Operation]) -> None:
+        await asyncio.sleep(delay)
+        self._enqueue(ops)
+
+    def _enqueue(self, ops: list[Operation]) -> None:
+        outcomes = []
+        for item in pack(self.provider, ops, self.limits):
+            if isinstance(item, Outcome):
+                outcomes.append(item)
+            else:
+                self.ready.append(item)
+        if outcomes:
+            self._record(outcomes)
+        self.event.set()
+
+    # -- recording -----------------------------------------------------------------
+    def _record(self, outcomes: list[Outcome], settled_job: int | None = None, local: bool = False) -> None:
+        if self.secrets:
+            outcomes = [replace(o, reason=self.redact(o.reason)) if o.reason and o.status == "rejected" else o
+                        for o in outcomes]
+        state = self.ctx.state
+        job_ids = state.record(self.name, outcomes, self.ctx.apply_id, ignore=self.ignore, settled_job=settled_job)
+        applied = rejected = pending = 0
+        jobs: dict[str, Job] = {}
+        failures = self.ctx.result.failures
+        for outcome in outcomes:
+            status = outcome.status
+            if status == "applied":
+                applied += 1
+            elif status == "rejected":
+                rejected += 1
+                op = outcome.operation
+                failures.append(Failure(self.name, op.sku, op.record, op.action, outcome.reason or "refused", op.key))
+            elif status == "pending":
+                pending += 1
+                jobs.setdefault(outcome.job.handle, outcome.job)
+        result = self.result
+        if local:
+            result.local += applied
+        else:
+            result.applied += applied
+        result.rejected += rejected
+        result.pending += pending
+        if jobs and self.ctx.wait:
+            if not isinstance(job_ids, dict) or set(job_ids) != set(jobs):
+                job_ids = self._job_ids(list(jobs))
+            for handle, job in jobs.items():
+                self._spawn(self._poll(job_ids[handle], job))
+        self.ctx.reporter.recorded(self.name, {
+            "applied": 0 if local else applied, "local": applied if local else 0,
+            "rejected": rejected, "pending": pending,
+        })
+
+    def _job_ids(self, handles: list[str]) -> dict[str, int]:
+        """Job ids by handle (for a state whose ``record`` does not return them)."""
+        marks = ",".join("?" * len(handles))
+        rows = self.ctx.state.conn.execute(
+            f"SELECT handle, max(id) FROM jobs WHERE target = ? AND handle IN ({marks}) GROUP BY handle",
+            (self.name, *handles))
+        return {handle: job_id for handle, job_id in rows}
+
+    # -- polling -------------------------------------------------------------------
+    async def _poll(self, job_id: int, job: Job) -> None:
+        """Poll a job until it is final (or once, or until the timeout); record it."""
+        tuning = self.ctx.tuning
+        started = time.monotonic()
+        delay = tuning.poll_initial
+        failures = 0
+        first = True
+        while True:
+            if not (first and self.poll_once):
+                await asyncio.sleep(delay)
+            first = False
+            delay = min(delay * tuning.poll_factor, tuning.poll_cap)
+            request = self.provider.poll_request(job)
+            response = None
+            async with self.poll_slots:
+                try:
+                    response = await self.client.request(
+                        request.method, request.path, content=request.body,
+                        params=dict(request.params) if request.params else None, headers=dict(request.headers),
+                    )
+                except httpx.TransportError:
+                    response = None
+            self.result.polls += 1
+            outcomes = None
+            if response is None or response.status_code == 429 or response.status_code >= 500:
+                failures += 1
+                if response is not None:
+                    delay = max(delay, retry_after(response) or 0.0)
+            else:
+                try:
+                    outcomes = self.provider.decode_poll(job, response)
+                except ConfigError:
+                    raise
+                except Exception:
+                    failures += 1
+                    outcomes = None
+            if outcomes is not None:
+                self.result.pending -= len(job.operations)
+                self.ctx.reporter.recorded(self.name, {"pending": -len(job.operations)})
+                self._handle(job.operations, outcomes, transient=False, settled_job=job_id)
+                return
+            if self.poll_once:
+                return
+            if time.monotonic() - started > tuning.poll_timeout or failures > 3 * tuning.max_attempts:
+                self.ctx.reporter.message(
+                    self.name, f"job {job.handle} ({len(job.operations)} items) is not finished; left "
+                               "pending (`reconciler status` settles it later)")
+                return
+
+
+# -- running the loop ---------------------------------------------------------------
+def _run(make: Callable[[], Awaitable[Any]]) -> Any:
+    """Run a coroutine on a fresh loop; SIGINT and SIGTERM cancel it cleanly (tasks
+    unwind at their next await, never inside a state transaction) and then surface
+    as KeyboardInterrupt."""
+    holder: dict[str, Any] = {}
+    terminated = False
+    previous = None
+    with asyncio.Runner() as runner:
+        def on_sigterm(signum, frame):
+            nonlocal terminated
+            terminated = True
+            task = holder.get("task")
+            if task is None or task.done():
+                raise KeyboardInterrupt
+            runner.get_loop().call_soon_threadsafe(task.cancel)
+
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, on_sigterm)
+
+        async def main() -> Any:
+            holder["task"] = asyncio.current_task()
+            return await make()
+
+        try:
+            return runner.run(main())
+        except asyncio.CancelledError:
+            if terminated:
+                raise KeyboardInterrupt from None
+            raise
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+
+def _check_fresh(plan: Plan, state: State) -> None:
+    if plan.lineage == state.lineage and plan.serial == state.serial:
+        return
+    if plan.lineage is None and state.serial == 0:
+        return  # made before any state existed; nothing was applied since
+    if plan.lineage is not None and plan.lineage != state.lineage:
+        raise StalePlanError(
+            f"the plan was made from another state (lineage {plan.lineage}, this state is {state.lineage}); "
+            "make a new plan")
+    raise StalePlanError(
+        f"the state changed since the plan was made (plan at serial {plan.serial}, state now at "
+        f"{state.serial}); make a new plan")
+
+
+def apply_plan(plan: Plan, targets: Mapping[str, Target], state: State, *, wait: bool = True,
+               reporter: Reporter | None = None, environ: Mapping[str, str] | None = None,
+               tuning: Tuning | None = None) -> ApplyResult:
+    """Carry ``plan`` out. Holds the state's lock throughout; refuses a stale plan."""
+    reporter = reporter if reporter is not None else default_reporter()
+    tuning = tuning or Tuning()
+    unknown = [name for name in plan.targets if name not in targets]
+    if unknown:
+        raise ConfigError(f"the plan names target(s) not in the manifests: {', '.join(unknown)}")
+    with state.locked(f"reconciler apply (pid {os.getpid()})"):
+        _check_fresh(plan, state)
+        old_jobs: dict[str, list[tuple[int, Job]]] = {}
+        for pending in state.pending_jobs():
+            if pending.target in plan.targets:
+                old_jobs.setdefault(pending.target, []).append((pending.id, pending.job))
+        names = [name for name, tp in plan.targets.items() if tp.changes or name in old_jobs]
+        result = ApplyResult()
+        if not names:
+            reporter.finished(result)
+            return result
+        for name in names:
+            total = len(plan.targets[name].changes) + sum(len(j.operations) for _, j in old_jobs.get(name, ()))
+            result.targets[name] = TargetResult(name, targets[name].provider, total=total,
+                                                pending=sum(len(j.operations) for _, j in old_jobs.get(name, ())))
+        apply_id = state.begin_apply(names)
+        ctx = _Context(state, reporter, tuning, environ, apply_id, wait, result)
+        runs = [
+            _TargetRun(ctx, targets[name], [change.operation() for change in plan.targets[name].changes],
+                       jobs=old_jobs.get(name, ()), poll_once=not wait)
+            for name in names
+        ]
+        started = time.monotonic()
+        status = "error"
+        try:
+            _run(lambda: asyncio.gather(*(run.run() for run in runs)))
+            status = "ok" if result.ok else "failed"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            result.interrupted = True
+            for target in result.targets.values():
+                target.interrupted = target.interrupted or target.not_sent > 0
+            raise
+        finally:
+            result.seconds = time.monotonic() - started
+            state.finish_apply(apply_id, status, result.counts())
+            try:
+                reporter.finished(result)
+            except Exception:
+                pass
+        return result
+
+
+def settle(state: State, targets: Mapping[str, Target], names: Sequence[str] | None = None, *,
+           reporter: Reporter | None = None, environ: Mapping[str, str] | None = None,
+           wait: bool = False, tuning: Tuning | None = None) -> ApplyResult:
+    """Poll the outstanding asynchronous jobs (of ``names``, default all targets) and
+    record the outcomes of those that finished. One status call per job, unless
+    ``wait`` (then until every job is final). Sends no writes: an item whose job failed
+    is recorded as failed, and the next apply proposes it again."""
+    reporter = reporter if reporter is not None else default_reporter()
+    tuning = tuning or Tuning()
+    result = ApplyResult()
+    with state.locked(f"reconciler status (pid {os.getpid()})"):
+        by_target: dict[str, list[tuple[int, Job]]] = {}
+        for pending in state.pending_jobs():
+            if names is None or pending.target in names:
+                by_target.setdefault(pending.target, []).append((pending.id, pending.job))
+        runs = []
+        ctx = _Context(state, reporter, tuning, environ, None, True, result)
+        for name, jobs in by_target.items():
+            count = sum(len(job.operations) for _, job in jobs)
+            target = targets.get(name)
+            provider = target.provider if target is not None else "?"
+            result.targets[name] = TargetResult(name, provider, total=count, pending=count)
+            if target is None:
+                result.targets[name].error = (f"target {name} is not in the manifests; its {len(jobs)} "
+                                              "pending job(s) cannot be polled")
+                continue
+            runs.append(_TargetRun(ctx, target, (), jobs=jobs, resend=False, poll_once=not wait))
+        started = time.monotonic()
+        try:
+            if runs:
+                _run(lambda: asyncio.gather(*(run.run() for run in runs)))
+        except KeyboardInterrupt:
+            result.interrupted = True
+            raise
+        finally:
+            result.seconds = time.monotonic() - started
+        reporter.finished(result)
+    return result

@@ -1,0 +1,85 @@
+"""What an apply (or a settle) did: counts per target and the items that failed."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One item the destination refused, or that could not be sent within the attempts."""
+
+    target: str
+    sku: str
+    record: str
+    action: str
+    reason: str
+    key: str = ""
+
+
+@dataclass
+class TargetResult:
+    """Counts of one target. ``total`` is the number of planned operations;
+    ``applied`` / ``rejected`` / ``local`` are final, ``pending`` are items accepted by
+    an asynchronous API and not confirmed yet (``settle`` finishes them)."""
+
+    name: str
+    provider: str
+    total: int = 0
+    applied: int = 0          # confirmed by the destination
+    rejected: int = 0         # refused, or out of attempts: kept in the state's failures
+    pending: int = 0          # in asynchronous jobs not settled yet
+    local: int = 0            # recorded without a request (a delete the API cannot do)
+    requests: int = 0         # write requests sent, retries included
+    polls: int = 0            # status requests of asynchronous jobs
+    retried: int = 0          # operations sent again after a transient failure
+    split: int = 0            # requests bisected
+    wait_seconds: float = 0.0  # time spent waiting for a rate window or a pause
+    seconds: float = 0.0      # wall time of the target
+    error: str | None = None  # the target stopped (bad credentials, bad settings...)
+    interrupted: bool = False
+
+    @property
+    def done(self) -> int:
+        return self.applied + self.rejected + self.local
+
+    @property
+    def not_sent(self) -> int:
+        """Operations neither finished nor pending (a stopped or interrupted target)."""
+        return max(0, self.total - self.done - self.pending)
+
+    @property
+    def ok(self) -> bool:
+        return self.rejected == 0 and self.error is None and not self.interrupted
+
+    def counts(self) -> dict:
+        return {
+            "total": self.total, "applied": self.applied, "rejected": self.rejected,
+            "pending": self.pending, "local": self.local, "requests": self.requests,
+            "polls": self.polls, "retried": self.retried, "wait_seconds": round(self.wait_seconds, 3),
+            "seconds": round(self.seconds, 3), "error": self.error,
+        }
+
+
+@dataclass
+class ApplyResult:
+    targets: dict[str, TargetResult] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """No item failed, no target stopped, not interrupted (pending items are not
+        failures: they are confirmed later)."""
+        return not self.failures and not self.interrupted and all(t.ok for t in self.targets.values())
+
+    @property
+    def errors(self) -> dict[str, str]:
+        return {name: t.error for name, t in self.targets.items() if t.error}
+
+    def totals(self) -> dict[str, int]:
+        keys = ("total", "applied", "rejected", "pending", "local", "requests")
+        return {k: sum(getattr(t, k) for t in self.targets.values()) for k in keys}
+
+    def counts(self) -> dict:
+        return {name: t.counts() for name, t in self.targets.items()}
