@@ -74,6 +74,7 @@ class Tuning:
     connect_timeout: float = 10.0
     timeout: float = 120.0           # read/write/pool timeout of one request
     record_chunk: int = 5000         # local outcomes per transaction
+    window_scale: float = 1.0        # multiplies rate windows: only for a time-scaled sandbox
 
 
 class _Stopped(Exception):
@@ -167,9 +168,10 @@ class _TargetRun:
             self.provider = cls(self.target.settings, secrets)
             self.limits = _lowered(cls, self.target)
             history: list[float] = []
-            if self.limits.max_requests_per_window and self.limits.window_seconds:
-                history = self.ctx.state.request_times(self.name, time.time() - self.limits.window_seconds)
-            self.window = SlidingWindow(self.limits.max_requests_per_window, self.limits.window_seconds, history)
+            window_seconds = (self.limits.window_seconds or 0.0) * tuning.window_scale
+            if self.limits.max_requests_per_window and window_seconds:
+                history = self.ctx.state.request_times(self.name, time.time() - window_seconds)
+            self.window = SlidingWindow(self.limits.max_requests_per_window, window_seconds, history)
             in_flight = self.limits.max_in_flight or tuning.default_in_flight
             self.poll_slots = asyncio.Semaphore(tuning.poll_concurrency)
             connections = in_flight + tuning.poll_concurrency
@@ -215,7 +217,9 @@ class _TargetRun:
         await asyncio.gather(*(self._poll(job_id, job) for job_id, job in self.old_jobs))
 
     async def _work(self, in_flight: int) -> None:
-        workers = [asyncio.ensure_future(self._worker()) for _ in range(in_flight)]
+        # The first request goes alone: bad credentials or a wrong URL cost one request.
+        self.probed = asyncio.Event()
+        workers = [asyncio.ensure_future(self._worker(first=i == 0)) for i in range(in_flight)]
         try:
             await asyncio.gather(*workers)
         finally:
@@ -226,7 +230,15 @@ class _TargetRun:
         if self.fatal is not None:
             raise self.fatal
 
-    async def _worker(self) -> None:
+    async def _worker(self, first: bool = False) -> None:
+        if not first:
+            await self.probed.wait()
+        try:
+            await self._work_loop()
+        finally:
+            self.probed.set()
+
+    async def _work_loop(self) -> None:
         while True:
             if self.fatal is not None:
                 return
@@ -245,6 +257,7 @@ class _TargetRun:
                 self.fatal = exc
             finally:
                 self.active -= 1
+                self.probed.set()
                 self.event.set()
 
     def _next(self) -> Request | None:

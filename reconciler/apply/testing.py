@@ -197,3 +197,57 @@ def expected_view(target: Target, products: Sequence[Product],
             view[rk] = {**payload, "status": "D"}
         # meta_catalog, bloomreach: gone; voucherify: every key null, i.e. no metadata
     return view
+
+
+def fast_tuning(**changes: Any):
+    """Executor tuning for tests against a sandbox at ``time_scale=0.001``."""
+    from reconciler.apply import Tuning
+
+    base = dict(backoff_base=0.02, backoff_cap=0.3, poll_initial=0.02, poll_factor=1.5, poll_cap=0.2,
+                window_scale=0.001, connect_timeout=5.0, timeout=30.0)
+    base.update(changes)
+    return Tuning(**base)
+
+
+def convergence_problems(catalog: Callable[..., list[dict]], state: State, targets: Mapping[str, Target],
+                         products: Sequence[Product], deleted: Sequence[Product] = ()) -> list[str]:
+    """Why the destinations and the state do not (yet) match the products: the remote
+    catalog differs from the expected one, or a fresh plan is not empty."""
+    problems = []
+    for name, target in targets.items():
+        remote, expected = remote_view(catalog, target), expected_view(target, products, deleted)
+        if remote != expected:
+            wrong = [k for k in expected.keys() | remote.keys() if remote.get(k) != expected.get(k)]
+            k = sorted(wrong)[0]
+            problems.append(f"{name}: {len(wrong)} items differ, e.g. {k}: remote {remote.get(k)} "
+                            f"!= expected {expected.get(k)}")
+    replan = simple_plan(state, targets, products)
+    for name, tp in replan.targets.items():
+        if tp.changes:
+            problems.append(f"{name}: a fresh plan is not empty: {tp.summary}")
+    return problems
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m reconciler.apply.testing STATE URLS_JSON N [VERSION]``: plan products
+    ``0..N-1`` (at ``VERSION``) for the sandbox targets at ``URLS_JSON`` and apply them
+    (a separate process to kill in tests). Exit 0 when the apply was ok."""
+    import json
+    import sys
+
+    from reconciler.apply import NullReporter, apply_plan
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    state_path, urls, n = args[0], json.loads(args[1]), int(args[2])
+    version = int(args[3]) if len(args) > 3 else 0
+    limits = json.loads(args[4]) if len(args) > 4 else None
+    state = State(state_path)
+    targets = sandbox_targets(urls, providers=tuple(urls), limits=limits)
+    plan = simple_plan(state, targets, make_products(n, version=version))
+    print("planned", flush=True)
+    result = apply_plan(plan, targets, state, reporter=NullReporter(), tuning=fast_tuning())
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
