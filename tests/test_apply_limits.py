@@ -1,0 +1,150 @@
+"""Limits are never exceeded: rate windows (strict sliding windows, shared across
+applies through the persisted history), requests in flight, items and bytes per
+request; and what the executor does with refusals: VTEX 422 by instancePath, Venddor
+bisection, an oversize item rejected without being sent."""
+from __future__ import annotations
+
+import pytest
+
+from reconciler.apply import NullReporter, apply_plan
+from reconciler.apply.testing import (
+    convergence_problems, fast_tuning, make_product, make_products, sandbox_targets, simple_plan,
+)
+from reconciler.sandbox import Sandbox, SandboxConfig
+from reconciler.state import State
+
+
+@pytest.fixture
+def state(tmp_path):
+    st = State(tmp_path / "reconciler.db")
+    yield st
+    st.close()
+
+
+def writes(sandbox, provider, method=None):
+    entries = [e for e in sandbox.log if e["provider"] == provider and e["method"] in ("POST", "PUT", "DELETE")]
+    if method:
+        entries = [e for e in entries if e["method"] == method]
+    return sorted(entries, key=lambda e: e["started"])
+
+
+def assert_window(entries, limit, seconds):
+    """No ``limit + 1`` requests in any ``seconds``: request i + limit arrived at
+    least ``seconds`` after request i was answered."""
+    for first, later in zip(entries, entries[limit:]):
+        assert later["started"] >= first["finished"] + seconds - 1e-3, (first, later)
+
+
+def test_bloomreach_rate_window_under_a_small_time_scale(state):
+    scale = 0.02  # 5 requests per 0.2 s
+    with Sandbox(SandboxConfig(port=0, time_scale=scale)) as sb:
+        targets = sandbox_targets(sb.urls, providers=("bloomreach",),
+                                  limits={"bloomreach": {"max_items_per_request": 20}})
+        products = make_products(300)
+        result = apply_plan(simple_plan(state, targets, products), targets, state, reporter=NullReporter(),
+                            tuning=fast_tuning(window_scale=scale))
+        assert result.ok
+        assert result.targets["bloomreach"].requests == 15
+        assert result.targets["bloomreach"].wait_seconds > 0.3
+        assert sb.violations == []
+        assert_window(writes(sb, "bloomreach"), 5, 10 * scale)
+        assert convergence_problems(sb.catalog, state, targets, products) == []
+
+
+def test_a_lowered_window_and_in_flight_limit(state):
+    with Sandbox(SandboxConfig(port=0, latency=0.01)) as sb:
+        targets = sandbox_targets(sb.urls, providers=("venddor",), limits={"venddor": {
+            "max_items_per_request": 10, "max_requests_per_window": 4, "window_seconds": 0.3, "max_in_flight": 2}})
+        products = make_products(120)
+        result = apply_plan(simple_plan(state, targets, products), targets, state, reporter=NullReporter(),
+                            tuning=fast_tuning(window_scale=1.0))
+        assert result.ok and result.targets["venddor"].requests == 12
+        entries = writes(sb, "venddor")
+        assert_window(entries, 4, 0.3)
+        assert sb.simulators["venddor"].max_seen_in_flight <= 2
+        assert max(e["items"] for e in entries) == 10
+
+
+def test_meta_window_is_shared_by_consecutive_applies(state):
+    # Meta allows 100 calls per hour; lowered to 5 per (hour * 0.001 = 3.6 s) here.
+    limits = {"meta_catalog": {"max_requests_per_window": 5, "max_items_per_request": 10}}
+    with Sandbox(SandboxConfig(port=0, time_scale=0.001, async_delay=0.02)) as sb:
+        targets = sandbox_targets(sb.urls, providers=("meta_catalog",), limits=limits)
+        first = make_products(40)
+        result = apply_plan(simple_plan(state, targets, first), targets, state, reporter=NullReporter(),
+                            tuning=fast_tuning())
+        assert result.ok and result.targets["meta_catalog"].requests == 4
+        assert len(state.request_times("meta_catalog", 0)) == 4
+        second = [make_product(i, version=1) for i in range(40)]
+        result = apply_plan(simple_plan(state, targets, second), targets, state, reporter=NullReporter(),
+                            tuning=fast_tuning())
+        assert result.ok and result.targets["meta_catalog"].requests == 4
+        # 8 calls, 5 per window: the second apply waited for the first one's calls
+        assert result.targets["meta_catalog"].wait_seconds > 2.5
+        assert_window(writes(sb, "meta_catalog", "POST"), 5, 3600 * 0.001)
+        assert sb.violations == []
+        assert convergence_problems(sb.catalog, state, targets, second) == []
+
+
+def test_vtex_in_flight_and_items_per_request(state):
+    with Sandbox(SandboxConfig(port=0, latency=0.03)) as sb:
+        targets = sandbox_targets(sb.urls, providers=("vtex_ads",))
+        products = make_products(3000)
+        result = apply_plan(simple_plan(state, targets, products), targets, state, reporter=NullReporter(),
+                            tuning=fast_tuning())
+        assert result.ok and result.targets["vtex_ads"].requests == 12
+        assert sb.violations == []
+        assert sb.simulators["vtex_ads"].max_seen_in_flight == 3
+        assert max(e["items"] for e in writes(sb, "vtex_ads")) == 500
+
+
+def test_oversize_item_rejected_and_never_sent(state):
+    with Sandbox(SandboxConfig(port=0)) as sb:
+        targets = sandbox_targets(sb.urls, providers=("bloomreach",),
+                                  limits={"bloomreach": {"max_bytes_per_request": 4000}})
+        products = make_products(40)
+        products[7] = make_product(7, description="x" * 5000)
+        result = apply_plan(simple_plan(state, targets, products), targets, state, reporter=NullReporter(),
+                            tuning=fast_tuning())
+        assert [f.sku for f in result.failures] == ["SKU-000007"]
+        assert "bytes" in result.failures[0].reason
+        entries = writes(sb, "bloomreach")
+        assert sum(e["items"] for e in entries) == 39
+        assert max(e["bytes"] for e in entries) <= 4000
+        stored = {row["item_id"] for row in sb.catalog("bloomreach", catalog_id="cat-1")}
+        assert "SKU-000007" not in stored and len(stored) == 39
+        assert [f["sku"] for f in state.failures("bloomreach")] == ["SKU-000007"]
+        assert sb.violations == []
+
+
+def test_vtex_422_rejects_the_named_items_and_resends_the_others(state):
+    with Sandbox(SandboxConfig(port=0)) as sb:
+        targets = sandbox_targets(sb.urls, providers=("vtex_ads",))
+        products = make_products(600)
+        bad = {3, 250, 555}
+        for i in bad:
+            products[i] = make_product(i, tags=["x" * 80])  # VTEX takes tags of at most 64 characters
+        result = apply_plan(simple_plan(state, targets, products), targets, state, reporter=NullReporter(),
+                            tuning=fast_tuning())
+        assert sorted(f.sku for f in result.failures) == [f"SKU-{i:06d}" for i in sorted(bad)]
+        assert all(f.record == "product" for f in result.failures)
+        target = result.targets["vtex_ads"]
+        assert target.applied == 1200 - 3 and target.retried == 0
+        assert target.requests == 2 + 2 + 2  # products: 500 -> 422, 498; 100 -> 422, 99; inventories: 2
+        stored = {p["product_sku"] for p in sb.catalog("vtex_ads", record="product")}
+        assert len(stored) == 597 and not stored & {f"SKU-{i:06d}" for i in bad}
+
+
+def test_venddor_bisects_a_refused_request_down_to_the_bad_product(state):
+    with Sandbox(SandboxConfig(port=0)) as sb:
+        targets = sandbox_targets(sb.urls, providers=("venddor",))
+        products = make_products(60)
+        products[41] = make_product(41, overrides={"venddor": {"price": "8.99"}})  # a decimal point
+        result = apply_plan(simple_plan(state, targets, products), targets, state, reporter=NullReporter(),
+                            tuning=fast_tuning())
+        assert [f.sku for f in result.failures] == ["SKU-000041"]
+        target = result.targets["venddor"]
+        assert target.applied == 59
+        assert target.requests <= 1 + 2 * 6  # bisection: two halves per level, log2(60) < 6 levels
+        assert len(sb.catalog("venddor")) == 59
+        assert sb.violations == []
