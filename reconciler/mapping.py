@@ -178,7 +178,7 @@ def missing_fields(target: Target, product: Product) -> list[str]:
     problems = []
     for name in REQUIRED[target.provider]:
         value = getattr(product, name)
-        if not value and value != 0:  # absent or empty; a zero price is a price
+        if value is None or (not value and value != 0):  # absent or empty; a zero price is a price
             problems.append(f"target {target.name} ({target.provider}) requires {name}")
     if target.provider == "meta_catalog" and not (product.brand or product.gtin):
         problems.append(f"target {target.name} (meta_catalog) requires brand or gtin")

@@ -207,6 +207,10 @@ def validation_messages(exc: ValidationError) -> list[str]:
         text = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             text = "unknown field"
+        elif loc == "currency" and error["type"] == "literal_error":
+            text = f"currency {error['input']!r} is not an ISO 4217 code"
+        elif loc == "sku" and error["type"] == "string_pattern_mismatch":
+            text = "sku must not be blank"
         messages.append(f"{loc}: {text}" if loc else text)
     return messages
 
