@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import sys
 import threading
 import time
 from typing import Any, Callable
@@ -192,10 +193,13 @@ def serve_forever(config: SandboxConfig, echo: Callable[[str], Any] = print) -> 
             for name in PROVIDERS:
                 echo(f"{name:<12} {sandbox.urls[name]}")
             try:
-                while True:
-                    time.sleep(0.5)
-            except KeyboardInterrupt:
+                sys.stdout.flush()
+            except (OSError, ValueError):  # pragma: no cover
                 pass
+            while True:
+                time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
