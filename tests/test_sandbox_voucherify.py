@@ -10,7 +10,7 @@ import pytest
 from reconciler.sandbox import Sandbox, SandboxConfig
 
 AUTH = {"X-App-Id": "sandbox-app", "X-App-Token": "sandbox-token"}
-DELAY = 0.3
+DELAY = 0.5
 
 
 @pytest.fixture(scope="module")
