@@ -233,7 +233,7 @@ def test_recording_every_change_as_applied_makes_the_next_plan_empty(make_ws, fi
 def test_parallel_evaluation_gives_the_same_plan(ws, monkeypatch):
     import reconciler.plan.stream as stream
 
-    monkeypatch.setattr(stream, "CHUNK_LINES", 7)  # many chunks, out-of-order completion
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 999)  # many chunks, lines cut across blocks
     ws.write("t.yaml", {"targets": {"meta": target("meta_catalog"), "vend": target("venddor")}})
     ws.write("p.jsonl", [product(f"P{i:03d}", gtin="7891404130317" if i == 5 else None) for i in range(60)]
              + [product("P010"), {"sku": "BAD", "price": -1}])

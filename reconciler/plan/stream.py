@@ -17,7 +17,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections import deque
-from itertools import islice
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -30,11 +29,12 @@ from reconciler.manifest.models import Target
 from reconciler.mapping import item_key, missing_fields, records
 from reconciler.state.store import digest_of
 
-Entry = tuple[str, str, str, bytes, str]
+Entry = tuple[str, str, str, bytes, bytes]
 Evaluated = tuple[str | None, str, int, list[Problem], tuple[Entry, ...]]
 
 PARALLEL_MIN_BYTES = 16 * 2**20  # below this a JSONL file is read in-process
-CHUNK_LINES = 2000
+CHUNK_BYTES = 1 << 20  # about 1,700 products of 600 bytes
+IN_FLIGHT_CHUNKS = 32  # per worker pool: enough for workers to run ahead of the main process
 
 
 class Evaluator:
@@ -75,7 +75,7 @@ class Evaluator:
     def chunk(self, file: str, first_line: int, data: bytes) -> list[Evaluated]:
         """Evaluate a chunk of JSONL lines (runs in a worker process)."""
         results = []
-        for offset, line in enumerate(data.splitlines()):
+        for offset, line in enumerate(data.split(b"\n")):
             if line.strip():
                 results.append(self(Location(file, first_line + offset), line))
         return results
@@ -101,15 +101,23 @@ def evaluated(manifests: Manifests, evaluator: Evaluator, workers: int | None = 
 
 
 def _chunks(path: Path) -> Iterator[tuple[int, bytes]]:
-    """``(number of the first line, bytes of up to CHUNK_LINES lines)``."""
+    """``(number of the first line, bytes of whole lines)``, about CHUNK_BYTES each."""
     with path.open("rb") as handle:
-        number = 1
+        number, rest = 1, b""
         while True:
-            lines = list(islice(handle, CHUNK_LINES))
-            if not lines:
+            block = handle.read(CHUNK_BYTES)
+            if not block:
+                if rest:
+                    yield number, rest
                 return
-            yield number, b"".join(line if line.endswith(b"\n") else line + b"\n" for line in lines)
-            number += len(lines)
+            data = rest + block
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:  # a line longer than a block: read on
+                rest = data
+                continue
+            yield number, data[:cut]
+            number += data.count(b"\n", 0, cut)
+            rest = data[cut:]
 
 
 def _parallel(path: Path, name: str, evaluator: Evaluator, workers: int) -> Iterator[Evaluated]:
@@ -120,7 +128,7 @@ def _parallel(path: Path, name: str, evaluator: Evaluator, workers: int) -> Iter
         pending: deque = deque()
         for first, data in _chunks(path):
             pending.append(pool.submit(evaluator.chunk, name, first, data))
-            if len(pending) >= workers * 3:
+            if len(pending) >= IN_FLIGHT_CHUNKS:
                 yield from pending.popleft().result()
         while pending:
             yield from pending.popleft().result()
