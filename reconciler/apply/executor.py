@@ -43,6 +43,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 import httpx
+import orjson
 
 from reconciler import credentials
 from reconciler.apply.batching import pack
@@ -571,6 +572,9 @@ def apply_plan(plan: Plan, targets: Mapping[str, Target], state: State, *, wait:
         raise ConfigError(f"the plan names target(s) not in the manifests: {', '.join(unknown)}")
     with state.locked(f"reconciler apply (pid {os.getpid()})"):
         _check_fresh(plan, state)
+        for row in state.applies():
+            if row["status"] == "running":  # we hold the lock: its process died (kill -9)
+                state.finish_apply(row["id"], "aborted", orjson.loads(row["counts"]) if row["counts"] else {})
         old_jobs: dict[str, list[tuple[int, Job]]] = {}
         for pending in state.pending_jobs():
             if pending.target in plan.targets:
