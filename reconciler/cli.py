@@ -345,6 +345,64 @@ def state_unlock(ctx: Context) -> None:
     ctx.echo("Lock removed." if released else "The state was not locked.")
 
 
+# -- drift / import ----------------------------------------------------------------------------
+@cli.command()
+@click.option("-t", "--target", "targets", multiple=True, help="Only this target (repeatable).")
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@pass_context
+def drift(ctx: Context, targets: tuple[str, ...], fmt: str) -> None:
+    """Read the remote catalogs that can be read and report how they differ from the
+    state (and what the manifests would change). Exit 2 when drift is found.
+
+    \b
+    Example:
+        reconciler drift --format markdown > drift.md
+        reconciler plan --refresh   # the plan that repairs the drift
+    """
+    from reconciler.drift import detect_drift
+    from reconciler.drift.render import render as render_drift
+
+    manifests = ctx.workspace.manifests()
+    state = ctx.workspace.state()
+    try:
+        report = detect_drift(manifests, state, targets, progress=lambda line: ctx.echo(line, err=True))
+    finally:
+        state.close()
+    ctx.echo(render_drift(report, fmt, color=ctx.color), nl=False)
+    if report.has_errors:
+        sys.exit(1)
+    if report.has_drift:
+        sys.exit(2)
+
+
+@cli.command("import")
+@click.option("-t", "--target", "targets", multiple=True, required=True,
+              help="Target whose remote catalog to adopt (repeatable).")
+@pass_context
+def import_(ctx: Context, targets: tuple[str, ...]) -> None:
+    """Adopt the items of a readable remote catalog into the state, so that the first
+    plan against an existing catalog is not all creates. Items already in the state
+    are overwritten with the remote payload.
+
+    \b
+    Example:
+        reconciler import -t meta-us && reconciler plan
+    """
+    from reconciler.drift import import_catalog
+
+    manifests = ctx.workspace.manifests()
+    state = ctx.workspace.state(create=True)
+    try:
+        results = import_catalog(manifests, state, targets, progress=lambda line: ctx.echo(line, err=True))
+    finally:
+        state.close()
+    for result in results:
+        for line in result.lines():
+            ctx.echo(line)
+    total = sum(r.adopted for r in results)
+    ctx.echo(f"Imported {total} item(s). Run `reconciler plan` to see what the manifests would still change.")
+
+
 # -- providers / sandbox -----------------------------------------------------------------------
 @cli.command()
 @pass_context

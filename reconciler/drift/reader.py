@@ -1,0 +1,196 @@
+"""Reading remote catalogs: every page of every readable target, paced and retried.
+
+``read_catalogs(targets)`` reads the targets concurrently (one asyncio loop, one
+``httpx.AsyncClient`` per target) and returns, per target, a :class:`RemoteCatalog`
+or the :class:`~reconciler.errors.ReconcilerError` that stopped it (the others go on).
+
+Pacing, within a target:
+
+* pages are read one after another, since each page's cursor comes from the answer
+  to the previous one; requests in flight per target are therefore 1, within any
+  ``max_in_flight`` (documented or lowered by the target's ``limits``), and the
+  client's connection pool is capped by that limit too;
+* reads are not writes (``Request.write`` is false): they take no slot of the
+  target's write rate window, and are not logged in the state's request history;
+* an answer the provider calls transient (``ReadError.transient``: 429, 5xx, Graph's
+  throttling codes) and transport errors (timeouts, dropped connections) are retried
+  after an exponential backoff with full jitter, never sooner than the server's
+  ``Retry-After``, at most ``Tuning.max_attempts`` times per page; the knobs are the
+  executor's :class:`reconciler.apply.Tuning`, so reads and writes back off alike;
+* anything else (a refused credential, a 4xx) stops that target with one message,
+  redacted of the target's credentials.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import httpx
+
+from reconciler import credentials
+from reconciler.apply import Tuning
+from reconciler.errors import ConfigError, ReconcilerError
+from reconciler.manifest.models import Target
+from reconciler.providers import ReadError, get_provider
+from reconciler.providers.base import Page, Provider, Request
+
+Progress = Callable[[str], None]
+
+
+class DriftError(ReconcilerError):
+    """Reading a remote catalog failed, or what was read cannot be used."""
+
+
+@dataclass
+class RemoteCatalog:
+    """What one target's remote catalog holds: ``{(record, key): payload}`` in the
+    mapping's shape (see each provider's ``decode_read``)."""
+
+    target: str
+    provider: str
+    items: dict[tuple[str, str], dict]
+    pages: int = 0
+    requests: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+
+
+def backoff_delay(attempt: int, tuning: Tuning, retry_after: float | None, rng: random.Random) -> float:
+    """Seconds before sending attempt ``attempt + 1``: full jitter over an exponential
+    ceiling (the executor's formula and knobs), never less than ``Retry-After``."""
+    ceiling = min(tuning.backoff_cap, tuning.backoff_base * 2 ** (attempt - 1))
+    return max(rng.uniform(0, ceiling), retry_after or 0.0)
+
+
+def secrets_of(values: Mapping[str, str]) -> list[str]:
+    """Strings that must never be shown: the credentials, and the Basic-auth tokens
+    that pairs of them make. Longest first, so replacing one never leaves a tail."""
+    plain = [v for v in values.values() if isinstance(v, str) and len(v) >= 4]
+    derived = [base64.b64encode(f"{a}:{b}".encode()).decode()
+               for a, b in itertools.permutations(values.values(), 2)]
+    return sorted(set(plain + derived), key=len, reverse=True)
+
+
+def redact(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+class _TargetReader:
+    def __init__(self, target: Target, tuning: Tuning, environ: Mapping[str, str] | None,
+                 transport: httpx.AsyncBaseTransport | None, progress: Progress | None):
+        self.target = target
+        self.tuning = tuning
+        self.transport = transport
+        self.progress = progress
+        self.cls = get_provider(target.provider)
+        resolved = credentials.resolve(target, self.cls.auth_keys, environ)
+        self.secrets = secrets_of(resolved)
+        self.provider: Provider = self.cls(target.settings, resolved)
+        wanted = target.limits.model_dump(exclude_none=True) if target.limits is not None else None
+        self.in_flight = self.cls.limits.lowered(wanted).max_in_flight or tuning.default_in_flight
+        self.rng = random.Random()
+
+    def say(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress(f"{self.target.name}: {redact(text, self.secrets)}")
+
+    async def read(self) -> RemoteCatalog:
+        started = time.monotonic()
+        catalog = RemoteCatalog(self.target.name, self.target.provider, {})
+        tuning = self.tuning
+        connections = max(1, min(self.in_flight, 2))
+        async with httpx.AsyncClient(
+            base_url=self.target.base_url or self.cls.default_base_url,
+            timeout=httpx.Timeout(tuning.timeout, connect=tuning.connect_timeout),
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+            follow_redirects=False, transport=self.transport,
+        ) as client:
+            cursor: str | None = None
+            seen: set[str] = set()
+            while True:
+                page = await self._page(client, cursor, catalog)
+                catalog.pages += 1
+                for record, key, payload in page.items:
+                    catalog.items[(record, key)] = payload
+                if page.cursor is None:
+                    break
+                if page.cursor in seen:
+                    raise DriftError(f"{self.target.provider}: the catalog listing returned cursor "
+                                     f"{page.cursor!r} twice; stopped reading to avoid a loop")
+                seen.add(page.cursor)
+                cursor = page.cursor
+                if catalog.pages % 50 == 0:
+                    self.say(f"read {len(catalog.items)} items in {catalog.pages} pages so far")
+        catalog.seconds = time.monotonic() - started
+        return catalog
+
+    async def _page(self, client: httpx.AsyncClient, cursor: str | None, catalog: RemoteCatalog) -> Page:
+        request: Request = self.provider.read_request(cursor)
+        attempt = 0
+        while True:
+            attempt += 1
+            catalog.requests += 1
+            wait_at_least: float | None = None
+            try:
+                response = await client.request(
+                    request.method, request.path, content=request.body,
+                    params=dict(request.params) if request.params else None, headers=dict(request.headers),
+                )
+                await response.aread()
+                return self.provider.decode_read(response)
+            except httpx.TransportError as exc:
+                reason = f"no answer ({type(exc).__name__}: {exc or 'connection failed'})"
+            except ReadError as exc:
+                if not exc.transient:
+                    raise DriftError(str(exc)) from None
+                reason, wait_at_least = str(exc), exc.retry_after
+            if attempt >= self.tuning.max_attempts:
+                raise DriftError(f"{self.target.provider}: reading the remote catalog failed after "
+                                 f"{attempt} attempts: {reason}")
+            delay = backoff_delay(attempt, self.tuning, wait_at_least, self.rng)
+            catalog.retries += 1
+            self.say(f"retrying a read in {delay:.1f}s: {reason}")
+            await asyncio.sleep(delay)
+
+
+def read_catalogs(targets: Sequence[Target], *, environ: Mapping[str, str] | None = None,
+                  tuning: Tuning | None = None, transport: httpx.AsyncBaseTransport | None = None,
+                  progress: Progress | None = None) -> dict[str, RemoteCatalog | ReconcilerError]:
+    """Read every target's remote catalog (each must be readable). A target that
+    cannot be read maps to the error that stopped it, its message free of secrets."""
+    tuning = tuning or Tuning()
+    results: dict[str, RemoteCatalog | ReconcilerError] = {}
+
+    async def one(target: Target) -> None:
+        secrets: list[str] = []
+        try:
+            reader = _TargetReader(target, tuning, environ, transport, progress)
+            secrets = reader.secrets
+            if progress is not None:
+                progress(f"{target.name}: reading the remote catalog ({target.provider})")
+            catalog = await reader.read()
+            results[target.name] = catalog
+            if progress is not None:
+                retried = f", {catalog.retries} retried" if catalog.retries else ""
+                progress(f"{target.name}: read {len(catalog.items)} items in {catalog.pages} page(s)"
+                         f"{retried} in {catalog.seconds:.1f}s")
+        except ReconcilerError as exc:
+            kind = ConfigError if isinstance(exc, ConfigError) else DriftError
+            results[target.name] = kind(redact(str(exc), secrets))
+        except Exception as exc:  # an unexpected answer: this target only
+            results[target.name] = DriftError(
+                redact(f"{target.provider}: reading failed ({type(exc).__name__}: {exc})", secrets))
+
+    async def main() -> None:
+        await asyncio.gather(*(one(t) for t in targets))
+
+    if targets:
+        asyncio.run(main())
+    return {t.name: results[t.name] for t in targets}

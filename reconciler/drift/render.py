@@ -1,0 +1,208 @@
+"""Showing a drift report: text (like the plan's), markdown (for an issue or a
+pull-request comment: summary table first, details folded, at most 60,000
+characters) and json (the shape documented in :mod:`reconciler.drift`).
+
+Symbols are seen from the state: ``~`` an item or field changed remotely, ``-`` held
+by the state but missing remotely, ``+`` held remotely only.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import click
+import orjson
+
+from reconciler.drift import DriftReport, ItemDrift, TargetDrift
+from reconciler.drift.compare import FieldDrift
+from reconciler.plan.render import value_text
+
+MARKDOWN_LIMIT = 60_000
+COLORS = {"+": "green", "~": "yellow", "-": "red"}
+HEADER = ["target", "provider", "remote", "state", "changed", "missing", "unknown", "pending (manifests vs state)"]
+
+
+def drift_line(counts: dict[str, int]) -> str:
+    return (f"Drift: {counts['changed']} changed remotely, {counts['missing']} missing remotely, "
+            f"{counts['unknown']} unknown to the state.")
+
+
+def pending_text(target: TargetDrift) -> str:
+    p = target.pending
+    if p is None:
+        return "-"
+    text = f"{p['create']} to create, {p['update']} to update, {p['delete']} to delete"
+    if target.pending_jobs:
+        text += f"; {target.pending_jobs} async job(s) pending"
+    return text
+
+
+def summary_rows(report: DriftReport) -> list[list[str]]:
+    rows = []
+    for name, t in report.targets.items():
+        if t.compared:
+            counts = [str(t.remote_count), str(t.state_count), *(str(v) for v in t.counts().values())]
+        else:
+            counts = ["error" if t.error else "not readable", "-", "-", "-", "-"]
+        rows.append([name, t.provider, *counts, pending_text(t)])
+    return rows
+
+
+def field_lines(field: FieldDrift) -> Iterator[tuple[str, str]]:
+    if field.kind == "changed":
+        yield "~", f"~ {field.field} = {value_text(field.state)} -> {value_text(field.remote)}"
+    elif field.kind == "added":
+        yield "+", f"+ {field.field} = {value_text(field.remote)}   (only remotely)"
+    else:
+        yield "-", f"- {field.field} = {value_text(field.state)}   (only in the state)"
+
+
+def hints(report: DriftReport) -> list[str]:
+    out = []
+    totals = report.totals()
+    if totals["changed"] or totals["missing"]:
+        out.append("To repair: `reconciler plan --refresh` shows the plan that restores the state's values "
+                   "(and re-creates missing items); apply it to repair the drift.")
+    unknown = [name for name, t in report.targets.items() if t.unknown]
+    if unknown:
+        out.append("To adopt remote items the state does not know: "
+                   + ", ".join(f"`reconciler import -t {name}`" for name in unknown) + ".")
+    return out
+
+
+# -- text --------------------------------------------------------------------------------
+def render_text(report: DriftReport, color: bool = False) -> str:
+    def paint(text: str, symbol: str, bold: bool = False) -> str:
+        return click.style(text, fg=COLORS[symbol], bold=bold) if color else text
+
+    def bold(text: str) -> str:
+        return click.style(text, bold=True) if color else text
+
+    out = [("Drift found." if report.has_drift else "No drift. The destinations match the state.")
+           + (" Some targets could not be read." if report.has_errors else ""), "", "Summary:"]
+    rows = summary_rows(report)
+    widths = [max(len(r[i]) for r in [HEADER, *rows]) for i in range(len(HEADER))]
+    for row in [HEADER, *rows]:
+        cells = [c.ljust(w) if i < 2 or i == len(HEADER) - 1 else c.rjust(w)
+                 for i, (c, w) in enumerate(zip(row, widths))]
+        out.append("  " + "  ".join(cells).rstrip())
+    for name, t in report.targets.items():
+        if t.compared and not t.drifted and not t.pending_jobs:
+            continue
+        out.append("")
+        out.append(bold(f"Target {name} ({t.provider}):"))
+        if t.error:
+            out.append(f"  Error: {t.error}")
+            continue
+        if t.note:
+            out.append(f"  {t.note}.")
+            continue
+        if t.pending_jobs:
+            out.append(f"  {t.pending_jobs} asynchronous job(s) are not settled yet; their items may still "
+                       "change remotely (`reconciler status` settles them).")
+        for item in t.changed:
+            out.append("")
+            out.append(paint(f"  ~ {item.record} {item.sku} (changed remotely)", "~", bold=True))
+            out.extend(paint(f"      {line}", symbol) for f in item.fields for symbol, line in field_lines(f))
+        if t.missing:
+            out.append("")
+            out.extend(paint(f"  - {record} {sku} (missing remotely)", "-") for record, _, sku in t.missing)
+        if t.unknown:
+            out.append("")
+            out.extend(paint(f"  + {record} {key} (unknown to the state) {value_text(payload, 100)}", "+")
+                       for record, key, payload in t.unknown)
+        if t.drifted:
+            out.append("")
+            out.append(f"  {drift_line(t.counts())}")
+    out.append("")
+    out.append(bold(drift_line(report.totals())))
+    out.extend(hints(report))
+    return "\n".join(out) + "\n"
+
+
+# -- json --------------------------------------------------------------------------------
+def render_json(report: DriftReport) -> str:
+    return orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode() + "\n"
+
+
+# -- markdown ------------------------------------------------------------------------------
+def _diff_lines(t: TargetDrift) -> Iterator[str]:
+    for item in t.changed:
+        yield f"@@ {item.record} {item.sku} changed remotely @@"
+        yield from _item_lines(item)
+    for record, _, sku in t.missing:
+        yield f"- {record} {sku} missing remotely"
+    for record, key, payload in t.unknown:
+        yield f"+ {record} {key} unknown to the state {value_text(payload, 100)}"
+
+
+def _item_lines(item: ItemDrift) -> Iterator[str]:
+    for f in item.fields:
+        if f.kind != "added":
+            yield f"-     {f.field} = {value_text(f.state)}" + ("" if f.kind == "changed" else "   (only in the state)")
+        if f.kind != "removed":
+            yield f"+     {f.field} = {value_text(f.remote)}" + ("" if f.kind == "changed" else "   (only remotely)")
+
+
+def render_markdown(report: DriftReport, limit: int = MARKDOWN_LIMIT) -> str:
+    totals = report.totals()
+    head = ["## reconciler drift", ""]
+    if report.has_drift:
+        head.append(f"**Drift found.** {totals['changed']} changed remotely, {totals['missing']} missing "
+                    f"remotely, {totals['unknown']} unknown to the state.")
+    else:
+        head.append("**No drift.** The destinations match the state.")
+    head += ["", "| " + " | ".join(HEADER) + " |", "|---|---|--:|--:|--:|--:|--:|---|"]
+    head += ["| " + " | ".join(f"`{c}`" if i < 2 else c for i, c in enumerate(row)) + " |"
+             for row in summary_rows(report)]
+    notes = []
+    for name, t in report.targets.items():
+        if t.error:
+            notes.append(f"- :x: `{name}`: {t.error}")
+        elif t.note:
+            notes.append(f"- `{name}`: {t.note}.")
+        elif t.pending_jobs:
+            notes.append(f"- `{name}`: {t.pending_jobs} asynchronous job(s) not settled yet "
+                         "(`reconciler status`); their items may still change remotely.")
+    if notes:
+        head += [""] + notes
+    if hints(report):
+        head += [""] + [f"> {line}" for line in hints(report)]
+    sections: list[str] = []
+    for name, t in report.targets.items():
+        if not t.drifted:
+            continue
+        c = t.counts()
+        sections.append(f"\n<details><summary><code>{name}</code> ({t.provider}): {c['changed']} changed, "
+                        f"{c['missing']} missing, {c['unknown']} unknown</summary>\n")
+        sections.append("```diff")
+        sections.extend(_diff_lines(t))
+        sections.append("```\n</details>")
+    return _fit("\n".join(head), sections, limit)
+
+
+def _fit(head: str, sections: list[str], limit: int) -> str:
+    """``head`` and as many detail lines as fit in ``limit`` characters; when cut,
+    close the open code block and details and say how to see everything."""
+    notice = ("\n\n> **Report truncated** to fit a comment: {n} more lines not shown. "
+              "Run `reconciler drift` or `reconciler drift --format json` for the full report.\n")
+    budget = limit - len(head) - len(notice) - 40
+    kept, used = [], 0
+    for index, line in enumerate(sections):
+        if used + len(line) + 1 > budget:
+            text = "\n".join(kept)
+            if text.count("```") % 2:
+                text += "\n```"
+            if text.count("<details>") > text.count("</details>"):
+                text += "\n</details>"
+            return head + "\n" + text + notice.format(n=len(sections) - index)
+        kept.append(line)
+        used += len(line) + 1
+    return head + "\n" + "\n".join(kept) + "\n"
+
+
+def render(report: DriftReport, fmt: str, color: bool = False) -> str:
+    if fmt == "json":
+        return render_json(report)
+    if fmt == "markdown":
+        return render_markdown(report)
+    return render_text(report, color=color)
