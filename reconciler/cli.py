@@ -388,9 +388,10 @@ def import_(ctx: Context, targets: tuple[str, ...]) -> None:
     Example:
         reconciler import -t meta-us && reconciler plan
     """
-    from reconciler.drift import import_catalog
+    from reconciler.drift import import_catalog, importable
 
     manifests = ctx.workspace.manifests()
+    importable(manifests, targets)  # refused before a state file is created
     state = ctx.workspace.state(create=True)
     try:
         results = import_catalog(manifests, state, targets, progress=lambda line: ctx.echo(line, err=True))

@@ -83,7 +83,7 @@ Reporter = Callable[[str], None]
 
 __all__ = [
     "DriftError", "DriftReport", "FieldDrift", "ImportResult", "ItemDrift", "TargetDrift",
-    "detect_drift", "import_catalog", "readable", "refresh_state",
+    "detect_drift", "import_catalog", "importable", "readable", "refresh_state",
 ]
 
 
@@ -317,18 +317,24 @@ class ImportResult:
         return out
 
 
-def import_catalog(manifests: Manifests, state: State, names: Sequence[str], *,
-                   environ: Mapping[str, str] | None = None, tuning: Tuning | None = None,
-                   transport: httpx.AsyncBaseTransport | None = None,
-                   progress: Reporter | None = None) -> list[ImportResult]:
-    """Adopt every item of the named targets' remote catalogs into ``state``."""
+def importable(manifests: Manifests, names: Sequence[str]) -> dict[str, Target]:
+    """The named targets, if every one can be imported (read); a ConfigError otherwise."""
     if not names:
         raise ConfigError("import needs a target: reconciler import -t TARGET")
     selected = select_targets(manifests, names)
     refused = [f"{name} ({t.provider})" for name, t in selected.items() if not readable(t)]
     if refused:
-        raise ConfigError(f"cannot import {', '.join(refused)}: the provider cannot read its remote catalog "
-                          f"(readable providers: {readable_providers()})")
+        raise ConfigError(f"cannot import {', '.join(refused)}: the provider cannot read its remote catalog, so "
+                          f"there is nothing to adopt (readable providers: {readable_providers()})")
+    return selected
+
+
+def import_catalog(manifests: Manifests, state: State, names: Sequence[str], *,
+                   environ: Mapping[str, str] | None = None, tuning: Tuning | None = None,
+                   transport: httpx.AsyncBaseTransport | None = None,
+                   progress: Reporter | None = None) -> list[ImportResult]:
+    """Adopt every item of the named targets' remote catalogs into ``state``."""
+    selected = importable(manifests, names)
     wanted_plan = build_plan(manifests, State(":memory:", create=False), list(selected), allow_mass_delete=True)
     remote = _read(list(selected.values()), environ, tuning, transport, progress)
     errors = [f"{name}: {result}" for name, result in remote.items() if isinstance(result, ReconcilerError)]
