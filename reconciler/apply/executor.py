@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
+import functools
 import itertools
 import os
 import random
@@ -107,6 +109,7 @@ class _Context:
         self.apply_id = apply_id
         self.wait = wait
         self.result = result
+        self.db = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconciler-state")
 
 
 class _TargetRun:
@@ -228,6 +231,8 @@ class _TargetRun:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
         self._flush_local()
+        if self.aux:  # records still being written
+            await asyncio.gather(*list(self.aux), return_exceptions=True)
         if self.fatal is not None:
             raise self.fatal
 
@@ -244,6 +249,8 @@ class _TargetRun:
             if self.fatal is not None:
                 return
             request = self._next()
+            if self.local and (self.packer is None or len(self.local) >= self.ctx.tuning.record_chunk):
+                self._flush_local()
             if request is None:
                 if self.active == 0 and not self.ready and self.packer is None:
                     self.event.set()
@@ -269,12 +276,11 @@ class _TargetRun:
                 item = next(self.packer)
             except StopIteration:
                 self.packer = None
-                self._flush_local()
                 break
             if isinstance(item, Outcome):
                 self.local.append(item)
                 if len(self.local) >= self.ctx.tuning.record_chunk:
-                    self._flush_local()
+                    return None  # recorded by the caller first
                 continue
             return item
         return None
@@ -282,7 +288,14 @@ class _TargetRun:
     def _flush_local(self) -> None:
         if self.local:
             outcomes, self.local = self.local, []
-            self._record(outcomes, local=True)
+            self._spawn(self._record(outcomes, local=True))
+
+    async def _db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a state write on the state's own thread (SQLite works without the GIL,
+        so it overlaps with the network and the other targets). One thread: writes
+        are committed in the order they were asked for."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.ctx.db, functools.partial(fn, *args, **kwargs))
 
     # -- sending -------------------------------------------------------------------
     async def _send(self, request: Request) -> None:
@@ -293,9 +306,14 @@ class _TargetRun:
                 self.result.wait_seconds += waited
                 self.ctx.reporter.waiting(self.name, waited, "rate window")
             size = len(request.body or b"")
-            # Logged before sending (crash-safe: a killed run still counts in the window).
-            self.ctx.state.log_request(self.name, request.endpoint or request.path, time.time(), None, len(ops), size)
+            log = functools.partial(self.ctx.state.log_request, self.name, request.endpoint or request.path,
+                                    time.time(), None, len(ops), size)
+            if self.window.limit:
+                await self._db(log)  # committed before sending: a killed run still counts in the window
+            else:
+                self.ctx.db.submit(log)  # history only: no need to wait for it
             self.result.requests += 1
+            self.result.items_sent += len(ops)
             self.ctx.reporter.request_sent(self.name, request.endpoint or request.path, len(ops))
             response = None
             try:
@@ -367,7 +385,8 @@ class _TargetRun:
                 final.extend(self._retry(retry, transient, any(o.status == "rejected" for o in final)))
 
         if final or settled_job is not None:
-            self._record(final, settled_job=settled_job)
+            # Committed on the state's thread while this worker sends the next request.
+            self._spawn(self._record(final, settled_job=settled_job))
 
     def _retry(self, retry: list[Outcome], transient: bool, others_rejected: bool) -> list[Outcome]:
         """Schedule the retry outcomes again; returns those out of attempts, as rejected."""
@@ -377,8 +396,7 @@ class _TargetRun:
         reason = self.redact(retry[0].reason or "transient failure")
         if others_rejected and not transient and not rate_limited and not retry_after:
             # Refused only because of the items rejected beside them: send at once.
-            self._enqueue([o.operation for o in retry])
-            return []
+            return self._enqueue([o.operation for o in retry])
         failed, again, level = [], [], 1
         for outcome in retry:
             op = outcome.operation
@@ -402,26 +420,36 @@ class _TargetRun:
 
     async def _later(self, delay: float, ops: list[Operation]) -> None:
         await asyncio.sleep(delay)
-        self._enqueue(ops)
+        outcomes = self._enqueue(ops)
+        if outcomes:
+            self._spawn(self._record(outcomes))
 
-    def _enqueue(self, ops: list[Operation]) -> None:
+    def _enqueue(self, ops: list[Operation]) -> list[Outcome]:
+        """Pack ``ops`` again into requests ready to send; returns the outcomes
+        ``pack`` decided without a request (to record)."""
         outcomes = []
         for item in pack(self.provider, ops, self.limits):
             if isinstance(item, Outcome):
                 outcomes.append(item)
             else:
                 self.ready.append(item)
-        if outcomes:
-            self._record(outcomes)
         self.event.set()
+        return outcomes
 
     # -- recording -----------------------------------------------------------------
-    def _record(self, outcomes: list[Outcome], settled_job: int | None = None, local: bool = False) -> None:
+    def _write(self, outcomes: list[Outcome], settled_job: int | None, handles: list[str]) -> dict[str, int]:
+        job_ids = self.ctx.state.record(self.name, outcomes, self.ctx.apply_id, ignore=self.ignore,
+                                        settled_job=settled_job)
+        if handles and (not isinstance(job_ids, dict) or not set(handles) <= set(job_ids)):
+            job_ids = self._job_ids(handles)
+        return job_ids or {}
+
+    async def _record(self, outcomes: list[Outcome], settled_job: int | None = None, local: bool = False) -> None:
         if self.secrets:
             outcomes = [replace(o, reason=self.redact(o.reason)) if o.reason and o.status == "rejected" else o
                         for o in outcomes]
-        state = self.ctx.state
-        job_ids = state.record(self.name, outcomes, self.ctx.apply_id, ignore=self.ignore, settled_job=settled_job)
+        handles = list({o.job.handle: None for o in outcomes if o.status == "pending"}) if self.ctx.wait else []
+        job_ids = await self._db(self._write, outcomes, settled_job, handles)
         applied = rejected = pending = 0
         jobs: dict[str, Job] = {}
         failures = self.ctx.result.failures
@@ -444,8 +472,6 @@ class _TargetRun:
         result.rejected += rejected
         result.pending += pending
         if jobs and self.ctx.wait:
-            if not isinstance(job_ids, dict) or set(job_ids) != set(jobs):
-                job_ids = self._job_ids(list(jobs))
             for handle, job in jobs.items():
                 self._spawn(self._poll(job_ids[handle], job))
         self.ctx.reporter.recorded(self.name, {
@@ -607,6 +633,7 @@ def apply_plan(plan: Plan, targets: Mapping[str, Target], state: State, *, wait:
                 target.interrupted = target.interrupted or target.not_sent > 0
             raise
         finally:
+            ctx.db.shutdown(wait=True)  # a write under way when interrupted completes first
             result.seconds = time.monotonic() - started
             state.finish_apply(apply_id, status, result.counts())
             try:
@@ -651,6 +678,7 @@ def settle(state: State, targets: Mapping[str, Target], names: Sequence[str] | N
             result.interrupted = True
             raise
         finally:
+            ctx.db.shutdown(wait=True)
             result.seconds = time.monotonic() - started
         reporter.finished(result)
     return result

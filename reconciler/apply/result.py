@@ -30,6 +30,7 @@ class TargetResult:
     pending: int = 0          # in asynchronous jobs not settled yet
     local: int = 0            # recorded without a request (a delete the API cannot do)
     requests: int = 0         # write requests sent, retries included
+    items_sent: int = 0       # operations in those requests
     polls: int = 0            # status requests of asynchronous jobs
     retried: int = 0          # operations sent again after a transient failure
     split: int = 0            # requests bisected
@@ -54,7 +55,7 @@ class TargetResult:
     def counts(self) -> dict:
         return {
             "total": self.total, "applied": self.applied, "rejected": self.rejected,
-            "pending": self.pending, "local": self.local, "requests": self.requests,
+            "pending": self.pending, "local": self.local, "requests": self.requests, "items_sent": self.items_sent,
             "polls": self.polls, "retried": self.retried, "wait_seconds": round(self.wait_seconds, 3),
             "seconds": round(self.seconds, 3), "error": self.error,
         }
