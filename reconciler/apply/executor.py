@@ -251,6 +251,8 @@ class _TargetRun:
             request = self._next()
             if self.local and (self.packer is None or len(self.local) >= self.ctx.tuning.record_chunk):
                 self._flush_local()
+                if request is None and self.packer is not None:
+                    continue  # the packer has more
             if request is None:
                 if self.active == 0 and not self.ready and self.packer is None:
                     self.event.set()
