@@ -56,11 +56,7 @@ def test_faults_converge_for_every_provider(tmp_path, fault_rate, seed):
 
 # With these seeds a delete request of meta_catalog (seed 2) or bloomreach (seed 3) has
 # its connection dropped *after* the destination processed it; the executor sends it
-# again and the destination answers "does not exist", which the providers report as a
-# rejection, so the state keeps an item the destination no longer has and every later
-# plan proposes the delete again. The fix belongs in the providers (a delete answered
-# "not found" is applied); until then this is an expected failure.
-@pytest.mark.xfail(strict=False, reason="providers: a re-sent delete answered 'does not exist' is rejected")
+# again and the destination answers "does not exist": the delete is applied all the same.
 @pytest.mark.parametrize("seed", [2, 3])
 def test_deletes_converge_under_faults(tmp_path, seed):
     config = SandboxConfig(port=0, time_scale=0.001, fault_rate=0.3, seed=seed, async_delay=0.02)

@@ -201,8 +201,9 @@ def test_sandbox_per_item_errors(sandbox, client, url):
     assert "warranty" in outcomes[1].reason and "price" in outcomes[2].reason
     outcomes = apply(client, url, provider, [op("delete", "ghost", before=props("g")),
                                              op("delete", "ok", before=props("ok"))])
-    assert [o.status for o in outcomes] == ["rejected", "applied"]
-    assert "does not exist" in outcomes[0].reason
+    # deleting what is not there reaches the desired state (a retried delete meets this)
+    assert [o.status for o in outcomes] == ["applied", "applied"]
+    assert outcomes[0].reason.startswith("already absent: ") and "does not exist" in outcomes[0].reason
 
 
 def test_sandbox_bad_credentials(client, url):

@@ -101,6 +101,18 @@ def read_error(provider_name: str, response: httpx.Response, detail: str | None 
     )
 
 
+ALREADY_GONE = ("does not exist", "not found", "no such item")
+
+
+def refusal(op: Operation, reason: str) -> Outcome:
+    """A destination's refusal of one item. A delete refused because the item is not
+    there is the desired state reached: typically the first delete was applied and its
+    answer lost (a dropped connection), so the retry finds nothing to delete."""
+    if op.action == "delete" and any(text in reason.lower() for text in ALREADY_GONE):
+        return Outcome(op, "applied", f"already absent: {reason}")
+    return Outcome(op, "rejected", reason)
+
+
 def outcomes(ops: Iterable[Operation], status: str, reason: str | None = None, **extra: Any) -> list[Outcome]:
     return [Outcome(operation=op, status=status, reason=reason, **extra) for op in ops]  # type: ignore[arg-type]
 

@@ -38,7 +38,7 @@ import httpx
 from reconciler.errors import ConfigError
 from reconciler.providers._common import (
     JSON_HEADERS, auth_error, basic_auth, body_excerpt, diff_fields, dumps, json_body, outcomes,
-    read_error, setting, split_or_reject, transient,
+    read_error, refusal, setting, split_or_reject, transient,
 )
 from reconciler.providers.base import (
     Capabilities, Limits, Operation, Outcome, Page, Provider, Request,
@@ -165,7 +165,7 @@ class Bloomreach(Provider):
                     result.append(Outcome(op, "applied"))
                 else:
                     messages = _flatten(item.get("errors") if isinstance(item, dict) else item)
-                    result.append(Outcome(op, "rejected", "; ".join(messages) or "refused by bloomreach"))
+                    result.append(refusal(op, "; ".join(messages) or "refused by bloomreach"))
             return result
         messages = _flatten(body.get("errors")) if isinstance(body, dict) else []
         message = "; ".join(messages) or body_excerpt(response) or f"HTTP {status}"

@@ -35,7 +35,7 @@ import httpx
 from reconciler.errors import ConfigError
 from reconciler.manifest.currencies import exponent
 from reconciler.providers._common import (
-    JSON_HEADERS, body_excerpt, diff_fields, dumps, json_body, outcomes, read_error, retry_after,
+    JSON_HEADERS, body_excerpt, diff_fields, dumps, json_body, outcomes, read_error, refusal, retry_after,
     setting,
 )
 from reconciler.providers.base import (
@@ -216,7 +216,7 @@ class MetaCatalog(Provider):
             for index in by_key.get(str(invalid), ()):
                 reasons.setdefault(index, ["refused by meta_catalog (invalid request)"])
         return [
-            Outcome(op, "rejected", "; ".join(reasons[i])) if i in reasons else Outcome(op, "applied")
+            refusal(op, "; ".join(reasons[i])) if i in reasons else Outcome(op, "applied")
             for i, op in enumerate(ops)
         ]
 
