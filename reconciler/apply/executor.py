@@ -31,10 +31,8 @@ of the target's credentials.
 from __future__ import annotations
 
 import asyncio
-import base64
 import concurrent.futures
 import functools
-import itertools
 import os
 import random
 import signal
@@ -79,6 +77,12 @@ class Tuning:
     record_chunk: int = 5000         # local outcomes per transaction
     window_scale: float = 1.0        # multiplies rate windows: only for a time-scaled sandbox
 
+    def backoff(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        """Seconds before attempt ``attempt + 1``: full jitter over an exponential
+        ceiling, never less than what the destination asked (``Retry-After``)."""
+        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
+        return max(rng.uniform(0, ceiling), retry_after or 0.0)
+
 
 class _Stopped(Exception):
     """A target cannot go on (wraps the ConfigError)."""
@@ -87,14 +91,6 @@ class _Stopped(Exception):
 def _lowered(provider: type[Provider], target: Target) -> Limits:
     wanted = target.limits.model_dump(exclude_none=True) if target.limits is not None else None
     return provider.limits.lowered(wanted)
-
-
-def _secrets(values: Mapping[str, str]) -> list[str]:
-    plain = [v for v in values.values() if isinstance(v, str) and len(v) >= 4]
-    derived = [base64.b64encode(f"{a}:{b}".encode()).decode()
-               for a, b in itertools.permutations(values.values(), 2)
-               if isinstance(a, str) and isinstance(b, str)]
-    return sorted(set(plain + derived), key=len, reverse=True)
 
 
 class _Context:
@@ -137,11 +133,7 @@ class _TargetRun:
 
     # -- helpers -------------------------------------------------------------------
     def redact(self, text: str | None) -> str:
-        text = "" if text is None else str(text)
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, "***")
-        return text
+        return credentials.redact(text, self.secrets)
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         self.active += 1
@@ -168,7 +160,7 @@ class _TargetRun:
         try:
             cls = get_provider(self.target.provider)
             secrets = credentials.resolve(self.target, cls.auth_keys, self.ctx.environ)
-            self.secrets = _secrets(secrets)
+            self.secrets = credentials.secrets_of(secrets)
             self.provider = cls(self.target.settings, secrets)
             self.limits = _lowered(cls, self.target)
             history: list[float] = []
@@ -411,8 +403,7 @@ class _TargetRun:
                 again.append(op)
                 level = max(level, attempt)
         if again:
-            delay = self.rng.uniform(0, min(tuning.backoff_cap, tuning.backoff_base * 2 ** (level - 1)))
-            delay = max(delay, retry_after)
+            delay = tuning.backoff(level, retry_after, self.rng)
             if rate_limited:
                 self.window.pause(delay)  # the whole target waits, not only these items
             self.result.retried += len(again)

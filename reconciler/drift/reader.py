@@ -23,8 +23,6 @@ Pacing, within a target:
 from __future__ import annotations
 
 import asyncio
-import base64
-import itertools
 import random
 import time
 from dataclasses import dataclass
@@ -60,28 +58,6 @@ class RemoteCatalog:
     seconds: float = 0.0
 
 
-def backoff_delay(attempt: int, tuning: Tuning, retry_after: float | None, rng: random.Random) -> float:
-    """Seconds before sending attempt ``attempt + 1``: full jitter over an exponential
-    ceiling (the executor's formula and knobs), never less than ``Retry-After``."""
-    ceiling = min(tuning.backoff_cap, tuning.backoff_base * 2 ** (attempt - 1))
-    return max(rng.uniform(0, ceiling), retry_after or 0.0)
-
-
-def secrets_of(values: Mapping[str, str]) -> list[str]:
-    """Strings that must never be shown: the credentials, and the Basic-auth tokens
-    that pairs of them make. Longest first, so replacing one never leaves a tail."""
-    plain = [v for v in values.values() if isinstance(v, str) and len(v) >= 4]
-    derived = [base64.b64encode(f"{a}:{b}".encode()).decode()
-               for a, b in itertools.permutations(values.values(), 2)]
-    return sorted(set(plain + derived), key=len, reverse=True)
-
-
-def redact(text: str, secrets: Sequence[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
-
-
 class _TargetReader:
     def __init__(self, target: Target, tuning: Tuning, environ: Mapping[str, str] | None,
                  transport: httpx.AsyncBaseTransport | None, progress: Progress | None):
@@ -91,7 +67,7 @@ class _TargetReader:
         self.progress = progress
         self.cls = get_provider(target.provider)
         resolved = credentials.resolve(target, self.cls.auth_keys, environ)
-        self.secrets = secrets_of(resolved)
+        self.secrets = credentials.secrets_of(resolved)
         self.provider: Provider = self.cls(target.settings, resolved)
         wanted = target.limits.model_dump(exclude_none=True) if target.limits is not None else None
         self.in_flight = self.cls.limits.lowered(wanted).max_in_flight or tuning.default_in_flight
@@ -99,7 +75,7 @@ class _TargetReader:
 
     def say(self, text: str) -> None:
         if self.progress is not None:
-            self.progress(f"{self.target.name}: {redact(text, self.secrets)}")
+            self.progress(f"{self.target.name}: {credentials.redact(text, self.secrets)}")
 
     async def read(self) -> RemoteCatalog:
         started = time.monotonic()
@@ -154,7 +130,7 @@ class _TargetReader:
             if attempt >= self.tuning.max_attempts:
                 raise DriftError(f"{self.target.provider}: reading the remote catalog failed after "
                                  f"{attempt} attempts: {reason}")
-            delay = backoff_delay(attempt, self.tuning, wait_at_least, self.rng)
+            delay = self.tuning.backoff(attempt, wait_at_least, self.rng)
             catalog.retries += 1
             self.say(f"retrying a read in {delay:.1f}s: {reason}")
             await asyncio.sleep(delay)
@@ -183,10 +159,10 @@ def read_catalogs(targets: Sequence[Target], *, environ: Mapping[str, str] | Non
                          f"{retried} in {catalog.seconds:.1f}s")
         except ReconcilerError as exc:
             kind = ConfigError if isinstance(exc, ConfigError) else DriftError
-            results[target.name] = kind(redact(str(exc), secrets))
+            results[target.name] = kind(credentials.redact(str(exc), secrets))
         except Exception as exc:  # an unexpected answer: this target only
             results[target.name] = DriftError(
-                redact(f"{target.provider}: reading failed ({type(exc).__name__}: {exc})", secrets))
+                credentials.redact(f"{target.provider}: reading failed ({type(exc).__name__}: {exc})", secrets))
 
     async def main() -> None:
         await asyncio.gather(*(one(t) for t in targets))
