@@ -76,7 +76,9 @@ class Capabilities:
     local_deletes: tuple[str, ...] = ()  # record kinds whose delete has no API call
 
 
-@dataclass(frozen=True, slots=True)
+# Operation and Outcome are made by the million in a large apply: plain slotted
+# dataclasses are three times cheaper to build than frozen ones. Treat them as values.
+@dataclass(slots=True)
 class Operation:
     """One planned change of one record of one item at one target."""
 
@@ -112,7 +114,7 @@ class Job:
     operations: tuple[Operation, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
     """What became of one operation.
 

@@ -245,10 +245,10 @@ class State:
                 if op.action == "delete":
                     deletes.append(ident)
                 else:
+                    body = orjson.dumps(op.after, option=orjson.OPT_SORT_KEYS)
                     upserts.append((
-                        target, op.record, op.key, op.sku, orjson.dumps(op.after).decode(),
-                        payload_digest(op.after, ignore), outcome.remote_id or op.remote_id,
-                        op.action, "applied", stamp,
+                        target, op.record, op.key, op.sku, body.decode(), digest_of(op.after, body, ignore),
+                        outcome.remote_id or op.remote_id, op.action, "applied", stamp,
                     ))
             elif outcome.status == "rejected":
                 failures.append((apply_id, target, op.record, op.key, op.sku, op.action, outcome.reason, stamp))
@@ -259,7 +259,7 @@ class State:
                 conn.executemany("INSERT OR REPLACE INTO items VALUES (?,?,?,?,?,?,?,?,?,?)", upserts)
             if deletes:
                 conn.executemany("DELETE FROM items WHERE target = ? AND record = ? AND key = ?", deletes)
-            if cleared:
+            if cleared and self._has_failures(target):
                 conn.executemany("DELETE FROM failures WHERE target = ? AND record = ? AND key = ?", cleared)
             if failures:
                 conn.executemany("INSERT OR REPLACE INTO failures VALUES (?,?,?,?,?,?,?,?)", failures)
@@ -278,6 +278,10 @@ class State:
             if settled_job is not None:
                 conn.execute("DELETE FROM jobs WHERE id = ?", (settled_job,))
         return job_ids
+
+    def _has_failures(self, target: str) -> bool:
+        # Most batches of most applies follow no failure: skip a DELETE per item then.
+        return self.conn.execute("SELECT 1 FROM failures WHERE target = ? LIMIT 1", (target,)).fetchone() is not None
 
     def pending_jobs(self, target: str | None = None) -> list[PendingJob]:
         query, args = "SELECT * FROM jobs", ()
