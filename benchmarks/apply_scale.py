@@ -110,7 +110,7 @@ def lower_bound(result, targets, log, time_scale: float, async_delay: float) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--products", type=int, default=100_000)
-    parser.add_argument("--time-scale", type=float, default=0.01)
+    parser.add_argument("--time-scale", type=float, default=1.0)
     parser.add_argument("--latency", type=float, default=0.005)
     parser.add_argument("--async-delay", type=float, default=0.2)
     args = parser.parse_args()

@@ -106,6 +106,18 @@ class _Context:
         self.wait = wait
         self.result = result
         self.db = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconciler-state")
+        # Sends of a rate-limited target wait for their request to be logged; on the
+        # state's own thread they would queue behind big batches of outcomes. A second
+        # connection and thread: a log waits at most for the transaction under way.
+        self.window_state = State(state.path) if state.persistent else state
+        self.window_log = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconciler-window")
+
+    def close(self) -> None:
+        """Wait for writes under way (an interrupted apply completes them first)."""
+        self.db.shutdown(wait=True)
+        self.window_log.shutdown(wait=True)
+        if self.window_state is not self.state:
+            self.window_state.close()
 
 
 class _TargetRun:
@@ -300,12 +312,13 @@ class _TargetRun:
                 self.result.wait_seconds += waited
                 self.ctx.reporter.waiting(self.name, waited, "rate window")
             size = len(request.body or b"")
-            log = functools.partial(self.ctx.state.log_request, self.name, request.endpoint or request.path,
-                                    time.time(), None, len(ops), size)
-            if self.window.limit:
-                await self._db(log)  # committed before sending: a killed run still counts in the window
-            else:
-                self.ctx.db.submit(log)  # history only: no need to wait for it
+            if self.window.limit:  # committed before sending: a killed run still counts in the window
+                log = functools.partial(self.ctx.window_state.log_request, self.name,
+                                        request.endpoint or request.path, time.time(), None, len(ops), size)
+                await asyncio.get_running_loop().run_in_executor(self.ctx.window_log, log)
+            else:  # history only: no need to wait for it
+                self.ctx.db.submit(self.ctx.state.log_request, self.name, request.endpoint or request.path,
+                                   time.time(), None, len(ops), size)
             self.result.requests += 1
             self.result.items_sent += len(ops)
             self.ctx.reporter.request_sent(self.name, request.endpoint or request.path, len(ops))
@@ -626,7 +639,7 @@ def apply_plan(plan: Plan, targets: Mapping[str, Target], state: State, *, wait:
                 target.interrupted = target.interrupted or target.not_sent > 0
             raise
         finally:
-            ctx.db.shutdown(wait=True)  # a write under way when interrupted completes first
+            ctx.close()
             result.seconds = time.monotonic() - started
             state.finish_apply(apply_id, status, result.counts())
             try:
@@ -671,7 +684,7 @@ def settle(state: State, targets: Mapping[str, Target], names: Sequence[str] | N
             result.interrupted = True
             raise
         finally:
-            ctx.db.shutdown(wait=True)
+            ctx.close()
             result.seconds = time.monotonic() - started
         reporter.finished(result)
     return result
