@@ -68,6 +68,8 @@ class _TargetPlanner:
         if old == digest:
             self.unchanged += 1
             return
+        if body is None:  # the evaluator saw this digest in the state: cannot differ here
+            raise AssertionError(f"{self.target.name}: no payload for changed item {key} ({record})")
         payload = orjson.loads(body)
         if old is None:
             self.changes.append(Change("create", record, key, sku, None, payload, FieldDiff(added=tuple(sorted(payload)))))
@@ -101,7 +103,8 @@ def _scan(manifests: Manifests, planners: dict[str, _TargetPlanner], workers: in
     """Feed every valid product to the planners; check what spans products. Returns
     the number of valid products; problems go to ``manifests.problems``."""
     check_targets(manifests)
-    evaluator = Evaluator(manifests.targets, manifests.target_locations, planners)
+    evaluator = Evaluator(manifests.targets, manifests.target_locations, planners,
+                          {name: planner.remaining for name, planner in planners.items()})
     problems = manifests.problems
     seen: dict[str, tuple[str, int]] = {}
     # Venddor's key is the GTIN, which two products could share.

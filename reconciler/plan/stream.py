@@ -9,8 +9,9 @@ with the state. Results come back in order, so a parallel plan equals a sequenti
 
 Each product comes out as ``(sku, file, line, problems, entries)`` where an entry is
 ``(target, key, record, body, digest)``: ``body`` is the payload as canonical JSON
-bytes (cheap to pass between processes; loaded again only for changed items). Only
-plain tuples, strings and bytes cross process boundaries: they pickle fastest.
+bytes, loaded again only for changed items, and ``None`` when the digest is the
+state's (the item is unchanged). Only plain tuples, strings and bytes cross process
+boundaries: they pickle fastest.
 """
 from __future__ import annotations
 
@@ -19,13 +20,14 @@ import os
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 import orjson
+from pydantic import ValidationError
 
 from reconciler.errors import Problem
 from reconciler.manifest.loader import Location, Manifests, _csv, parse_product
-from reconciler.manifest.models import Target
+from reconciler.manifest.models import Product, Target
 from reconciler.mapping import item_key, missing_fields, records
 from reconciler.state.store import digest_of
 
@@ -38,46 +40,66 @@ IN_FLIGHT_CHUNKS = 32  # per worker pool: enough for workers to run ahead of the
 
 
 class Evaluator:
-    """Per-product checks and mapping; picklable, so it can run in a worker."""
+    """Per-product checks and mapping, in the main process or a forked worker.
 
-    def __init__(self, targets: dict[str, Target], known: Iterable[str], planned: Iterable[str]):
+    ``digests`` (per planned target, ``{(record, key): digest}`` as in the state) lets
+    an entry whose digest is unchanged leave its body out: most of a plan's items are
+    unchanged, and their bodies are most of what would cross process boundaries.
+    """
+
+    def __init__(self, targets: dict[str, Target], names: Iterable[str], planned: Iterable[str],
+                 digests: Mapping[str, Mapping[tuple[str, str], bytes]] | None = None):
         self.targets = tuple(targets.values())
-        self.known = frozenset(known)
+        self.known = frozenset(names)
         self.planned = frozenset(planned)
         self.ignore = {t.name: tuple(t.ignore_fields) for t in self.targets}
+        self.digests = digests or {}
 
     def __call__(self, where: Location, raw: Any) -> Evaluated:
         product, problems = parse_product(raw, where)
+        return self._evaluated(product, problems, where.file, where.line)
+
+    def line(self, file: str, number: int, line: bytes) -> Evaluated:
+        """A JSONL line: the common case, a valid product, with no Location built."""
+        try:
+            product, problems = Product.model_validate_json(line), []
+        except ValidationError:
+            product, problems = parse_product(line, Location(file, number))
+        return self._evaluated(product, problems, file, number)
+
+    def _evaluated(self, product: Product | None, problems: list[Problem], file: str, number: int) -> Evaluated:
         if product is None:
-            return None, where.file, where.line, problems, ()
+            return None, file, number, problems, ()
         sku = product.sku
         if product.targets or product.overrides:
             unknown = [n for n in (*(product.targets or ()), *(product.overrides or ())) if n not in self.known]
             if unknown:
-                problems.append(where.problem(f"unknown target {', '.join(map(repr, unknown))}", sku))
+                problems.append(Problem(file, number, sku, f"unknown target {', '.join(map(repr, unknown))}"))
         entries = []
         for target in self.targets:
             if not target.wants(product):
                 continue
             missing = missing_fields(target, product)
             if missing:
-                problems.extend(where.problem(message, sku) for message in missing)
+                problems.extend(Problem(file, number, sku, message) for message in missing)
                 continue
             if target.name not in self.planned or problems:
                 continue
             key = item_key(target, product)
             ignore = self.ignore[target.name]
+            known = self.digests.get(target.name, {})
             for record, payload in records(target, product).items():
                 body = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
-                entries.append((target.name, key, record, body, digest_of(payload, body, ignore)))
-        return sku, where.file, where.line, problems, tuple(entries)
+                digest = digest_of(payload, body, ignore)
+                entries.append((target.name, key, record, None if known.get((record, key)) == digest else body, digest))
+        return sku, file, number, problems, tuple(entries)
 
     def chunk(self, file: str, first_line: int, data: bytes) -> list[Evaluated]:
         """Evaluate a chunk of JSONL lines (runs in a worker process)."""
         results = []
         for offset, line in enumerate(data.split(b"\n")):
             if line.strip():
-                results.append(self(Location(file, first_line + offset), line))
+                results.append(self.line(file, first_line + offset, line))
         return results
 
 
@@ -120,15 +142,28 @@ def _chunks(path: Path) -> Iterator[tuple[int, bytes]]:
             rest = data[cut:]
 
 
+_FORKED: Evaluator | None = None  # what forked workers inherit, with the state's digests
+
+
+def _chunk_in_worker(file: str, first_line: int, data: bytes) -> list[Evaluated]:
+    assert _FORKED is not None
+    return _FORKED.chunk(file, first_line, data)
+
+
 def _parallel(path: Path, name: str, evaluator: Evaluator, workers: int) -> Iterator[Evaluated]:
-    # Fork: workers inherit the evaluator and the imported modules at no cost. At most
-    # a few chunks are in flight, so memory stays bounded however large the file.
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        pending: deque = deque()
-        for first, data in _chunks(path):
-            pending.append(pool.submit(evaluator.chunk, name, first, data))
-            if len(pending) >= IN_FLIGHT_CHUNKS:
+    # Fork: workers inherit the evaluator (digests included: never pickled) and the
+    # imported modules at no cost. At most IN_FLIGHT_CHUNKS chunks are in flight, so
+    # memory stays bounded however large the file.
+    global _FORKED
+    _FORKED = evaluator
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            pending: deque = deque()
+            for first, data in _chunks(path):
+                pending.append(pool.submit(_chunk_in_worker, name, first, data))
+                if len(pending) >= IN_FLIGHT_CHUNKS:
+                    yield from pending.popleft().result()
+            while pending:
                 yield from pending.popleft().result()
-        while pending:
-            yield from pending.popleft().result()
+    finally:
+        _FORKED = None
