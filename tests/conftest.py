@@ -11,14 +11,8 @@ import yaml
 from click.testing import CliRunner, Result
 
 from reconciler.cli import cli
+from reconciler.sandbox import CREDENTIALS
 
-SANDBOX_AUTH = {
-    "vtex_ads": {"app_id": "sandbox-app", "api_key": "sandbox-key"},
-    "meta_catalog": {"access_token": "sandbox-token"},
-    "bloomreach": {"key_id": "sandbox-key", "key_secret": "sandbox-secret"},
-    "venddor": {"username": "sandbox-user", "password": "sandbox-pass"},
-    "voucherify": {"app_id": "sandbox-app", "app_token": "sandbox-token"},
-}
 SANDBOX_SETTINGS = {
     "meta_catalog": {"catalog_id": "1234567890", "api_version": "v21.0"},
     "bloomreach": {"project_id": "p1", "catalog_id": "c1"},
@@ -27,7 +21,7 @@ SANDBOX_SETTINGS = {
 
 def target(provider: str, base_url: str = "http://127.0.0.1:9", **extra: Any) -> dict[str, Any]:
     """A target config for ``provider`` with the sandbox credentials."""
-    return {"provider": provider, "base_url": base_url, "auth": dict(SANDBOX_AUTH[provider]),
+    return {"provider": provider, "base_url": base_url, "auth": dict(CREDENTIALS[provider]),
             "settings": dict(SANDBOX_SETTINGS.get(provider, {})), **extra}
 
 

@@ -10,7 +10,7 @@ import pytest
 from reconciler.errors import ConfigError
 from reconciler.providers import get_provider
 from reconciler.sandbox import Sandbox, SandboxConfig
-from test_provider_common import SANDBOX_CREDENTIALS, assert_no_secret, op, read_all, response, send
+from test_provider_common import client, CREDENTIALS, assert_no_secret, op, read_all, response, send
 
 Bloomreach = get_provider("bloomreach")
 BASE = "/data/v2/projects/proj/catalogs/cat/items"
@@ -27,7 +27,7 @@ def make(mode: str | None = None, credentials=None):
     settings = {"project_id": "proj", "catalog_id": "cat"}
     if mode:
         settings["update_mode"] = mode
-    return Bloomreach(settings, credentials or SANDBOX_CREDENTIALS["bloomreach"])
+    return Bloomreach(settings, credentials or CREDENTIALS["bloomreach"])
 
 
 # -- unit: encode ---------------------------------------------------------------------
@@ -136,14 +136,6 @@ WINDOW = 0.1  # 10 s × time_scale
 def sandbox():
     with Sandbox(SandboxConfig(port=0, async_delay=0.05, time_scale=WINDOW / 10, latency=0.001)) as sb:
         yield sb
-
-
-@pytest.fixture
-def client(sandbox):
-    sandbox.reset()
-    with httpx.Client(timeout=30) as c:
-        yield c
-    assert sandbox.violations == []  # tests that break a limit on purpose reset after
 
 
 @pytest.fixture

@@ -14,17 +14,21 @@ from reconciler.providers import (
     PROVIDERS, Capabilities, Limits, Operation, Outcome, Provider, Request, get_provider,
 )
 from reconciler.providers import _common
+from reconciler.sandbox import CREDENTIALS
 
-SANDBOX_CREDENTIALS = {
-    "vtex_ads": {"app_id": "sandbox-app", "api_key": "sandbox-key"},
-    "meta_catalog": {"access_token": "sandbox-token"},
-    "bloomreach": {"key_id": "sandbox-key", "key_secret": "sandbox-secret"},
-    "venddor": {"username": "sandbox-user", "password": "sandbox-pass"},
-    "voucherify": {"app_id": "sandbox-app", "app_token": "sandbox-token"},
-}
 
 
 # -- helpers used by the provider test modules --------------------------------------
+@pytest.fixture
+def client(sandbox):
+    """An HTTP client over a freshly reset sandbox (each module defines ``sandbox``); the
+    test fails if a limit was exceeded (tests that break one on purpose reset after)."""
+    sandbox.reset()
+    with httpx.Client(timeout=30) as c:
+        yield c
+    assert sandbox.violations == []
+
+
 def op(action: str, key: str, before: dict | None = None, after: dict | None = None,
        record: str = "product", sku: str | None = None) -> Operation:
     return Operation(action=action, record=record, key=key, sku=sku or key, before=before, after=after)
@@ -142,7 +146,7 @@ def _one_write(name: str):
     from reconciler.providers import get_provider
     settings = {"meta_catalog": {"catalog_id": "1", "api_version": "v21.0"},
                 "bloomreach": {"project_id": "p", "catalog_id": "c"}}.get(name, {})
-    provider = get_provider(name)(settings, SANDBOX_CREDENTIALS[name])
+    provider = get_provider(name)(settings, CREDENTIALS[name])
     after = {
         "vtex_ads": {"product_sku": "a", "name": "n", "url": "u", "image_url": "i", "categories": ["c"]},
         "meta_catalog": {"name": "n"},
@@ -193,7 +197,7 @@ def test_mapped_products_apply_and_read_back(name):
                         currency="BRL", stock=5 * i, weight_grams=80, metadata={"origin": "BR", "n": i},
                         attributes={"color": "brown"} if name != "venddor" else {"ncm": "18069000"})
                 for i, gtin in enumerate(["7891404130317", "7898915633481", "12345670"])]
-    provider = get_provider(name)(settings, SANDBOX_CREDENTIALS[name])
+    provider = get_provider(name)(settings, CREDENTIALS[name])
     wanted = {}
     ops = []
     for product in products:

@@ -8,7 +8,7 @@ import pytest
 from reconciler.errors import ConfigError
 from reconciler.providers import get_provider
 from reconciler.sandbox import Sandbox, SandboxConfig
-from test_provider_common import SANDBOX_CREDENTIALS, assert_no_secret, op, response, send
+from test_provider_common import client, CREDENTIALS, assert_no_secret, op, response, send
 
 Venddor = get_provider("venddor")
 GTINS = ["7891404130317", "7898915633481", "12345670", "4006381333931"]
@@ -23,7 +23,7 @@ def product(gtin: str, **extra) -> dict:
 
 @pytest.fixture
 def provider():
-    return Venddor({}, SANDBOX_CREDENTIALS["venddor"])
+    return Venddor({}, CREDENTIALS["venddor"])
 
 
 # -- unit -----------------------------------------------------------------------------
@@ -71,14 +71,6 @@ def test_decode_401_and_transient(provider):
 def sandbox():
     with Sandbox(SandboxConfig(port=0, async_delay=0.05, time_scale=0.001, latency=0.001)) as sb:
         yield sb
-
-
-@pytest.fixture
-def client(sandbox):
-    sandbox.reset()
-    with httpx.Client(timeout=10) as c:
-        yield c
-    assert sandbox.violations == []  # tests that break a limit on purpose reset after
 
 
 @pytest.fixture

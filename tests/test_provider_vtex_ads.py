@@ -10,7 +10,7 @@ import pytest
 from reconciler.errors import ConfigError
 from reconciler.providers import Request, get_provider
 from reconciler.sandbox import Sandbox, SandboxConfig
-from test_provider_common import SANDBOX_CREDENTIALS, assert_no_secret, op, response, send
+from test_provider_common import client, CREDENTIALS, assert_no_secret, op, response, send
 
 VtexAds = get_provider("vtex_ads")
 
@@ -28,7 +28,7 @@ def inventory(sku: str, price=10.5, promo=0, available=True) -> dict:
 
 @pytest.fixture
 def provider():
-    return VtexAds({}, SANDBOX_CREDENTIALS["vtex_ads"])
+    return VtexAds({}, CREDENTIALS["vtex_ads"])
 
 
 # -- unit ---------------------------------------------------------------------------
@@ -117,14 +117,6 @@ def test_decode_transient(provider, status, limited):
 def sandbox():
     with Sandbox(SandboxConfig(port=0, async_delay=0.05, latency=0.05)) as sb:
         yield sb
-
-
-@pytest.fixture
-def client(sandbox):
-    sandbox.reset()
-    with httpx.Client(timeout=10) as c:
-        yield c
-    assert sandbox.violations == []  # tests that break a limit on purpose reset after
 
 
 @pytest.fixture

@@ -19,17 +19,11 @@ from reconciler.manifest.models import Product, Target
 from reconciler.mapping import item_key, records
 from reconciler.plan.model import Change, FieldDiff, Plan, TargetPlan
 from reconciler.providers import get_provider
+from reconciler.sandbox import CREDENTIALS
 from reconciler.state.store import State, payload_digest
 
 PROVIDERS = ("vtex_ads", "meta_catalog", "bloomreach", "venddor", "voucherify")
 
-SANDBOX_AUTH: dict[str, dict[str, str]] = {
-    "vtex_ads": {"app_id": "sandbox-app", "api_key": "sandbox-key"},
-    "meta_catalog": {"access_token": "sandbox-token"},
-    "bloomreach": {"key_id": "sandbox-key", "key_secret": "sandbox-secret"},
-    "venddor": {"username": "sandbox-user", "password": "sandbox-pass"},
-    "voucherify": {"app_id": "sandbox-app", "app_token": "sandbox-token"},
-}
 SANDBOX_SETTINGS: dict[str, dict[str, Any]] = {
     "meta_catalog": {"catalog_id": "100200300", "api_version": "v21.0"},
     "bloomreach": {"project_id": "proj-1", "catalog_id": "cat-1",
@@ -86,7 +80,7 @@ def sandbox_targets(urls: Mapping[str, str], providers: Sequence[str] = PROVIDER
     for provider in providers:
         targets[provider] = Target(
             name=provider, provider=provider, base_url=urls[provider],
-            auth=dict((auth or {}).get(provider, SANDBOX_AUTH[provider])),
+            auth=dict((auth or {}).get(provider, CREDENTIALS[provider])),
             settings=dict((settings or {}).get(provider, SANDBOX_SETTINGS.get(provider, {}))),
             limits=(limits or {}).get(provider), **extra,
         )

@@ -14,7 +14,7 @@ import orjson
 
 from reconciler.drift import DriftReport, ItemDrift, TargetDrift
 from reconciler.drift.compare import FieldDrift
-from reconciler.plan.render import value_text
+from reconciler.plan.render import fit_markdown, value_text
 
 MARKDOWN_LIMIT = 60_000
 COLORS = {"+": "green", "~": "yellow", "-": "red"}
@@ -177,27 +177,11 @@ def render_markdown(report: DriftReport, limit: int = MARKDOWN_LIMIT) -> str:
         sections.append("```diff")
         sections.extend(_diff_lines(t))
         sections.append("```\n</details>")
-    return _fit("\n".join(head), sections, limit)
+    return fit_markdown("\n".join(head), sections, limit, TRUNCATED_REPORT)
 
 
-def _fit(head: str, sections: list[str], limit: int) -> str:
-    """``head`` and as many detail lines as fit in ``limit`` characters; when cut,
-    close the open code block and details and say how to see everything."""
-    notice = ("\n\n> **Report truncated** to fit a comment: {n} more lines not shown. "
-              "Run `reconciler drift` or `reconciler drift --format json` for the full report.\n")
-    budget = limit - len(head) - len(notice) - 40
-    kept, used = [], 0
-    for index, line in enumerate(sections):
-        if used + len(line) + 1 > budget:
-            text = "\n".join(kept)
-            if text.count("```") % 2:
-                text += "\n```"
-            if text.count("<details>") > text.count("</details>"):
-                text += "\n</details>"
-            return head + "\n" + text + notice.format(n=len(sections) - index)
-        kept.append(line)
-        used += len(line) + 1
-    return head + "\n" + "\n".join(kept) + "\n"
+TRUNCATED_REPORT = ("\n\n> **Report truncated** to fit a comment: {n} more lines not shown. "
+                    "Run `reconciler drift` or `reconciler drift --format json` for the full report.\n")
 
 
 def render(report: DriftReport, fmt: str, color: bool = False) -> str:

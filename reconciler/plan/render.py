@@ -119,7 +119,7 @@ def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
         for change in target.changes:
             sections.extend(diff_lines(change))
         sections.append("```\n</details>")
-    return _fit("\n".join(head), sections, limit)
+    return fit_markdown("\n".join(head), sections, limit, TRUNCATED_PLAN)
 
 
 def diff_lines(change: Change) -> Iterator[str]:
@@ -139,12 +139,15 @@ def diff_lines(change: Change) -> Iterator[str]:
         yield from (f"-     {name} = {value_text(before[name])}" for name in change.fields.removed)
 
 
-def _fit(head: str, sections: list[str], limit: int) -> str:
+TRUNCATED_PLAN = ("\n\n> **Plan truncated** to fit a comment: {n} more lines not shown. "
+                  "Run `reconciler plan -o plan.out` then `reconciler show plan.out`, or "
+                  "`reconciler plan --format json`, for the full plan.\n")
+
+
+def fit_markdown(head: str, sections: list[str], limit: int, notice: str) -> str:
     """Join ``head`` and as many section lines as fit in ``limit`` characters; when
-    cut, close an open code block and details, and say how to see everything."""
-    notice = ("\n\n> **Plan truncated** to fit a comment: {n} more lines not shown. "
-              "Run `reconciler plan -o plan.out` then `reconciler show plan.out`, or "
-              "`reconciler plan --format json`, for the full plan.\n")
+    cut, close an open code block and details, and add ``notice`` (``{n}``: the
+    number of lines left out), which says how to see everything."""
     budget = limit - len(head) - len(notice) - 40
     kept, used = [], 0
     for index, line in enumerate(sections):

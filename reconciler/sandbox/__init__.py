@@ -33,6 +33,7 @@ from typing import Any, Callable
 
 import uvicorn
 
+from . import bloomreach, meta_catalog, venddor, voucherify, vtex_ads
 from .bloomreach import BloomreachSimulator
 from .common import RequestLog, SandboxConfig, Simulator
 from .meta_catalog import MetaCatalogSimulator
@@ -40,7 +41,7 @@ from .venddor import VenddorSimulator
 from .voucherify import VoucherifySimulator
 from .vtex_ads import VtexAdsSimulator
 
-__all__ = ["PROVIDERS", "Sandbox", "SandboxConfig", "serve_forever"]
+__all__ = ["CREDENTIALS", "PROVIDERS", "Sandbox", "SandboxConfig", "serve_forever"]
 
 PROVIDERS: tuple[str, ...] = ("vtex_ads", "meta_catalog", "bloomreach", "venddor", "voucherify")
 _SIMULATORS: dict[str, type[Simulator]] = {
@@ -52,6 +53,15 @@ _SIMULATORS: dict[str, type[Simulator]] = {
 }
 
 HOST = "127.0.0.1"
+
+# What a target's ``auth:`` says to talk to each simulator (SPEC's sandbox table).
+CREDENTIALS: dict[str, dict[str, str]] = {
+    "vtex_ads": {"app_id": vtex_ads.APP_ID, "api_key": vtex_ads.API_KEY},
+    "meta_catalog": {"access_token": meta_catalog.ACCESS_TOKEN},
+    "bloomreach": {"key_id": bloomreach.KEY_ID, "key_secret": bloomreach.KEY_SECRET},
+    "venddor": {"username": venddor.USERNAME, "password": venddor.PASSWORD},
+    "voucherify": {"app_id": voucherify.APP_ID, "app_token": voucherify.APP_TOKEN},
+}
 
 
 class Sandbox:
