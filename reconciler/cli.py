@@ -49,6 +49,10 @@ class ReconcilerGroup(click.Group):
                 traceback.print_exc()
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo("\nInterrupted. Everything the destinations confirmed so far is recorded in the "
+                       "state; run the command again to finish.", err=True)
+            ctx.exit(130)
 
 
 @click.group(cls=ReconcilerGroup, context_settings={"help_option_names": ["-h", "--help"]})

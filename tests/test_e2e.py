@@ -10,6 +10,7 @@ import pytest
 
 from conftest import product, target
 from reconciler.manifest.loader import load, parse_product
+from reconciler.manifest.models import gtin_is_valid
 from reconciler.mapping import item_key, records
 from reconciler.sandbox import Sandbox, SandboxConfig
 from reconciler.state import State
@@ -47,6 +48,10 @@ def catalog(n=12, **changes):
         extra.update(changes.get(f"P{i:02d}", {}))
         items.append(product(f"P{i:02d}", **extra))
     return items
+
+
+def with_check_digit(first12: str) -> str:
+    return next(first12 + str(d) for d in range(10) if gtin_is_valid(first12 + str(d)))
 
 
 def expected(ws) -> dict[str, dict[tuple[str, str], dict]]:
@@ -181,3 +186,32 @@ def test_secrets_never_reach_output_or_state(shop, sandbox, monkeypatch):
     shop.write("products.yaml", {"products": catalog(3)})
     missing = shop.run("apply", "--auto-approve")
     assert missing.exit_code == 1 and "META_SECRET_TOKEN is not set" in missing.output
+
+
+def test_sigterm_during_cli_apply_then_apply_again_converges(ws, sandbox):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sandbox.reset()
+    ws.write("targets.yaml", {"targets": {"vend": target(
+        "venddor", sandbox.urls["venddor"], limits={"max_in_flight": 1, "max_items_per_request": 1})}})
+    products = [product(f"P{i:03d}", gtin=with_check_digit(f"789100{i:06d}")) for i in range(300)]
+    ws.write("p.yaml", {"products": products})
+    proc = subprocess.Popen([sys.executable, "-m", "reconciler", "-C", str(ws.root), "apply", "--auto-approve"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while sum(1 for e in sandbox.log if e["provider"] == "venddor") < 20 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Interrupted." in err and "Traceback" not in err
+    confirmed = len(State(ws.root / "state" / "reconciler.db").hashes("vend"))
+    assert 0 < confirmed < 300
+    result = ws.run("apply", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    assert f"{300 - confirmed} to create" in result.output
+    assert len(sandbox.catalog("venddor")) == 300
+    assert ws.run("plan", "--detailed-exitcode").exit_code == 0
