@@ -13,7 +13,6 @@ Prints seconds (best of two runs), the ratio to the baseline and the peak RSS.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import orjson
 from reconciler.manifest.loader import Location, parse_product
 from reconciler.manifest.models import Target
 from reconciler.mapping import item_key, records
-from reconciler.state import State, payload_digest
+from reconciler.state import State
 
 TARGETS = {
     "meta_catalog": {"settings": {"catalog_id": "1", "api_version": "v21.0"}, "auth": {"access_token": "${T}"}},

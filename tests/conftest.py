@@ -11,7 +11,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from reconciler.cli import cli
-from reconciler.sandbox import CREDENTIALS
+from reconciler.sandbox import CREDENTIALS, Sandbox, SandboxConfig
 
 SANDBOX_SETTINGS = {
     "meta_catalog": {"catalog_id": "1234567890", "api_version": "v21.0"},
@@ -71,3 +71,13 @@ def ws(tmp_path: Path) -> Workspace:
 @pytest.fixture
 def make_ws(tmp_path: Path) -> Callable[[str], Workspace]:
     return lambda name: Workspace(tmp_path / name)
+
+
+def sandbox_fixture(scope: str = "module", **config: Any):
+    """A fixture running the five simulators in-process on ephemeral ports with
+    ``config`` (see ``SandboxConfig``)."""
+    @pytest.fixture(scope=scope)
+    def fixture():
+        with Sandbox(SandboxConfig(port=0, **config)) as sandbox:
+            yield sandbox
+    return fixture

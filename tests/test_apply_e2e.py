@@ -11,14 +11,11 @@ from reconciler.apply import ApplyResult, NullReporter, PlainReporter, apply_pla
 from reconciler.apply.testing import (
     PROVIDERS, convergence_problems, fast_tuning, make_product, make_products, sandbox_targets, simple_plan,
 )
-from reconciler.sandbox import Sandbox, SandboxConfig
 from reconciler.state import State
+from conftest import sandbox_fixture
 
 
-@pytest.fixture
-def sandbox():
-    with Sandbox(SandboxConfig(port=0, time_scale=0.001, async_delay=0.05)) as sb:
-        yield sb
+sandbox = sandbox_fixture(time_scale=0.001, async_delay=0.05, scope="function")
 
 
 @pytest.fixture

@@ -20,16 +20,13 @@ from reconciler.apply.testing import (
 )
 from reconciler.errors import StalePlanError, StateError
 from reconciler.plan.model import Plan
-from reconciler.sandbox import Sandbox, SandboxConfig
 from reconciler.state import State
+from conftest import sandbox_fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def sandbox():
-    with Sandbox(SandboxConfig(port=0, time_scale=0.001, async_delay=0.05, latency=0.02)) as sb:
-        yield sb
+sandbox = sandbox_fixture(time_scale=0.001, async_delay=0.05, latency=0.02, scope="function")
 
 
 def apply(plan, targets, state, **kwargs):

@@ -18,10 +18,10 @@ from reconciler.drift.render import render_markdown
 from reconciler.errors import ConfigError
 from reconciler.manifest.models import Target
 from reconciler.providers.meta_catalog import MetaCatalog
-from reconciler.sandbox import Sandbox, SandboxConfig
 from reconciler.state import State
 
-from conftest import product, target
+from conftest import product, sandbox_fixture, target
+from reconciler.sandbox import Sandbox
 
 ENV = {
     "META_TOKEN": "sandbox-token",
@@ -34,10 +34,7 @@ META_BATCH = "/v21.0/1234567890/batch"
 BLOOM_ITEMS = "/data/v2/projects/p1/catalogs/c1/items"
 
 
-@pytest.fixture
-def sandbox():
-    with Sandbox(SandboxConfig(port=0, time_scale=0.001, async_delay=0.05)) as sb:
-        yield sb
+sandbox = sandbox_fixture(time_scale=0.001, async_delay=0.05, scope="function")
 
 
 @pytest.fixture

@@ -8,18 +8,14 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from conftest import product, target
+from conftest import product, sandbox_fixture, target
 from reconciler.manifest.loader import load, parse_product
 from reconciler.manifest.models import gtin_is_valid
 from reconciler.mapping import item_key, records
-from reconciler.sandbox import Sandbox, SandboxConfig
 from reconciler.state import State
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    with Sandbox(SandboxConfig(port=0, async_delay=0.05, latency=0.001)) as sb:
-        yield sb
+sandbox = sandbox_fixture(async_delay=0.05, latency=0.001)
 
 
 @pytest.fixture

@@ -6,10 +6,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from reconciler.sandbox import Sandbox, SandboxConfig
 from reconciler.state import State
 
-from conftest import product
+from conftest import product, sandbox_fixture
 from test_drift import (
     ENV, assert_no_secret, bloomreach_partial, catalog_targets, meta_batch, voucherify_metadata,
 )
@@ -17,10 +16,7 @@ from test_drift import (
 READABLE = ("-t", "meta", "-t", "bloom", "-t", "vouch")
 
 
-@pytest.fixture
-def sandbox():
-    with Sandbox(SandboxConfig(port=0, time_scale=0.001, async_delay=0.05)) as sb:
-        yield sb
+sandbox = sandbox_fixture(time_scale=0.001, async_delay=0.05, scope="function")
 
 
 @pytest.fixture

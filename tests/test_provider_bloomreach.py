@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import orjson
 import pytest
 
 from reconciler.errors import ConfigError
 from reconciler.providers import get_provider
-from reconciler.sandbox import Sandbox, SandboxConfig
-from test_provider_common import client, CREDENTIALS, assert_no_secret, op, read_all, response, send
+from test_provider_common import client  # noqa: F401 (a fixture)
+from test_provider_common import CREDENTIALS, assert_no_secret, op, read_all, response, send
+from conftest import sandbox_fixture
 
 Bloomreach = get_provider("bloomreach")
 BASE = "/data/v2/projects/proj/catalogs/cat/items"
@@ -132,10 +132,7 @@ def test_decode_read_cursor_pages():
 WINDOW = 0.1  # 10 s × time_scale
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    with Sandbox(SandboxConfig(port=0, async_delay=0.05, time_scale=WINDOW / 10, latency=0.001)) as sb:
-        yield sb
+sandbox = sandbox_fixture(async_delay=0.05, time_scale=WINDOW / 10, latency=0.001)
 
 
 @pytest.fixture

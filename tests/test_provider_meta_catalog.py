@@ -1,14 +1,13 @@
 """meta_catalog: encode/decode on documented shapes, and contract tests against the sandbox."""
 from __future__ import annotations
 
-import httpx
 import orjson
 import pytest
 
 from reconciler.errors import ConfigError
 from reconciler.providers import Job, get_provider
 from reconciler.providers.meta_catalog import minor_units, product_payload
-from reconciler.sandbox import Sandbox, SandboxConfig
+from conftest import sandbox_fixture
 from test_provider_common import (  # noqa: F401 (client is a fixture)
     client,
     CREDENTIALS, assert_no_secret, op, poll_until_done, read_all, response, send,
@@ -171,10 +170,7 @@ def test_read_prices_in_minor_units():
 
 
 # -- contract, against the sandbox ----------------------------------------------------
-@pytest.fixture(scope="module")
-def sandbox():
-    with Sandbox(SandboxConfig(port=0, async_delay=0.05, time_scale=0.001, latency=0.001)) as sb:
-        yield sb
+sandbox = sandbox_fixture(async_delay=0.05, time_scale=0.001, latency=0.001)
 
 
 @pytest.fixture

@@ -1,14 +1,14 @@
 """venddor: encode/decode on documented shapes, and contract tests against the sandbox."""
 from __future__ import annotations
 
-import httpx
 import orjson
 import pytest
 
 from reconciler.errors import ConfigError
 from reconciler.providers import get_provider
-from reconciler.sandbox import Sandbox, SandboxConfig
-from test_provider_common import client, CREDENTIALS, assert_no_secret, op, response, send
+from test_provider_common import client  # noqa: F401 (a fixture)
+from test_provider_common import CREDENTIALS, assert_no_secret, op, response, send
+from conftest import sandbox_fixture
 
 Venddor = get_provider("venddor")
 GTINS = ["7891404130317", "7898915633481", "12345670", "4006381333931"]
@@ -67,10 +67,7 @@ def test_decode_401_and_transient(provider):
 
 
 # -- contract, against the sandbox ----------------------------------------------------
-@pytest.fixture(scope="module")
-def sandbox():
-    with Sandbox(SandboxConfig(port=0, async_delay=0.05, time_scale=0.001, latency=0.001)) as sb:
-        yield sb
+sandbox = sandbox_fixture(async_delay=0.05, time_scale=0.001, latency=0.001)
 
 
 @pytest.fixture

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import httpx
-import orjson
 import pytest
 
 from reconciler.errors import ConfigError
 from reconciler.providers import Job, get_provider
 from reconciler.providers.voucherify import metadata_change
-from reconciler.sandbox import Sandbox, SandboxConfig
+from conftest import sandbox_fixture
 from test_provider_common import (  # noqa: F401 (client is a fixture)
     client,
     CREDENTIALS, assert_no_secret, op, poll_until_done, read_all, response, send,
@@ -98,10 +97,7 @@ def test_read_pages(provider):
 
 
 # -- contract, against the sandbox ----------------------------------------------------
-@pytest.fixture(scope="module")
-def sandbox():
-    with Sandbox(SandboxConfig(port=0, async_delay=0.05, time_scale=0.001, latency=0.001)) as sb:
-        yield sb
+sandbox = sandbox_fixture(async_delay=0.05, time_scale=0.001, latency=0.001)
 
 
 @pytest.fixture

@@ -8,9 +8,10 @@ import orjson
 import pytest
 
 from reconciler.errors import ConfigError
-from reconciler.providers import Request, get_provider
-from reconciler.sandbox import Sandbox, SandboxConfig
-from test_provider_common import client, CREDENTIALS, assert_no_secret, op, response, send
+from reconciler.providers import get_provider
+from test_provider_common import client  # noqa: F401 (a fixture)
+from test_provider_common import CREDENTIALS, assert_no_secret, op, response, send
+from conftest import sandbox_fixture
 
 VtexAds = get_provider("vtex_ads")
 
@@ -113,10 +114,7 @@ def test_decode_transient(provider, status, limited):
 
 
 # -- contract, against the sandbox ----------------------------------------------------
-@pytest.fixture(scope="module")
-def sandbox():
-    with Sandbox(SandboxConfig(port=0, async_delay=0.05, latency=0.05)) as sb:
-        yield sb
+sandbox = sandbox_fixture(async_delay=0.05, latency=0.05)
 
 
 @pytest.fixture

@@ -7,17 +7,14 @@ import httpx
 import orjson
 import pytest
 
-from reconciler.sandbox import Sandbox, SandboxConfig
 from reconciler.sandbox.bloomreach import CATALOG_FIELDS
+from conftest import sandbox_fixture
 
 AUTH = ("sandbox-key", "sandbox-secret")
 WINDOW = 10 * 0.04  # 5 requests per 0.4 s
 
 
-@pytest.fixture(scope="module")
-def sb():
-    with Sandbox(SandboxConfig(port=0, time_scale=0.04, latency=0)) as sandbox:
-        yield sandbox
+sb = sandbox_fixture(time_scale=0.04, latency=0)
 
 
 @pytest.fixture(autouse=True)

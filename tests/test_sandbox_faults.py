@@ -6,12 +6,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
 from reconciler.sandbox import PROVIDERS, Sandbox, SandboxConfig
+from conftest import sandbox_fixture
 
 VENDDOR_AUTH = ("sandbox-user", "sandbox-pass")
 
@@ -37,10 +37,7 @@ def send_many(sb, n=60):
     return outcomes
 
 
-@pytest.fixture(scope="module")
-def faulty():
-    with Sandbox(SandboxConfig(port=0, fault_rate=0.5, seed=7, latency=0)) as sandbox:
-        yield sandbox
+faulty = sandbox_fixture(fault_rate=0.5, seed=7, latency=0)
 
 
 def test_faults_reproducible_and_drops_drop(faulty):

@@ -4,17 +4,14 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from reconciler.sandbox import Sandbox, SandboxConfig
 from reconciler.sandbox.venddor import gs1_valid
+from conftest import sandbox_fixture
 
 AUTH = ("sandbox-user", "sandbox-pass")
 BAD = {"message": "Bad Request", "status": 400}
 
 
-@pytest.fixture(scope="module")
-def sb():
-    with Sandbox(SandboxConfig(port=0, latency=0)) as sandbox:
-        yield sandbox
+sb = sandbox_fixture(latency=0)
 
 
 @pytest.fixture(autouse=True)

@@ -7,16 +7,13 @@ import httpx
 import orjson
 import pytest
 
-from reconciler.sandbox import Sandbox, SandboxConfig
+from conftest import sandbox_fixture
 
 AUTH = {"X-App-Id": "sandbox-app", "X-App-Token": "sandbox-token"}
 DELAY = 0.5
 
 
-@pytest.fixture(scope="module")
-def sb():
-    with Sandbox(SandboxConfig(port=0, async_delay=DELAY, latency=0)) as sandbox:
-        yield sandbox
+sb = sandbox_fixture(async_delay=DELAY, latency=0)
 
 
 @pytest.fixture(autouse=True)

@@ -6,15 +6,12 @@ import threading
 import httpx
 import pytest
 
-from reconciler.sandbox import Sandbox, SandboxConfig
+from conftest import sandbox_fixture
 
 AUTH = {"x-app-id": "sandbox-app", "x-api-key": "sandbox-key"}
 
 
-@pytest.fixture(scope="module")
-def sb():
-    with Sandbox(SandboxConfig(port=0, latency=0.001)) as sandbox:
-        yield sandbox
+sb = sandbox_fixture(latency=0.001)
 
 
 @pytest.fixture(autouse=True)
