@@ -10,6 +10,7 @@ caller allows mass deletes.
 """
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Sequence
 
 import orjson
@@ -19,7 +20,7 @@ from reconciler.manifest.loader import Manifests
 from reconciler.manifest.models import Target
 from reconciler.manifest.validate import check_targets
 from reconciler.plan.model import Change, FieldDiff, Plan, TargetPlan
-from reconciler.plan.stream import Evaluator, evaluated
+from reconciler.plan.stream import Chunk, Evaluated, Evaluator, Summary, evaluated
 from reconciler.providers import get_provider
 from reconciler.state import State
 
@@ -82,6 +83,14 @@ class _TargetPlanner:
             return
         self.changes.append(Change("update", record, key, sku, item.payload, after, fields, item.remote_id))
 
+    def unchanged_items(self, keys: Sequence[tuple[str, str, int]]) -> None:
+        """Items whose digest the evaluator found equal to the state's."""
+        pop = self.remaining.pop
+        missing = [key for record, key, _ in keys if pop((record, key), None) is None]
+        if missing:  # cannot happen: a key met twice takes the product-by-product path
+            raise AssertionError(f"{self.target.name}: items {missing[:3]} were not in the state")
+        self.unchanged += len(keys)
+
     def finish(self, allow_mass_delete: bool) -> TargetPlan:
         for record, key in self.remaining:
             item = self.state.item(self.target.name, record, key)
@@ -99,40 +108,89 @@ class _TargetPlanner:
         return TargetPlan(self.target.name, self.target.provider, tuple(self.changes), self.unchanged)
 
 
+class _Scan:
+    """Feeds every valid product to the planners and checks what spans products: a
+    sku defined twice, and two products with the same key at one target (Venddor's
+    key is the GTIN, which two products could share)."""
+
+    def __init__(self, manifests: Manifests, planners: dict[str, _TargetPlanner], evaluator: Evaluator):
+        self.planners = planners
+        self.evaluator = evaluator
+        self.problems = manifests.problems
+        self.seen: dict[str, tuple[str, int]] = {}
+        self.keyed = {name: {} for name, t in manifests.targets.items() if t.provider == "venddor"}
+        self.count = 0
+
+    def product(self, evaluated: Evaluated) -> None:
+        sku, file, line, found, entries = evaluated
+        if sku is None:
+            self.problems.extend(found)
+            return
+        first = self.seen.get(sku)
+        if first is not None:
+            self.problems.append(Problem(file, line, sku, f"duplicate sku, first defined at {first[0]}:{first[1]}"))
+            return
+        self.seen[sku] = (file, line)
+        if found:
+            self.problems.extend(found)
+            return
+        self.count += 1
+        for name, key, record, body, digest in entries:
+            if name in self.keyed:
+                other = self.keyed[name].setdefault(key, sku)
+                if other != sku:
+                    self.problems.append(Problem(file, line, sku, f"target {name}: gtin {key} is also the key of sku {other}"))
+                    continue
+            self.planners[name].add(sku, key, record, body, digest)
+
+    def chunk(self, chunk: Chunk) -> None:
+        """A chunk of valid products at a fraction of the per-product cost; one that
+        needs a problem reported goes product by product instead."""
+        summary = chunk.summary
+        if summary is None or not self._clean(summary):
+            for evaluated in self.evaluator.chunk(chunk.file, chunk.first_line, chunk.data):
+                self.product(evaluated)
+            return
+        skus = summary.skus
+        self.seen.update(zip(skus, zip(repeat(chunk.file), summary.lines)))
+        self.count += len(skus)
+        for name, keys in summary.unchanged.items():
+            self.planners[name].unchanged_items(keys)
+            if name in self.keyed:
+                self.keyed[name].update((key, skus[index]) for _, key, index in keys)
+        for index, name, key, record, body, digest in summary.changed:
+            if name in self.keyed:
+                self.keyed[name][key] = skus[index]
+            self.planners[name].add(skus[index], key, record, body, digest)
+
+    def _clean(self, summary: Summary) -> bool:
+        """No sku and no item key met twice (in the chunk or before it)."""
+        skus = summary.skus
+        if len(set(skus)) != len(skus) or not self.seen.keys().isdisjoint(skus):
+            return False
+        for name, known in self.keyed.items():
+            keys = [key for _, key, _ in summary.unchanged.get(name, ())]
+            keys += [key for _, target, key, *_ in summary.changed if target == name]
+            if len(set(keys)) != len(keys) or not known.keys().isdisjoint(keys):
+                return False
+        return True
+
+
 def _scan(manifests: Manifests, planners: dict[str, _TargetPlanner], workers: int | None) -> int:
-    """Feed every valid product to the planners; check what spans products. Returns
-    the number of valid products; problems go to ``manifests.problems``."""
+    """Feed every valid product to the planners; returns the number of valid products.
+    Problems go to ``manifests.problems``; any problem raises :class:`ManifestError`."""
     check_targets(manifests)
     evaluator = Evaluator(manifests.targets, manifests.target_locations, planners,
                           {name: planner.remaining for name, planner in planners.items()})
-    problems = manifests.problems
-    seen: dict[str, tuple[str, int]] = {}
-    # Venddor's key is the GTIN, which two products could share.
-    keyed = {name: {} for name, t in manifests.targets.items() if t.provider == "venddor"}
-    count = 0
-    for sku, file, line, found, entries in evaluated(manifests, evaluator, workers):
-        if sku is None:
-            problems.extend(found)
-            continue
-        first = seen.get(sku)
-        if first is not None:
-            problems.append(Problem(file, line, sku, f"duplicate sku, first defined at {first[0]}:{first[1]}"))
-            continue
-        seen[sku] = (file, line)
-        if found:
-            problems.extend(found)
-            continue
-        count += 1
-        for name, key, record, body, digest in entries:
-            if name in keyed:
-                other = keyed[name].setdefault(key, sku)
-                if other != sku:
-                    problems.append(Problem(file, line, sku, f"target {name}: gtin {key} is also the key of sku {other}"))
-                    continue
-            planners[name].add(sku, key, record, body, digest)
-    if problems:
-        raise ManifestError(problems)
-    return count
+    scan = _Scan(manifests, planners, evaluator)
+    for item in evaluated(manifests, evaluator, workers):
+        if isinstance(item, Chunk):
+            scan.chunk(item)
+        else:
+            scan.product(item)
+    if manifests.problems:
+        raise ManifestError(manifests.problems)
+    return scan.count
 
 
 def build_plan(manifests: Manifests, state: State, names: Sequence[str] = (),

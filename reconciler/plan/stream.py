@@ -20,7 +20,7 @@ import os
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, NamedTuple
 
 import orjson
 from pydantic import ValidationError
@@ -32,6 +32,26 @@ from reconciler.mapping import item_key, missing_fields, records
 from reconciler.state.store import digest_of
 
 Entry = tuple[str, str, str, bytes, bytes]
+
+
+class Summary(NamedTuple):
+    """A chunk of valid products, compact: per product only its sku and line; entries
+    whose digest is the state's as ``(record, key, index)`` per target; the others in
+    full as ``(index, target, key, record, body, digest)``. Index: into ``skus``."""
+
+    skus: list[str]
+    lines: list[int]
+    changed: list[tuple[int, str, str, str, bytes, bytes]]
+    unchanged: dict[str, list[tuple[str, str, int]]]
+
+
+class Chunk(NamedTuple):
+    """Lines of a JSONL file, and their summary (``None``: go product by product)."""
+
+    file: str
+    first_line: int
+    data: bytes
+    summary: Summary | None
 Evaluated = tuple[str | None, str, int, list[Problem], tuple[Entry, ...]]
 
 PARALLEL_MIN_BYTES = 16 * 2**20  # below this a JSONL file is read in-process
@@ -95,16 +115,34 @@ class Evaluator:
         return sku, file, number, problems, tuple(entries)
 
     def chunk(self, file: str, first_line: int, data: bytes) -> list[Evaluated]:
-        """Evaluate a chunk of JSONL lines (runs in a worker process)."""
+        """Evaluate a chunk of JSONL lines, product by product."""
         results = []
         for offset, line in enumerate(data.split(b"\n")):
             if line.strip():
                 results.append(self.line(file, first_line + offset, line))
         return results
 
+    def summary(self, file: str, first_line: int, data: bytes) -> "Summary | None":
+        """A chunk of JSONL lines in the compact form of :class:`Summary`, or ``None``
+        when a product of it has a problem (the main process then goes product by
+        product, see :func:`reconciler.plan.planner._scan`)."""
+        skus, lines, changed, unchanged = [], [], [], {}
+        for index, (sku, _, number, problems, entries) in enumerate(self.chunk(file, first_line, data)):
+            if sku is None or problems:
+                return None
+            skus.append(sku)
+            lines.append(number)
+            for name, key, record, body, digest in entries:
+                if body is None:
+                    unchanged.setdefault(name, []).append((record, key, index))
+                else:
+                    changed.append((index, name, key, record, body, digest))
+        return Summary(skus, lines, changed, unchanged)
 
-def evaluated(manifests: Manifests, evaluator: Evaluator, workers: int | None = None) -> Iterator[Evaluated]:
-    """Every product of the workspace, evaluated, in manifest order."""
+
+def evaluated(manifests: Manifests, evaluator: Evaluator, workers: int | None = None) -> Iterator[Evaluated | Chunk]:
+    """Every product of the workspace, evaluated, in manifest order: one by one from
+    YAML, JSON and CSV files, by :class:`Chunk` from JSONL files."""
     for where, raw in manifests.documents:
         yield evaluator(where, raw)
     for path in manifests.streamed:
@@ -119,7 +157,7 @@ def evaluated(manifests: Manifests, evaluator: Evaluator, workers: int | None = 
             yield from _parallel(path, name, evaluator, parallel)
         else:
             for first, data in _chunks(path):
-                yield from evaluator.chunk(name, first, data)
+                yield Chunk(name, first, data, evaluator.summary(name, first, data))
 
 
 def _chunks(path: Path) -> Iterator[tuple[int, bytes]]:
@@ -145,12 +183,12 @@ def _chunks(path: Path) -> Iterator[tuple[int, bytes]]:
 _FORKED: Evaluator | None = None  # what forked workers inherit, with the state's digests
 
 
-def _chunk_in_worker(file: str, first_line: int, data: bytes) -> list[Evaluated]:
+def _summary_in_worker(file: str, first_line: int, data: bytes) -> Summary | None:
     assert _FORKED is not None
-    return _FORKED.chunk(file, first_line, data)
+    return _FORKED.summary(file, first_line, data)
 
 
-def _parallel(path: Path, name: str, evaluator: Evaluator, workers: int) -> Iterator[Evaluated]:
+def _parallel(path: Path, name: str, evaluator: Evaluator, workers: int) -> Iterator[Chunk]:
     # Fork: workers inherit the evaluator (digests included: never pickled) and the
     # imported modules at no cost. At most IN_FLIGHT_CHUNKS chunks are in flight, so
     # memory stays bounded however large the file.
@@ -160,10 +198,12 @@ def _parallel(path: Path, name: str, evaluator: Evaluator, workers: int) -> Iter
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
             pending: deque = deque()
             for first, data in _chunks(path):
-                pending.append(pool.submit(_chunk_in_worker, name, first, data))
+                pending.append((first, data, pool.submit(_summary_in_worker, name, first, data)))
                 if len(pending) >= IN_FLIGHT_CHUNKS:
-                    yield from pending.popleft().result()
+                    first, data, future = pending.popleft()
+                    yield Chunk(name, first, data, future.result())
             while pending:
-                yield from pending.popleft().result()
+                first, data, future = pending.popleft()
+                yield Chunk(name, first, data, future.result())
     finally:
         _FORKED = None
