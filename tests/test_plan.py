@@ -252,3 +252,37 @@ def test_parallel_evaluation_gives_the_same_plan(ws, monkeypatch):
     ws.write("p.jsonl", [product(f"P{i:03d}", price="3", targets=["meta"]) for i in range(50)])
     assert plan_of(ws, workers=1, allow_mass_delete=True)[0].to_json() == \
         plan_of(ws, workers=2, allow_mass_delete=True)[0].to_json()
+
+
+def test_jsonl_chunks_and_yaml_documents_plan_alike(make_ws, monkeypatch):
+    import reconciler.plan.stream as stream
+
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 2000)
+    gtins = ["7891404130317", "7898915633481", "4006381333931"]
+    items = [product(f"P{i:03d}", gtin=gtins[i % 3] if i < 3 else None,
+                     targets=["meta", "vend"] if i < 3 else ["meta"]) for i in range(40)]
+    plans = []
+    for fmt in ("yaml", "jsonl"):
+        ws = make_ws(fmt)
+        ws.write("t.yaml", {"targets": {"meta": target("meta_catalog"), "vend": target("venddor")}})
+        ws.write(f"p.{fmt}", {"products": items[:30]} if fmt == "yaml" else items[:30])
+        plan, state = plan_of(ws)
+        record_all(state, plan)
+        ws.write(f"p.{fmt}", {"products": items[5:]} if fmt == "yaml" else items[5:])
+        plans.append(plan_of(ws, allow_mass_delete=True)[0].to_json())
+    for plan in plans:
+        plan["lineage"] = None
+    assert plans[0] == plans[1]
+
+
+def test_a_gtin_shared_across_jsonl_chunks_is_reported(ws, monkeypatch):
+    import reconciler.plan.stream as stream
+
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 999)
+    ws.write("t.yaml", {"targets": {"vend": target("venddor")}})
+    ws.write("p.jsonl", [product(f"P{i:02d}", gtin="7891404130317" if i in (2, 17) else None,
+                                 targets=["vend"] if i in (2, 17) else []) for i in range(20)])
+    for workers in (1, 2):
+        with pytest.raises(Exception) as error:
+            plan_of(ws, workers=workers)
+        assert "manifests/p.jsonl:18: sku P17: target vend: gtin 7891404130317 is also the key of sku P02" in str(error.value)
