@@ -52,7 +52,7 @@ from reconciler.apply.result import ApplyResult, Failure, TargetResult
 from reconciler.apply.window import SlidingWindow
 from reconciler.errors import ConfigError, StalePlanError
 from reconciler.manifest.models import Target
-from reconciler.plan.model import Plan
+from reconciler.plan.model import Change, Plan
 from reconciler.providers import get_provider
 from reconciler.providers._common import retry_after
 from reconciler.providers.base import Job, Limits, Operation, Outcome, Provider, Request
@@ -121,12 +121,12 @@ class _Context:
 
 
 class _TargetRun:
-    def __init__(self, ctx: _Context, target: Target, ops: Sequence[Operation],
+    def __init__(self, ctx: _Context, target: Target, changes: Sequence[Change],
                  jobs: Sequence[tuple[int, Job]] = (), resend: bool = True, poll_once: bool = False):
         self.ctx = ctx
         self.target = target
         self.name = target.name
-        self.ops = ops
+        self.changes = changes
         self.old_jobs = list(jobs)
         self.resend = resend            # False for settle: retry outcomes fail instead
         self.poll_once = poll_once      # settle without waiting: one status call per job
@@ -193,8 +193,9 @@ class _TargetRun:
                 self.client = client
                 if self.old_jobs:
                     await self._settle_old()
-                if self.ops:
-                    self.packer = iter(pack(self.provider, self.ops, self.limits))
+                if self.changes:  # operations made as the packer needs them
+                    ops = (change.operation() for change in self.changes)
+                    self.packer = iter(pack(self.provider, ops, self.limits))
                 await self._work(in_flight)
         except (ConfigError, _Stopped) as exc:
             self._stop(exc)
@@ -623,10 +624,12 @@ def apply_plan(plan: Plan, targets: Mapping[str, Target], state: State, *, wait:
         apply_id = state.begin_apply(names)
         ctx = _Context(state, reporter, tuning, environ, apply_id, wait, result)
         runs = [
-            _TargetRun(ctx, targets[name], [change.operation() for change in plan.targets[name].changes],
-                       jobs=old_jobs.get(name, ()), poll_once=not wait)
+            _TargetRun(ctx, targets[name], plan.targets[name].changes, jobs=old_jobs.get(name, ()),
+                       poll_once=not wait)
             for name in names
         ]
+        # Rate-windowed targets are the long poles: they get the event loop first.
+        runs.sort(key=lambda run: not _lowered(get_provider(run.target.provider), run.target).max_requests_per_window)
         started = time.monotonic()
         status = "error"
         try:
