@@ -13,6 +13,7 @@ Prints seconds (best of two runs), the ratio to the baseline and the peak RSS.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import subprocess
 import sys
@@ -118,6 +119,7 @@ def main() -> None:
         manifests, state = generate(root, args.products, args.provider)
         print(f"generated {args.products:,} products ({(manifests / 'products.jsonl').stat().st_size / 2**20:.0f} MiB) "
               f"and the state in {time.perf_counter() - started:.1f} s")
+        os.sync()  # write the generated files out now, not while a plan is being timed
         jsonl = manifests / "products.jsonl"
         baseline_code = f"import orjson\nfor line in open({str(jsonl)!r}, 'rb'): orjson.loads(line)"
         baseline, baseline_rss = run([sys.executable, "-c", baseline_code])
@@ -136,6 +138,7 @@ def main() -> None:
         store.record("bench", [Outcome(c.operation(), "applied") for c in plan.targets["bench"].changes], apply_id)
         summary = plan.targets["bench"].summary
         store.close()
+        os.sync()
         noop, noop_rss = run(plan_cmd)
     print(f"target: {args.provider}; changed plan: {summary}")
     print(f"{'case':<24}{'seconds':>9}{'x baseline':>12}{'peak RSS MiB':>14}")
