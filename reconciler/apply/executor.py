@@ -180,7 +180,9 @@ class _TargetRun:
             if self.limits.max_requests_per_window and window_seconds:
                 history = self.ctx.state.request_times(self.name, time.time() - window_seconds)
             self.window = SlidingWindow(self.limits.max_requests_per_window, window_seconds, history)
-            in_flight = self.limits.max_in_flight or tuning.default_in_flight
+            # No documented cap: enough in flight to fill a rate window at once.
+            in_flight = self.limits.max_in_flight or max(tuning.default_in_flight,
+                                                         self.limits.max_requests_per_window or 0)
             self.poll_slots = asyncio.Semaphore(tuning.poll_concurrency)
             connections = in_flight + tuning.poll_concurrency
             self.ctx.reporter.target_started(self.name, self.target.provider, self.result.total)
