@@ -2,8 +2,9 @@
 
     python benchmarks/apply_scale.py [--products N] [--time-scale S] [--latency L]
 
-The sandbox runs in a separate process (so that its work does not share our GIL) with
-time-scaled rate windows; the executor gets the same scale. Prints:
+Each provider's simulator runs in a process of its own (so that its work shares neither
+our GIL nor another simulator's event loop), with time-scaled rate windows; the
+executor gets the same scale. Prints:
 
 * requests sent / the minimum the limits allow (goal 1.00): the minimum is, per target
   and group of operations that may share a request, the larger of ceil(items /
@@ -115,12 +116,19 @@ def main() -> None:
     parser.add_argument("--async-delay", type=float, default=0.2)
     args = parser.parse_args()
 
+    # One sandbox process per provider, as the real APIs are independent servers: one
+    # busy simulator must not slow the answers of another (one thread serves them all
+    # within a process).
     ctx = multiprocessing.get_context("spawn")
-    queue, stop = ctx.Queue(), ctx.Event()
+    stop = ctx.Event()
     config = dict(port=0, time_scale=args.time_scale, latency=args.latency, async_delay=args.async_delay)
-    server = ctx.Process(target=_serve, args=(config, queue, stop), daemon=True)
-    server.start()
-    urls = queue.get(timeout=60)
+    servers, urls = [], {}
+    for provider in PROVIDERS:
+        queue = ctx.Queue()
+        server = ctx.Process(target=_serve, args=(config, queue, stop), daemon=True)
+        server.start()
+        servers.append(server)
+        urls[provider] = queue.get(timeout=60)[provider]
     try:
         with tempfile.TemporaryDirectory() as tmp:
             state = State(Path(tmp) / "reconciler.db")
@@ -165,9 +173,10 @@ def main() -> None:
             state.close()
     finally:
         stop.set()
-        server.join(timeout=10)
-        if server.is_alive():
-            server.terminate()
+        for server in servers:
+            server.join(timeout=10)
+            if server.is_alive():
+                server.terminate()
 
 
 if __name__ == "__main__":
