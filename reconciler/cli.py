@@ -428,16 +428,7 @@ def providers(ctx: Context) -> None:
         ctx.echo(f"  readable: {'yes' if caps.readable else 'no'}   asynchronous: {'yes' if caps.asynchronous else 'no'}")
         ctx.echo(f"  auth: {', '.join(provider.auth_keys)}"
                  + (f"   settings: {', '.join(provider.setting_keys)}" if provider.setting_keys else ""))
-        described = []
-        if limits.max_items_per_request:
-            described.append(f"{limits.max_items_per_request} items/request")
-        if limits.max_bytes_per_request:
-            described.append(f"{limits.max_bytes_per_request:,} bytes/request")
-        if limits.max_in_flight:
-            described.append(f"{limits.max_in_flight} requests in flight")
-        if limits.max_requests_per_window:
-            described.append(f"{limits.max_requests_per_window} requests/{limits.window_seconds:g} s")
-        ctx.echo(f"  limits: {', '.join(described) or 'none documented'}")
+        ctx.echo(f"  limits: {limits.describe()}")
 
 
 @cli.command()

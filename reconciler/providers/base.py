@@ -47,6 +47,19 @@ class Limits:
     max_requests_per_window: int | None = None
     window_seconds: float | None = None
 
+    def describe(self) -> str:
+        """The limits in words, e.g. ``500 items/request, 3 requests in flight``."""
+        parts = []
+        if self.max_items_per_request:
+            parts.append(f"{self.max_items_per_request} items/request")
+        if self.max_bytes_per_request:
+            parts.append(f"{self.max_bytes_per_request:,} bytes/request")
+        if self.max_in_flight:
+            parts.append(f"{self.max_in_flight} requests in flight")
+        if self.max_requests_per_window:
+            parts.append(f"{self.max_requests_per_window} requests/{self.window_seconds:g} s")
+        return ", ".join(parts) or "none documented"
+
     def lowered(self, wanted: Mapping[str, Any] | None) -> "Limits":
         """These limits with ``wanted`` applied, never raising a documented one."""
         if not wanted:
