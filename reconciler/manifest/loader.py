@@ -216,27 +216,8 @@ def validation_messages(exc: ValidationError) -> list[str]:
 
 
 # -- products --------------------------------------------------------------------------
-def raw_products(manifests: Manifests) -> Iterator[tuple[Location, Any]]:
-    """Every raw product with its location: YAML/JSON ones, then each streamed file."""
-    yield from manifests.documents
-    for path in manifests.streamed:
-        if path.suffix.lower() == ".jsonl":
-            yield from _jsonl(manifests, path)
-        else:
-            yield from _csv(manifests, path)
-
-
-def _jsonl(manifests: Manifests, path: Path) -> Iterator[tuple[Location, Any]]:
-    name = manifests.display(path)
-    with path.open("rb") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            # Raw bytes: pydantic parses and validates them in one pass (see parse_product).
-            yield Location(name, number), line
-
-
-def _csv(manifests: Manifests, path: Path) -> Iterator[tuple[Location, Any]]:
+def csv_products(manifests: Manifests, path: Path) -> Iterator[tuple[Location, Any]]:
+    """Each row of a CSV file as a raw product with its location (see :func:`csv_product`)."""
     name = manifests.display(path)
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle, strict=True)

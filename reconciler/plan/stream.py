@@ -7,11 +7,13 @@ runs in worker processes, on chunks of lines, while the main process checks what
 needs every product (duplicate skus and keys) in file order and compares digests
 with the state. Results come back in order, so a parallel plan equals a sequential one.
 
-Each product comes out as ``(sku, file, line, problems, entries)`` where an entry is
-``(target, key, record, body, digest)``: ``body`` is the payload as canonical JSON
-bytes, loaded again only for changed items, and ``None`` when the digest is the
-state's (the item is unchanged). Only plain tuples, strings and bytes cross process
-boundaries: they pickle fastest.
+A product of a YAML, JSON or CSV file comes out as ``(sku, file, line, problems,
+entries)`` where an entry is ``(target, key, record, body, digest)``: ``body`` is the
+payload as canonical JSON bytes, loaded again only for changed items, and ``None``
+when the digest is the state's (the item is unchanged). JSONL files come out by
+:class:`Chunk`, whose :class:`Summary` carries the same facts for a whole chunk of
+valid products in a compact form. Only plain tuples, lists, strings and bytes cross
+process boundaries: they pickle fastest.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ import orjson
 from pydantic import ValidationError
 
 from reconciler.errors import Problem
-from reconciler.manifest.loader import Location, Manifests, _csv, parse_product
+from reconciler.manifest.loader import Location, Manifests, csv_products, parse_product
 from reconciler.manifest.models import Product, Target
 from reconciler.mapping import item_key, missing_fields, records
 from reconciler.state.store import digest_of
@@ -52,6 +54,8 @@ class Chunk(NamedTuple):
     first_line: int
     data: bytes
     summary: Summary | None
+
+
 Evaluated = tuple[str | None, str, int, list[Problem], tuple[Entry, ...]]
 
 PARALLEL_MIN_BYTES = 16 * 2**20  # below this a JSONL file is read in-process
@@ -148,7 +152,7 @@ def evaluated(manifests: Manifests, evaluator: Evaluator, workers: int | None = 
     for path in manifests.streamed:
         name = manifests.display(path)
         if path.suffix.lower() == ".csv":
-            for where, raw in _csv(manifests, path):
+            for where, raw in csv_products(manifests, path):
                 yield evaluator(where, raw)
             continue
         parallel = workers if workers is not None else (

@@ -48,7 +48,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 FAULT_KINDS = ("500", "503", "429", "drop")
 
 

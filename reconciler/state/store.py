@@ -317,10 +317,6 @@ class State:
         )
         return [row[0] for row in rows]
 
-    def prune_requests(self, before: float) -> None:
-        with self.transaction() as conn:
-            conn.execute("DELETE FROM requests WHERE sent_at < ?", (before,))
-
     # -- applies and the lock -------------------------------------------------------
     def _bump_serial(self) -> int:
         serial = self.serial + 1
