@@ -66,7 +66,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import httpx
-import orjson
 
 from reconciler.apply import Tuning
 from reconciler.drift.compare import Comparer, FieldDrift, fold
@@ -76,7 +75,7 @@ from reconciler.manifest.loader import Manifests
 from reconciler.manifest.models import Target
 from reconciler.plan.planner import build_plan, select_targets
 from reconciler.providers import PROVIDERS, get_provider
-from reconciler.state import State, payload_digest
+from reconciler.state import State
 
 FORMAT_VERSION = 1
 Reporter = Callable[[str], None]
@@ -266,17 +265,13 @@ def refresh_state(manifests: Manifests, state: State, names: Sequence[str] = (),
             continue
         result = TargetDrift(name, target.provider, True)
         compare_target(result, target, state, remote[name])
-        ignore = tuple(target.ignore_fields)
-        updates = []
-        for drift in result.changed:
-            payload = fold(state.item(name, drift.record, drift.key).payload, list(drift.fields))
-            updates.append((orjson.dumps(payload).decode(), payload_digest(payload, ignore),
-                            name, drift.record, drift.key))
-        with refreshed.transaction() as conn:
-            conn.executemany("UPDATE items SET payload = ?, hash = ? WHERE target = ? AND record = ? AND key = ?",
-                             updates)
-            conn.executemany("DELETE FROM items WHERE target = ? AND record = ? AND key = ?",
-                             [(name, record, key) for record, key, _ in result.missing])
+        refreshed.overwrite(
+            name,
+            [(drift.record, drift.key, fold(state.item(name, drift.record, drift.key).payload, list(drift.fields)))
+             for drift in result.changed],
+            [(record, key) for record, key, _ in result.missing],
+            ignore=tuple(target.ignore_fields),
+        )
         counts = result.counts()
         if result.drifted:
             say(f"{name}: refreshed: {counts['changed']} changed remotely (the plan restores them), "

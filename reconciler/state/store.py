@@ -50,6 +50,18 @@ def ignore_free(payload: dict, ignore: Sequence[str]) -> bool:
     return not any(field in payload for field in ignore)
 
 
+def stored(payload: dict, ignore: Sequence[str] = ()) -> tuple[str, bytes]:
+    """A payload as the ``items`` table keeps it: canonical JSON and its digest."""
+    body = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    return body.decode(), digest_of(payload, body, ignore)
+
+
+def item_row(target: str, record: str, key: str, sku: str, payload: dict, ignore: Sequence[str],
+             remote_id: str | None, action: str, stamp: str) -> tuple:
+    """A row of ``items`` for an item the destination confirmed."""
+    return (target, record, key, sku, *stored(payload, ignore), remote_id, action, "applied", stamp)
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -215,15 +227,23 @@ class State:
     def adopt(self, target: str, items: Iterable[tuple[str, str, str, dict]], ignore: Sequence[str] = ()) -> int:
         """Record ``(record, key, sku, payload)`` read from a destination as confirmed."""
         stamp = now_iso()
-        rows = [
-            (target, record, key, sku, orjson.dumps(payload).decode(), payload_digest(payload, ignore),
-             None, "import", "applied", stamp)
-            for record, key, sku, payload in items
-        ]
+        rows = [item_row(target, record, key, sku, payload, ignore, None, "import", stamp)
+                for record, key, sku, payload in items]
         with self.transaction() as conn:
             conn.executemany("INSERT OR REPLACE INTO items VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
             self._bump_serial()
         return len(rows)
+
+    def overwrite(self, target: str, payloads: Iterable[tuple[str, str, dict]],
+                  removed: Iterable[tuple[str, str]], ignore: Sequence[str] = ()) -> None:
+        """Replace the payloads of ``(record, key, payload)`` items and drop ``removed``
+        ``(record, key)`` items, with no serial bump: only for a throwaway copy of the
+        state (``plan --refresh`` plans against what drift read)."""
+        rows = [(*stored(payload, ignore), target, record, key) for record, key, payload in payloads]
+        with self.transaction() as conn:
+            conn.executemany("UPDATE items SET payload = ?, hash = ? WHERE target = ? AND record = ? AND key = ?", rows)
+            conn.executemany("DELETE FROM items WHERE target = ? AND record = ? AND key = ?",
+                             [(target, record, key) for record, key in removed])
 
     # -- recording outcomes ---------------------------------------------------------
     def record(self, target: str, outcomes: Iterable[Outcome], apply_id: int | None = None,
@@ -245,11 +265,8 @@ class State:
                 if op.action == "delete":
                     deletes.append(ident)
                 else:
-                    body = orjson.dumps(op.after, option=orjson.OPT_SORT_KEYS)
-                    upserts.append((
-                        target, op.record, op.key, op.sku, body.decode(), digest_of(op.after, body, ignore),
-                        outcome.remote_id or op.remote_id, op.action, "applied", stamp,
-                    ))
+                    upserts.append(item_row(target, op.record, op.key, op.sku, op.after, ignore,
+                                            outcome.remote_id or op.remote_id, op.action, stamp))
             elif outcome.status == "rejected":
                 failures.append((apply_id, target, op.record, op.key, op.sku, op.action, outcome.reason, stamp))
             elif outcome.status == "pending" and outcome.job is not None:
