@@ -34,11 +34,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reconciler.apply import NullReporter, apply_plan  # noqa: E402
-from reconciler.apply.executor import _lowered  # noqa: E402
 from reconciler.apply.testing import (  # noqa: E402
     PROVIDERS, fast_tuning, make_product, make_products, sandbox_targets, simple_plan,
 )
-from reconciler.providers import get_provider  # noqa: E402
+from reconciler.providers import get_provider, limits_for  # noqa: E402
 from reconciler.state import State  # noqa: E402
 
 ASYNC = {"meta_catalog", "voucherify"}
@@ -69,7 +68,7 @@ def minimum_requests(plan, targets) -> dict[str, int]:
     for name, tp in plan.targets.items():
         cls = get_provider(targets[name].provider)
         provider = cls(targets[name].settings, {k: "x" for k in cls.auth_keys})
-        limits = _lowered(cls, targets[name])
+        limits = limits_for(targets[name])
         local = set(cls.capabilities.local_deletes)
         groups: dict = {}
         for change in tp.changes:
@@ -91,8 +90,7 @@ def minimum_requests(plan, targets) -> dict[str, int]:
 def lower_bound(result, targets, log, time_scale: float, async_delay: float) -> tuple[float, dict[str, float]]:
     bounds = {}
     for name, tr in result.targets.items():
-        cls = get_provider(targets[name].provider)
-        limits = _lowered(cls, targets[name])
+        limits = limits_for(targets[name])
         writes = [e for e in log if e["provider"] == targets[name].provider and e["method"] in ("POST", "PUT", "DELETE")]
         service = statistics.median(e["finished"] - e["started"] for e in writes) if writes else 0.0
         requests = tr.requests

@@ -53,9 +53,9 @@ from reconciler.apply.window import SlidingWindow
 from reconciler.errors import ConfigError, StalePlanError
 from reconciler.manifest.models import Target
 from reconciler.plan.model import Change, Plan
-from reconciler.providers import get_provider
+from reconciler.providers import get_provider, limits_for
 from reconciler.providers._common import retry_after
-from reconciler.providers.base import Job, Limits, Operation, Outcome, Provider, Request
+from reconciler.providers.base import Job, Operation, Outcome, Request
 from reconciler.state.store import State
 
 
@@ -86,11 +86,6 @@ class Tuning:
 
 class _Stopped(Exception):
     """A target cannot go on (wraps the ConfigError)."""
-
-
-def _lowered(provider: type[Provider], target: Target) -> Limits:
-    wanted = target.limits.model_dump(exclude_none=True) if target.limits is not None else None
-    return provider.limits.lowered(wanted)
 
 
 class _Context:
@@ -174,7 +169,7 @@ class _TargetRun:
             secrets = credentials.resolve(self.target, cls.auth_keys, self.ctx.environ)
             self.secrets = credentials.secrets_of(secrets)
             self.provider = cls(self.target.settings, secrets)
-            self.limits = _lowered(cls, self.target)
+            self.limits = limits_for(self.target)
             history: list[float] = []
             window_seconds = (self.limits.window_seconds or 0.0) * tuning.window_scale
             if self.limits.max_requests_per_window and window_seconds:
@@ -631,7 +626,7 @@ def apply_plan(plan: Plan, targets: Mapping[str, Target], state: State, *, wait:
             for name in names
         ]
         # Rate-windowed targets are the long poles: they get the event loop first.
-        runs.sort(key=lambda run: not _lowered(get_provider(run.target.provider), run.target).max_requests_per_window)
+        runs.sort(key=lambda run: not limits_for(run.target).max_requests_per_window)
         started = time.monotonic()
         status = "error"
         try:

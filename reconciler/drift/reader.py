@@ -34,7 +34,7 @@ from reconciler import credentials
 from reconciler.apply import Tuning
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.manifest.models import Target
-from reconciler.providers import ReadError, get_provider
+from reconciler.providers import ReadError, get_provider, limits_for
 from reconciler.providers.base import Page, Provider, Request
 
 Progress = Callable[[str], None]
@@ -69,8 +69,7 @@ class _TargetReader:
         resolved = credentials.resolve(target, self.cls.auth_keys, environ)
         self.secrets = credentials.secrets_of(resolved)
         self.provider: Provider = self.cls(target.settings, resolved)
-        wanted = target.limits.model_dump(exclude_none=True) if target.limits is not None else None
-        self.in_flight = self.cls.limits.lowered(wanted).max_in_flight or tuning.default_in_flight
+        self.in_flight = limits_for(target).max_in_flight or tuning.default_in_flight
         self.rng = random.Random()
 
     def say(self, text: str) -> None:

@@ -6,6 +6,8 @@ interface are re-exported so that callers need only ``reconciler.providers``.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from reconciler.errors import ConfigError
 from reconciler.providers._common import ReadError
 from reconciler.providers.base import (
@@ -16,6 +18,9 @@ from reconciler.providers.meta_catalog import MetaCatalog
 from reconciler.providers.venddor import Venddor
 from reconciler.providers.voucherify import Voucherify
 from reconciler.providers.vtex_ads import VtexAds
+
+if TYPE_CHECKING:
+    from reconciler.manifest.models import Target
 
 PROVIDERS: dict[str, type[Provider]] = {
     cls.name: cls for cls in (VtexAds, MetaCatalog, Bloomreach, Venddor, Voucherify)
@@ -31,8 +36,14 @@ def get_provider(name: str) -> type[Provider]:
         raise ConfigError(f"unknown provider {name!r} (known: {known})") from None
 
 
+def limits_for(target: "Target") -> Limits:
+    """A target's limits: its provider's documented ones, lowered by its ``limits:``."""
+    wanted = target.limits.model_dump(exclude_none=True) if target.limits is not None else None
+    return get_provider(target.provider).limits.lowered(wanted)
+
+
 __all__ = [
-    "PROVIDERS", "get_provider", "Action", "Capabilities", "Job", "Limits", "Operation", "Outcome",
+    "PROVIDERS", "get_provider", "limits_for", "Action", "Capabilities", "Job", "Limits", "Operation", "Outcome",
     "OutcomeStatus", "Page", "Provider", "ReadError", "Request",
     "Bloomreach", "MetaCatalog", "Venddor", "Voucherify", "VtexAds",
 ]
