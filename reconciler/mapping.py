@@ -12,10 +12,28 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Callable
 
+import orjson
+
 from reconciler.manifest.currencies import exponent
 from reconciler.manifest.models import Product, Target
 
 Payloads = dict[str, dict[str, Any]]
+
+
+def canonical(value: Any) -> bytes:
+    """Compact JSON with sorted keys: equal payloads give equal bytes (digests and
+    grouping are taken of these)."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """Equality as JSON sees it: ``1``, ``1.0`` and ``true`` all differ (Python's
+    ``==`` says they are equal, which would hide such a change from a plan)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (dict, list)):
+        return canonical(a) == canonical(b)
+    return a == b
 
 
 def _present(payload: dict[str, Any]) -> dict[str, Any]:

@@ -24,13 +24,12 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, NamedTuple
 
-import orjson
 from pydantic import ValidationError
 
 from reconciler.errors import Problem
 from reconciler.manifest.loader import Location, Manifests, csv_products, parse_product
 from reconciler.manifest.models import Product, Target
-from reconciler.mapping import item_key, missing_fields, records
+from reconciler.mapping import canonical, item_key, missing_fields, records
 from reconciler.state.store import digest_of
 
 Entry = tuple[str, str, str, bytes, bytes]
@@ -113,7 +112,7 @@ class Evaluator:
             ignore = self.ignore[target.name]
             known = self.digests.get(target.name, {})
             for record, payload in records(target, product).items():
-                body = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+                body = canonical(payload)
                 digest = digest_of(payload, body, ignore)
                 entries.append((target.name, key, record, None if known.get((record, key)) == digest else body, digest))
         return sku, file, number, problems, tuple(entries)

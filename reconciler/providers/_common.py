@@ -15,6 +15,7 @@ import httpx
 import orjson
 
 from reconciler.errors import ApplyError, ConfigError
+from reconciler.mapping import json_equal
 from reconciler.providers.base import Operation, Outcome
 
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -23,11 +24,6 @@ JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"
 def dumps(value: Any) -> bytes:
     """Compact JSON, the exact bytes sent (limits are measured on them)."""
     return orjson.dumps(value)
-
-
-def canonical(value: Any) -> bytes:
-    """Compact JSON with sorted keys: equal values give equal bytes."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
 def basic_auth(user: str, password: str) -> str:
@@ -150,20 +146,11 @@ def split_or_reject(ops: Sequence[Operation], reason: str) -> list[Outcome]:
     return outcomes(ops, "rejected", reason)
 
 
-def same(a: Any, b: Any) -> bool:
-    """JSON equality: ``1`` and ``true`` differ, as do ``1`` and ``1.0``."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, (dict, list)):
-        return canonical(a) == canonical(b)
-    return a == b
-
-
 def diff_fields(before: dict | None, after: dict | None) -> tuple[dict, list[str]]:
     """``(changed or added fields with their new values, removed field names)``."""
     before = before or {}
     after = after or {}
-    changed = {k: v for k, v in after.items() if k not in before or not same(before[k], v)}
+    changed = {k: v for k, v in after.items() if k not in before or not json_equal(before[k], v)}
     removed = [k for k in before if k not in after]
     return changed, removed
 

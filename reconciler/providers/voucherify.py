@@ -25,8 +25,9 @@ from typing import Any, Hashable, Sequence
 
 import httpx
 
+from reconciler.mapping import canonical
 from reconciler.providers._common import (
-    JSON_HEADERS, auth_error, body_excerpt, canonical, diff_fields, dumps, json_body, outcomes,
+    JSON_HEADERS, auth_error, body_excerpt, diff_fields, dumps, json_body, outcomes,
     read_error, split_or_reject, transient,
 )
 from reconciler.providers.base import (

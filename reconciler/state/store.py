@@ -29,6 +29,7 @@ import orjson
 import sqlite_utils
 
 from reconciler.errors import StateError
+from reconciler.mapping import canonical
 from reconciler.providers.base import Job, Operation, Outcome
 from reconciler.state.migrations import MIGRATIONS, SCHEMA_VERSION
 
@@ -36,23 +37,19 @@ from reconciler.state.migrations import MIGRATIONS, SCHEMA_VERSION
 def payload_digest(payload: dict, ignore: Sequence[str] = ()) -> bytes:
     """Digest of a payload, blind to ``ignore`` fields (a target's ``ignore_fields``).
     16 raw bytes: a million of them are compared, held and stored by every plan."""
-    return digest_of(payload, orjson.dumps(payload, option=orjson.OPT_SORT_KEYS), ignore)
+    return digest_of(payload, canonical(payload), ignore)
 
 
-def digest_of(payload: dict, canonical: bytes, ignore: Sequence[str] = ()) -> bytes:
+def digest_of(payload: dict, body: bytes, ignore: Sequence[str] = ()) -> bytes:
     """:func:`payload_digest` when the canonical (sorted-key) JSON is already at hand."""
-    if ignore and not ignore_free(payload, ignore):
-        canonical = orjson.dumps({k: v for k, v in payload.items() if k not in ignore}, option=orjson.OPT_SORT_KEYS)
-    return hashlib.blake2b(canonical, digest_size=16).digest()
-
-
-def ignore_free(payload: dict, ignore: Sequence[str]) -> bool:
-    return not any(field in payload for field in ignore)
+    if ignore and any(field in payload for field in ignore):  # else ``body`` is the right input
+        body = canonical({k: v for k, v in payload.items() if k not in ignore})
+    return hashlib.blake2b(body, digest_size=16).digest()
 
 
 def stored(payload: dict, ignore: Sequence[str] = ()) -> tuple[str, bytes]:
     """A payload as the ``items`` table keeps it: canonical JSON and its digest."""
-    body = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    body = canonical(payload)
     return body.decode(), digest_of(payload, body, ignore)
 
 
