@@ -286,3 +286,15 @@ def test_a_gtin_shared_across_jsonl_chunks_is_reported(ws, monkeypatch):
         with pytest.raises(Exception) as error:
             plan_of(ws, workers=workers)
         assert "manifests/p.jsonl:18: sku P17: target vend: gtin 7891404130317 is also the key of sku P02" in str(error.value)
+
+
+def test_a_change_python_calls_equal_is_still_a_change(ws):
+    # true == 1 == 1.0 in Python, not in JSON: the destination would see a different value.
+    ws.write("t.yaml", {"targets": {"vouch": target("voucherify")}})
+    ws.write("p.yaml", {"products": [product("A", metadata={"flag": True, "n": 1})]})
+    plan, state = plan_of(ws)
+    record_all(state, plan)
+    ws.write("p.yaml", {"products": [product("A", metadata={"flag": 1, "n": 1.0})]})
+    change = plan_of(ws)[0].targets["vouch"].changes[0]
+    assert change.fields.changed == ("metadata",)
+    assert change.after["metadata"] == {"flag": 1, "n": 1.0}

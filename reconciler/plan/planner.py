@@ -19,6 +19,7 @@ from reconciler.errors import ConfigError, ManifestError, Problem, ReconcilerErr
 from reconciler.manifest.loader import Manifests
 from reconciler.manifest.models import Target
 from reconciler.manifest.validate import check_targets
+from reconciler.mapping import json_equal
 from reconciler.plan.model import Change, FieldDiff, Plan, TargetPlan
 from reconciler.plan.stream import Chunk, Evaluated, Evaluator, Summary, evaluated
 from reconciler.providers import get_provider
@@ -32,7 +33,7 @@ class MassDeleteError(ReconcilerError):
 def field_diff(before: dict, after: dict) -> FieldDiff:
     """Top-level payload fields changed, added and removed (fields are what an API
     updates; a nested value such as a metadata object counts as one field)."""
-    changed = tuple(sorted(k for k in before.keys() & after.keys() if before[k] != after[k]))
+    changed = tuple(sorted(k for k in before.keys() & after.keys() if not json_equal(before[k], after[k])))
     added = tuple(sorted(after.keys() - before.keys()))
     removed = tuple(sorted(before.keys() - after.keys()))
     return FieldDiff(changed, added, removed)
