@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import textwrap
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -81,3 +82,16 @@ def sandbox_fixture(scope: str = "module", **config: Any):
         with Sandbox(SandboxConfig(port=0, **config)) as sandbox:
             yield sandbox
     return fixture
+
+
+def eventually(probe: Callable[[], Any], what: str, timeout: float = 5.0, interval: float = 0.02) -> Any:
+    """The first result of ``probe()`` that is neither None nor False, polled until
+    ``timeout`` seconds; an AssertionError naming ``what`` otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result is not None and result is not False:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout}s")
+        time.sleep(interval)

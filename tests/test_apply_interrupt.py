@@ -21,7 +21,7 @@ from reconciler.apply.testing import (
 from reconciler.errors import StalePlanError, StateError
 from reconciler.plan.model import Plan
 from reconciler.state import State
-from conftest import sandbox_fixture
+from conftest import eventually, sandbox_fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,12 +129,8 @@ def _spawn(state_path, urls, n, version=0, limits=None):
 
 
 def _wait_for_requests(sb, provider, count, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if sum(1 for e in sb.log if e["provider"] == provider and e["method"] == "POST") >= count:
-            return
-        time.sleep(0.005)
-    raise AssertionError(f"{provider} did not get {count} requests")
+    eventually(lambda: sum(1 for e in sb.log if e["provider"] == provider and e["method"] == "POST") >= count,
+               f"{count} requests to {provider}", timeout, interval=0.005)
 
 
 SLOW = {"venddor": {"max_in_flight": 1, "max_items_per_request": 20}}

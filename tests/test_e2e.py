@@ -8,7 +8,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from conftest import product, sandbox_fixture, target
+from conftest import eventually, product, sandbox_fixture, target
 from reconciler.manifest.loader import load, parse_product
 from reconciler.manifest.models import gtin_is_valid
 from reconciler.mapping import item_key, records
@@ -188,7 +188,6 @@ def test_sigterm_during_cli_apply_then_apply_again_converges(ws, sandbox):
     import signal
     import subprocess
     import sys
-    import time
 
     sandbox.reset()
     ws.write("targets.yaml", {"targets": {"vend": target(
@@ -197,9 +196,8 @@ def test_sigterm_during_cli_apply_then_apply_again_converges(ws, sandbox):
     ws.write("p.yaml", {"products": products})
     proc = subprocess.Popen([sys.executable, "-m", "reconciler", "-C", str(ws.root), "apply", "--auto-approve"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while sum(1 for e in sandbox.log if e["provider"] == "venddor") < 20 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    eventually(lambda: sum(1 for e in sandbox.log if e["provider"] == "venddor") >= 20,
+               "20 requests to venddor", timeout=30, interval=0.01)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err

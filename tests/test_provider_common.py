@@ -15,6 +15,7 @@ from reconciler.providers import (
 )
 from reconciler.providers import _common
 from reconciler.sandbox import CREDENTIALS
+from conftest import eventually
 
 
 
@@ -49,13 +50,8 @@ def send(client: httpx.Client, base_url: str, request: Request) -> httpx.Respons
 
 def poll_until_done(client: httpx.Client, base_url: str, provider: Provider, job,
                     timeout: float = 10.0) -> list[Outcome]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = provider.decode_poll(job, send(client, base_url, provider.poll_request(job)))
-        if result is not None:
-            return result
-        time.sleep(0.02)
-    raise AssertionError(f"job {job.handle} did not finish in {timeout}s")
+    return eventually(lambda: provider.decode_poll(job, send(client, base_url, provider.poll_request(job))),
+                      f"job {job.handle} finishing", timeout)
 
 
 def read_all(client: httpx.Client, base_url: str, provider: Provider) -> dict[tuple[str, str], dict]:

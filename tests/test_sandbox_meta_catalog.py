@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from reconciler.sandbox import Sandbox, SandboxConfig
+from conftest import eventually
 
 TOKEN = "sandbox-token"
 DELAY = 0.15
@@ -50,13 +51,7 @@ def status(base, handle):
 
 
 def wait_finished(base, handle):
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        s = status(base, handle)
-        if s["status"] == "finished":
-            return s
-        time.sleep(0.02)
-    raise AssertionError("batch never finished")
+    return eventually(lambda: (s := status(base, handle))["status"] == "finished" and s, "the batch finishing")
 
 
 def test_create_async_applied_only_when_finished(sb, base):

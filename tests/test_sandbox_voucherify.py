@@ -7,7 +7,7 @@ import httpx
 import orjson
 import pytest
 
-from conftest import sandbox_fixture
+from conftest import eventually, sandbox_fixture
 
 AUTH = {"X-App-Id": "sandbox-app", "X-App-Token": "sandbox-token"}
 DELAY = 0.5
@@ -41,13 +41,7 @@ def action(base, action_id):
 
 
 def wait_done(base, action_id):
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        a = action(base, action_id)
-        if a["status"] == "DONE":
-            return a
-        time.sleep(0.02)
-    raise AssertionError("never done")
+    return eventually(lambda: (a := action(base, action_id))["status"] == "DONE" and a, "the action being done")
 
 
 def test_status_progression_and_apply(sb, base):
