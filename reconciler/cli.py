@@ -76,7 +76,7 @@ def cli(ctx: click.Context, root: str, manifests: str | None, state: str | None,
         reconciler apply --auto-approve
         reconciler --with-sandbox apply --auto-approve   # the example workspace
     """
-    color = not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
+    color = wants_color(no_color)
     ctx.obj = Context(Workspace.at(root, manifests, state), color, verbose)
     if with_sandbox:
         from reconciler.sandbox import Sandbox, SandboxConfig
@@ -85,6 +85,12 @@ def cli(ctx: click.Context, root: str, manifests: str | None, state: str | None,
             ctx.with_resource(Sandbox(SandboxConfig(port=8700)))
         except OSError as exc:
             raise ReconcilerError(f"cannot start the sandbox on ports 8700-8704: {exc}") from None
+
+
+def wants_color(no_color: bool, stream=None) -> bool:
+    """Colour only on a terminal, and never with --no-color or NO_COLOR set."""
+    stream = stream if stream is not None else sys.stdout
+    return not no_color and "NO_COLOR" not in os.environ and stream.isatty()
 
 
 def main() -> None:
@@ -199,7 +205,6 @@ def apply(ctx: Context, planfile: str | None, targets: tuple[str, ...], auto_app
         reconciler plan -o plan.out && reconciler apply plan.out
     """
     from reconciler.apply import apply_plan, default_reporter
-    from reconciler.plan.model import Plan as PlanType
     from reconciler.plan.planner import select_targets
 
     manifests = ctx.workspace.manifests()
@@ -207,7 +212,7 @@ def apply(ctx: Context, planfile: str | None, targets: tuple[str, ...], auto_app
     if planfile:
         chosen = read_plan(planfile)
         if targets:
-            chosen = PlanType(chosen.lineage, chosen.serial, {n: t for n, t in chosen.targets.items() if n in targets})
+            chosen = Plan(chosen.lineage, chosen.serial, {n: t for n, t in chosen.targets.items() if n in targets})
         missing = [n for n in chosen.targets if n not in manifests.targets]
         if missing:
             raise ReconcilerError(f"the plan names target {', '.join(missing)}, which the manifests no longer define")

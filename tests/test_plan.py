@@ -195,10 +195,24 @@ def test_markdown_never_exceeds_limit_and_says_how_to_get_the_rest(ws):
     assert text.count("```") % 2 == 0 and text.count("<details>") == text.count("</details>")
 
 
-def test_colour_only_when_asked(ws):
+def test_colour_only_on_a_terminal_and_never_when_refused(ws, monkeypatch):
+    from reconciler.cli import wants_color
+    from reconciler.plan.render import render_text
+
+    class Terminal:
+        def isatty(self):
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert wants_color(False, Terminal())
+    assert not wants_color(True, Terminal())
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not wants_color(False, Terminal())
     ws.write("t.yaml", {"targets": {"meta": target("meta_catalog")}})
     ws.write("p.yaml", {"products": [product("A")]})
     assert "\x1b[" not in ws.run("plan").output  # CliRunner is not a terminal
+    plan, _ = plan_of(ws)
+    assert "\x1b[32m" in render_text(plan, color=True) and "\x1b[" not in render_text(plan)
 
 
 # -- property: applying every change converges ----------------------------------------------------
