@@ -8,22 +8,12 @@ import pytest
 
 from reconciler.state import State
 
-from conftest import product, sandbox_fixture
-from test_drift import (
-    ENV, assert_no_secret, bloomreach_partial, catalog_targets, meta_batch, voucherify_metadata,
+from conftest import product
+from test_drift import (  # noqa: F401 (env and sandbox are fixtures)
+    assert_no_secret, bloomreach_partial, catalog_targets, env, meta_batch, sandbox, voucherify_metadata,
 )
 
 READABLE = ("-t", "meta", "-t", "bloom", "-t", "vouch")
-
-
-sandbox = sandbox_fixture(time_scale=0.001, async_delay=0.05, scope="function")
-
-
-@pytest.fixture
-def env(monkeypatch):
-    for name, value in ENV.items():
-        monkeypatch.setenv(name, value)
-    return monkeypatch
 
 
 def write(ws, sb, count: int = 4):
