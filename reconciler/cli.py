@@ -254,7 +254,10 @@ def status(ctx: Context, targets: tuple[str, ...]) -> None:
 
     manifests = ctx.workspace.manifests()
     configs = select_targets(manifests, targets)
-    state = ctx.workspace.state(create=True)
+    if not ctx.workspace.state_path.exists():  # the state is made by the first apply, not here
+        ctx.echo("No state yet: nothing was applied, so nothing is pending or failed.")
+        return
+    state = ctx.workspace.state()
     try:
         result = settle(state, configs, list(configs), reporter=default_reporter())
         failures = [f for f in state.failures() if f["target"] in configs]

@@ -73,3 +73,10 @@ def test_missing_manifests_directory_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(cli, ["-C", str(tmp_path), "validate"])
     assert result.exit_code == 1
     assert "manifests directory does not exist" in result.output and "Traceback" not in result.output
+
+
+def test_status_before_any_apply_creates_no_state(ws):
+    ws.write("t.yaml", {"targets": {"vouch": {"provider": "voucherify", "auth": {"app_id": "a", "app_token": "t"}}}})
+    result = ws.run("status")
+    assert result.exit_code == 0 and "No state yet" in result.output
+    assert not (ws.root / "state" / "reconciler.db").exists()
