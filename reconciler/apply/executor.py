@@ -1,7 +1,8 @@
 """The executor: carries a plan out against the destinations, recording every outcome.
 
 One :class:`_TargetRun` per target, all targets concurrently on one asyncio loop, each
-with its own ``httpx.AsyncClient``. Within a target:
+with its own ``httpx.AsyncClient``; a target that needs several rate windows starts
+alone, the others once its first window is answered (:func:`_run_all`). Within a target:
 
 * ``batching.pack`` turns the operations into requests (``limits`` lowered by the
   target's own); outcomes it yields (oversize items, local deletes) are recorded
@@ -55,7 +56,7 @@ from reconciler.manifest.models import Target
 from reconciler.plan.model import Change, Plan
 from reconciler.providers import get_provider, limits_for
 from reconciler.providers._common import retry_after
-from reconciler.providers.base import Job, Operation, Outcome, Request
+from reconciler.providers.base import Job, Limits, Operation, Outcome, Request
 from reconciler.state.store import State
 
 
@@ -76,6 +77,7 @@ class Tuning:
     timeout: float = 120.0           # read/write/pool timeout of one request
     record_chunk: int = 5000         # local outcomes per transaction
     window_scale: float = 1.0        # multiplies rate windows: only for a time-scaled sandbox
+    head_start: float = 3.0          # at most, for targets that need several rate windows (_run_all)
 
     def backoff(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
         """Seconds before attempt ``attempt + 1``: full jitter over an exponential
@@ -137,6 +139,9 @@ class _TargetRun:
         self.fatal: BaseException | None = None
         self.event = asyncio.Event()
         self.rng = random.Random()
+        self.long_pole = _needs_windows(limits_for(target), len(changes))
+        self.answered = 0               # write requests answered (or failed)
+        self.first_window = asyncio.Event()  # its first window's requests are answered, or it ended
 
     # -- helpers -------------------------------------------------------------------
     def redact(self, text: str | None) -> str:
@@ -202,6 +207,7 @@ class _TargetRun:
         except Exception as exc:
             self._stop(exc, internal=True)
         finally:
+            self.first_window.set()
             for task in list(self.aux):
                 task.cancel()
             self.result.seconds = time.monotonic() - started
@@ -330,6 +336,9 @@ class _TargetRun:
                 reason = f"{type(exc).__name__}: {self.redact(str(exc)) or 'connection failed'}"
         finally:
             self.window.release(time.time())
+            self.answered += 1
+            if self.answered >= (self.window.limit or 0) or (self.packer is None and not self.ready):
+                self.first_window.set()
         if response is None:
             outcomes = [Outcome(op, "retry", f"{self.target.provider}: no answer ({reason})") for op in ops]
             transient = True
@@ -577,6 +586,38 @@ def _run(make: Callable[[], Awaitable[Any]]) -> Any:
                 signal.signal(signal.SIGTERM, previous)
 
 
+def _needs_windows(limits: Limits, changes: int) -> bool:
+    """Whether a target's changes need more than one rate window (at best: full
+    requests); without an item limit, assume they do."""
+    if not limits.max_requests_per_window:
+        return False
+    if not limits.max_items_per_request:
+        return True
+    return changes > limits.max_requests_per_window * limits.max_items_per_request
+
+
+async def _run_all(runs: Sequence[_TargetRun], head_start: float) -> None:
+    """Run the targets concurrently, those that need several rate windows first and
+    alone until their first window's requests are answered (at most ``head_start``
+    seconds).
+
+    Such a target is the long pole of most applies, and its every later window
+    opens a window's length after the answers of the one before: a delay in its first
+    answers (its server and this client busy with the other targets' first big
+    batches) is paid again by each window that follows. The others, bound by
+    throughput alone, lose only the head start."""
+    leaders = [run for run in runs if run.long_pole]
+    followers = [run for run in runs if not run.long_pole]
+    lead = asyncio.gather(*(run.run() for run in leaders))
+    if leaders and followers:
+        waits = asyncio.gather(*(run.first_window.wait() for run in leaders))
+        try:
+            await asyncio.wait_for(asyncio.shield(waits), head_start)
+        except asyncio.TimeoutError:
+            waits.cancel()
+    await asyncio.gather(lead, *(run.run() for run in followers))
+
+
 def _check_fresh(plan: Plan, state: State) -> None:
     if plan.lineage == state.lineage and plan.serial == state.serial:
         return
@@ -625,12 +666,10 @@ def apply_plan(plan: Plan, targets: Mapping[str, Target], state: State, *, wait:
                        poll_once=not wait)
             for name in names
         ]
-        # Rate-windowed targets are the long poles: they get the event loop first.
-        runs.sort(key=lambda run: not limits_for(run.target).max_requests_per_window)
         started = time.monotonic()
         status = "error"
         try:
-            _run(lambda: asyncio.gather(*(run.run() for run in runs)))
+            _run(lambda: _run_all(runs, tuning.head_start))
             status = "ok" if result.ok else "failed"
         except KeyboardInterrupt:
             status = "interrupted"

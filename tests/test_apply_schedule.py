@@ -1,0 +1,93 @@
+"""Targets run concurrently, but one that needs several rate windows gets a head start:
+the others begin once its first window's requests are answered, or after
+``Tuning.head_start`` seconds if they never are."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from reconciler.apply import NullReporter, apply_plan
+from reconciler.apply.testing import convergence_problems, fast_tuning, make_products, sandbox_targets, simple_plan
+from reconciler.sandbox import Sandbox, SandboxConfig
+from reconciler.state import State
+
+# 300 products in requests of 20 items, 5 requests per window: 15 requests, 3 windows.
+LONG_POLE = {"bloomreach": {"max_items_per_request": 20}}
+
+
+@pytest.fixture
+def state(tmp_path):
+    st = State(tmp_path / "reconciler.db")
+    yield st
+    st.close()
+
+
+def writes(sandbox, provider):
+    entries = [e for e in sandbox.log if e["provider"] == provider and e["method"] in ("POST", "PUT", "DELETE")]
+    return sorted(entries, key=lambda e: e["started"])
+
+
+def test_the_others_start_once_the_long_poles_first_window_is_answered(state):
+    scale = 0.05  # Bloomreach: 5 requests per 0.5 s
+    with Sandbox(SandboxConfig(port=0, time_scale=scale)) as sb:
+        targets = sandbox_targets(sb.urls, providers=("bloomreach", "venddor", "vtex_ads"), limits=LONG_POLE)
+        products = make_products(300)
+        result = apply_plan(simple_plan(state, targets, products), targets, state, reporter=NullReporter(),
+                            tuning=fast_tuning(window_scale=scale))
+        assert result.ok and sb.violations == []
+        assert convergence_problems(sb.catalog, state, targets, products) == []
+        lead = writes(sb, "bloomreach")
+        assert len(lead) == 15
+        first_window_answered = max(e["finished"] for e in lead[:5])
+        for follower in ("venddor", "vtex_ads"):
+            entries = writes(sb, follower)
+            assert entries[0]["started"] >= first_window_answered
+            assert entries[0]["started"] < lead[-1]["started"]  # concurrently, not after it
+
+
+def test_a_target_that_fits_in_one_window_gets_no_head_start(state):
+    with Sandbox(SandboxConfig(port=0, time_scale=0.05, latency=0.2)) as sb:
+        targets = sandbox_targets(sb.urls, providers=("bloomreach", "venddor"))  # 300 items: one request
+        result = apply_plan(simple_plan(state, targets, make_products(300)), targets, state,
+                            reporter=NullReporter(), tuning=fast_tuning(window_scale=0.05))
+        assert result.ok
+        # held 0.2 s by the sandbox: the follower's first request went before it was answered
+        assert writes(sb, "venddor")[0]["started"] < writes(sb, "bloomreach")[0]["finished"]
+
+
+@pytest.fixture
+def silent_server():
+    """A server that accepts connections, reads, and never answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(conn)
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+    for conn in accepted:
+        conn.close()
+
+
+def test_a_hung_long_pole_holds_the_others_back_only_for_the_head_start(state, silent_server):
+    with Sandbox(SandboxConfig(port=0)) as sb:
+        urls = {**sb.urls, "bloomreach": silent_server}
+        targets = sandbox_targets(urls, providers=("bloomreach", "venddor"), limits=LONG_POLE)
+        plan = simple_plan(state, targets, make_products(120))  # 6 requests: more than a window
+        started = time.monotonic()
+        result = apply_plan(plan, targets, state, reporter=NullReporter(),
+                            tuning=fast_tuning(head_start=0.2, timeout=1.5, max_attempts=1))
+        assert result.targets["venddor"].ok
+        assert result.targets["bloomreach"].rejected == 120  # out of attempts after the timeout
+        # the follower did not wait for the hung target's first answer (a 1.5 s timeout)
+        assert writes(sb, "venddor")[0]["started"] - started < 1.2
