@@ -4,6 +4,8 @@ request; and what the executor does with refusals: VTEX 422 by instancePath, Ven
 bisection, an oversize item rejected without being sent."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from reconciler.apply import NullReporter, apply_plan
@@ -148,3 +150,19 @@ def test_venddor_bisects_a_refused_request_down_to_the_bad_product(state):
         assert target.requests <= 1 + 2 * 6  # bisection: two halves per level, log2(60) < 6 levels
         assert len(sb.catalog("venddor")) == 59
         assert sb.violations == []
+
+
+def test_request_history_is_kept_as_long_as_a_window_needs_it(state):
+    now = time.time()
+    for target, ago in (("venddor", 7200), ("venddor", 600), ("meta_catalog", 7200), ("meta_catalog", 5000)):
+        state.log_request(target, "batch", now - ago, 200, 1, 10)
+    # Meta's window lowered to 100 calls per 6000 s: its history is kept that long
+    limits = {"meta_catalog": {"window_seconds": 6000}}
+    with Sandbox(SandboxConfig(port=0, async_delay=0.01)) as sb:
+        targets = sandbox_targets(sb.urls, providers=("venddor", "meta_catalog"), limits=limits)
+        result = apply_plan(simple_plan(state, targets, make_products(10)), targets, state,
+                            reporter=NullReporter(), tuning=fast_tuning(window_scale=1.0))
+        assert result.ok
+    assert [round(now - t) for t in state.request_times("venddor", 0)[:1]] == [600]
+    assert len(state.request_times("venddor", 0)) == 2  # and the one this apply sent
+    assert [round(now - t) for t in state.request_times("meta_catalog", 0)[:1]] == [5000]

@@ -60,6 +60,11 @@ from reconciler.providers.base import Job, Limits, Operation, Outcome, Request
 from reconciler.state.store import State
 
 
+# Requests older than this (or than the target's rate window, if longer) are forgotten
+# at the start of an apply: the longest documented window (Meta's) is an hour.
+REQUEST_HISTORY_SECONDS = 3600.0
+
+
 @dataclass(frozen=True)
 class Tuning:
     """Knobs of the executor that the spec leaves to us (tests make them faster)."""
@@ -659,6 +664,9 @@ def apply_plan(plan: Plan, targets: Mapping[str, Target], state: State, *, wait:
             total = len(plan.targets[name].changes) + sum(len(j.operations) for _, j in old_jobs.get(name, ()))
             result.targets[name] = TargetResult(name, targets[name].provider, total=total,
                                                 pending=sum(len(j.operations) for _, j in old_jobs.get(name, ())))
+        for name in names:  # the request history is kept as long as a rate window needs it
+            window = limits_for(targets[name]).window_seconds or 0.0
+            state.prune_requests(name, time.time() - max(window, REQUEST_HISTORY_SECONDS))
         apply_id = state.begin_apply(names)
         ctx = _Context(state, reporter, tuning, environ, apply_id, wait, result)
         runs = [

@@ -324,6 +324,11 @@ class State:
                 (target, endpoint, sent_at, status, items, size),
             )
 
+    def prune_requests(self, target: str, before: float) -> int:
+        """Forget a target's requests sent before ``before``; returns how many."""
+        with self.transaction() as conn:
+            return conn.execute("DELETE FROM requests WHERE target = ? AND sent_at < ?", (target, before)).rowcount
+
     def request_times(self, target: str, since: float) -> list[float]:
         """Wall-clock times of the write requests sent to a target since ``since``."""
         rows = self.conn.execute(
