@@ -231,8 +231,8 @@ def apply(ctx: Context, planfile: str | None, targets: tuple[str, ...], auto_app
                 return
     state = ctx.workspace.state(create=True)
     try:
-        configs = {name: manifests.targets[name] for name in chosen.targets}
-        result = apply_plan(chosen, configs, state, wait=not no_wait, reporter=default_reporter())
+        # every target, not only the plan's: a rate window is shared with its siblings
+        result = apply_plan(chosen, manifests.targets, state, wait=not no_wait, reporter=default_reporter())
     finally:
         state.close()
     if not result.ok:
@@ -436,7 +436,9 @@ def providers(ctx: Context) -> None:
         ctx.echo(f"  readable: {'yes' if caps.readable else 'no'}   asynchronous: {'yes' if caps.asynchronous else 'no'}")
         ctx.echo(f"  auth: {', '.join(provider.auth_keys)}"
                  + (f"   settings: {', '.join(provider.setting_keys)}" if provider.setting_keys else ""))
-        ctx.echo(f"  limits: {limits.describe()}")
+        shared = (f" (one window per {' + '.join(provider.window_scope)}, shared by its targets)"
+                  if provider.window_scope else "")
+        ctx.echo(f"  limits: {limits.describe()}{shared}")
 
 
 @cli.command()

@@ -12,6 +12,7 @@ from reconciler.apply import NullReporter, apply_plan
 from reconciler.apply.testing import (
     convergence_problems, fast_tuning, make_product, make_products, sandbox_targets, simple_plan,
 )
+from reconciler.manifest.models import Select
 from reconciler.sandbox import Sandbox, SandboxConfig
 from reconciler.state import State
 
@@ -166,3 +167,40 @@ def test_request_history_is_kept_as_long_as_a_window_needs_it(state):
     assert [round(now - t) for t in state.request_times("venddor", 0)[:1]] == [600]
     assert len(state.request_times("venddor", 0)) == 2  # and the one this apply sent
     assert [round(now - t) for t in state.request_times("meta_catalog", 0)[:1]] == [5000]
+
+
+def sibling_targets(urls, provider, limits, selects):
+    """Targets of one provider on one catalog, named after their select tags."""
+    base = sandbox_targets(urls, providers=(provider,), limits={provider: limits})[provider]
+    return {f"{provider}-{tags[0]}": base.model_copy(update={"name": f"{provider}-{tags[0]}", "select": Select(tags=tags)})
+            for tags in selects}
+
+
+def test_targets_on_one_catalog_share_its_rate_window(state):
+    scale = 0.02  # Bloomreach: 5 requests per 0.2 s per catalog
+    with Sandbox(SandboxConfig(port=0, time_scale=scale)) as sb:
+        targets = sibling_targets(sb.urls, "bloomreach", {"max_items_per_request": 10}, (["t0"], ["t1", "t2"]))
+        products = make_products(150)  # 50 + 100 items: 5 + 10 requests to one catalog
+        result = apply_plan(simple_plan(state, targets, products), targets, state, reporter=NullReporter(),
+                            tuning=fast_tuning(window_scale=scale))
+        assert result.ok and [t.requests for t in result.targets.values()] == [5, 10]
+        assert sb.violations == []
+        assert_window(writes(sb, "bloomreach"), 5, 10 * scale)
+        assert len(sb.catalog("bloomreach", catalog_id="cat-1")) == 150
+
+
+def test_a_target_applied_alone_counts_its_siblings_recent_requests(state):
+    # Meta: 100 calls per hour per catalog, lowered to 5 per (hour * 0.001 = 3.6 s)
+    with Sandbox(SandboxConfig(port=0, time_scale=0.001, async_delay=0.01)) as sb:
+        targets = sibling_targets(sb.urls, "meta_catalog", {"max_requests_per_window": 5, "max_items_per_request": 10},
+                                  (["t0"], ["t1"]))
+        products = make_products(90)  # 30 items each: 3 calls each
+        first = apply_plan(simple_plan(state, targets, products, names=["meta_catalog-t0"]), targets, state,
+                           reporter=NullReporter(), tuning=fast_tuning())
+        second = apply_plan(simple_plan(state, targets, products, names=["meta_catalog-t1"]), targets, state,
+                            reporter=NullReporter(), tuning=fast_tuning())
+        assert first.ok and second.ok
+        # 6 calls to one catalog, 5 per window: the sibling's third call waited for the window
+        assert second.targets["meta_catalog-t1"].wait_seconds > 2.5
+        assert sb.violations == []
+        assert_window(writes(sb, "meta_catalog", "POST"), 5, 3600 * 0.001)

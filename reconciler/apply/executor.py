@@ -8,9 +8,10 @@ alone, the others once its first window is answered (:func:`_run_all`). Within a
   target's own); outcomes it yields (oversize items, local deletes) are recorded
   without a request;
 * ``max_in_flight`` workers send them (that many workers, each one request at a time);
-  every write first takes a slot of the target's strict sliding window
-  (:mod:`reconciler.apply.window`), whose history is loaded from and logged to the
-  state so that consecutive applies share it;
+  every write first takes a slot of its rate scope's strict sliding window
+  (:mod:`reconciler.apply.window`; targets on one Meta or Bloomreach catalog share
+  one), whose history is loaded from and logged to the state so that consecutive
+  applies share it;
 * the provider decodes each answer into outcomes. ``applied``/``rejected``/``pending``
   are committed at once, one transaction per answer. ``retry`` goes back through
   ``pack`` after an exponential backoff with full jitter (at least the server's
@@ -54,7 +55,7 @@ from reconciler.apply.window import SlidingWindow
 from reconciler.errors import ConfigError, StalePlanError
 from reconciler.manifest.models import Target
 from reconciler.plan.model import Change, Plan
-from reconciler.providers import get_provider, limits_for
+from reconciler.providers import get_provider, limits_for, window_scope
 from reconciler.providers._common import retry_after
 from reconciler.providers.base import Job, Limits, Operation, Outcome, Request
 from reconciler.state.store import State
@@ -99,8 +100,10 @@ class _Context:
     """What every target run of one apply (or settle) shares."""
 
     def __init__(self, state: State, reporter: Reporter, tuning: Tuning, environ: Mapping[str, str] | None,
-                 apply_id: int | None, wait: bool, result: ApplyResult):
+                 apply_id: int | None, wait: bool, result: ApplyResult,
+                 windows: Mapping[str, SlidingWindow] | None = None):
         self.state = state
+        self.windows = windows or {}  # by target name; targets in one rate scope share one
         self.reporter = reporter
         self.tuning = tuning
         self.environ = environ
@@ -180,11 +183,7 @@ class _TargetRun:
             self.secrets = credentials.secrets_of(secrets)
             self.provider = cls(self.target.settings, secrets)
             self.limits = limits_for(self.target)
-            history: list[float] = []
-            window_seconds = (self.limits.window_seconds or 0.0) * tuning.window_scale
-            if self.limits.max_requests_per_window and window_seconds:
-                history = self.ctx.state.request_times(self.name, time.time() - window_seconds)
-            self.window = SlidingWindow(self.limits.max_requests_per_window, window_seconds, history)
+            self.window = self.ctx.windows.get(self.name) or SlidingWindow(None, None)
             # No documented cap: enough in flight to fill a rate window at once.
             in_flight = self.limits.max_in_flight or max(tuning.default_in_flight,
                                                          self.limits.max_requests_per_window or 0)
@@ -591,6 +590,29 @@ def _run(make: Callable[[], Awaitable[Any]]) -> Any:
                 signal.signal(signal.SIGTERM, previous)
 
 
+def _rate_windows(names: Sequence[str], targets: Mapping[str, Target], state: State,
+                  scale: float) -> dict[str, SlidingWindow]:
+    """The rate windows of the targets ``names``, by target name: one per rate scope
+    (:func:`~reconciler.providers.window_scope`), shared by the targets in it, with the
+    strictest of their limits and the request history of every target of ``targets``
+    in that scope (a target applied alone still counts its siblings' recent requests)."""
+    scopes: dict[tuple, list[str]] = {}
+    for name, target in targets.items():
+        scopes.setdefault(window_scope(target), []).append(name)
+    windows: dict[str, SlidingWindow] = {}
+    for scope, members in scopes.items():
+        applied = [name for name in members if name in names]
+        windowed = [limits for limits in map(limits_for, (targets[name] for name in applied))
+                    if limits.max_requests_per_window and limits.window_seconds]
+        if not windowed:
+            continue
+        count = min(limits.max_requests_per_window for limits in windowed)
+        seconds = max(limits.window_seconds for limits in windowed) * scale
+        window = SlidingWindow(count, seconds, state.request_times(members, time.time() - seconds))
+        windows.update(dict.fromkeys(applied, window))
+    return windows
+
+
 def _needs_windows(limits: Limits, changes: int) -> bool:
     """Whether a target's changes need more than one rate window (at best: full
     requests); without an item limit, assume they do."""
@@ -640,7 +662,9 @@ def _check_fresh(plan: Plan, state: State) -> None:
 def apply_plan(plan: Plan, targets: Mapping[str, Target], state: State, *, wait: bool = True,
                reporter: Reporter | None = None, environ: Mapping[str, str] | None = None,
                tuning: Tuning | None = None) -> ApplyResult:
-    """Carry ``plan`` out. Holds the state's lock throughout; refuses a stale plan."""
+    """Carry ``plan`` out. Holds the state's lock throughout; refuses a stale plan.
+    ``targets`` holds at least the plan's targets; give all of the manifests' so that
+    a rate window counts the recent requests of every target that shares it."""
     reporter = reporter if reporter is not None else default_reporter()
     tuning = tuning or Tuning()
     unknown = [name for name in plan.targets if name not in targets]
@@ -667,8 +691,9 @@ def apply_plan(plan: Plan, targets: Mapping[str, Target], state: State, *, wait:
         for name in names:  # the request history is kept as long as a rate window needs it
             window = limits_for(targets[name]).window_seconds or 0.0
             state.prune_requests(name, time.time() - max(window, REQUEST_HISTORY_SECONDS))
+        windows = _rate_windows(names, targets, state, tuning.window_scale)
         apply_id = state.begin_apply(names)
-        ctx = _Context(state, reporter, tuning, environ, apply_id, wait, result)
+        ctx = _Context(state, reporter, tuning, environ, apply_id, wait, result, windows)
         runs = [
             _TargetRun(ctx, targets[name], plan.targets[name].changes, jobs=old_jobs.get(name, ()),
                        poll_once=not wait)

@@ -329,10 +329,14 @@ class State:
         with self.transaction() as conn:
             return conn.execute("DELETE FROM requests WHERE target = ? AND sent_at < ?", (target, before)).rowcount
 
-    def request_times(self, target: str, since: float) -> list[float]:
-        """Wall-clock times of the write requests sent to a target since ``since``."""
+    def request_times(self, targets: str | Sequence[str], since: float) -> list[float]:
+        """Wall-clock times of the write requests sent to ``targets`` (one name or
+        several) since ``since``."""
+        names = [targets] if isinstance(targets, str) else list(targets)
+        marks = ",".join("?" * len(names))
         rows = self.conn.execute(
-            "SELECT sent_at FROM requests WHERE target = ? AND sent_at >= ? ORDER BY sent_at", (target, since)
+            f"SELECT sent_at FROM requests WHERE target IN ({marks}) AND sent_at >= ? ORDER BY sent_at",
+            (*names, since),
         )
         return [row[0] for row in rows]
 
