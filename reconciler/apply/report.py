@@ -62,6 +62,10 @@ class NullReporter:
         pass
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def summary_line(result: "TargetResult") -> str:
     parts = [f"{result.applied} applied"]
     if result.local:
@@ -71,7 +75,7 @@ def summary_line(result: "TargetResult") -> str:
         parts.append(f"{result.pending} pending")
     if result.not_sent:
         parts.append(f"{result.not_sent} not sent")
-    parts.append(f"{result.requests} requests")
+    parts.append(_count(result.requests, "request"))
     if result.wait_seconds >= 0.05:
         parts.append(f"{result.wait_seconds:.1f}s waiting for rate windows")
     parts.append(f"in {result.seconds:.1f}s")
@@ -135,7 +139,7 @@ class PlainReporter(NullReporter):
         self._line(
             f"Apply {'complete' if result.ok else 'finished with failures' if not result.interrupted else 'interrupted'}: "
             f"{totals['applied']} applied, {totals['rejected']} failed, {totals['pending']} pending, "
-            f"{totals['requests']} requests in {result.seconds:.1f}s."
+            f"{_count(totals['requests'], 'request')} in {result.seconds:.1f}s."
         )
         for line in _failure_lines(result):
             self._line(line)
