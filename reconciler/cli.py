@@ -436,8 +436,9 @@ def providers(ctx: Context) -> None:
         ctx.echo(f"  readable: {'yes' if caps.readable else 'no'}   asynchronous: {'yes' if caps.asynchronous else 'no'}")
         ctx.echo(f"  auth: {', '.join(provider.auth_keys)}"
                  + (f"   settings: {', '.join(provider.setting_keys)}" if provider.setting_keys else ""))
-        shared = (f" (one window per {' + '.join(provider.window_scope)}, shared by its targets)"
-                  if provider.window_scope else "")
+        scope = provider.limit_scope
+        shared = ("" if scope is None else " (shared by every target at one base URL)" if not scope
+                  else f" (shared by the targets with the same {' and '.join(scope)})")
         ctx.echo(f"  limits: {limits.describe()}{shared}")
 
 

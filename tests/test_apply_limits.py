@@ -204,3 +204,13 @@ def test_a_target_applied_alone_counts_its_siblings_recent_requests(state):
         assert second.targets["meta_catalog-t1"].wait_seconds > 2.5
         assert sb.violations == []
         assert_window(writes(sb, "meta_catalog", "POST"), 5, 3600 * 0.001)
+
+
+def test_targets_at_one_vtex_url_share_its_three_requests_in_flight(state):
+    with Sandbox(SandboxConfig(port=0, latency=0.03)) as sb:
+        targets = sibling_targets(sb.urls, "vtex_ads", {"max_items_per_request": 50}, (["t0"], ["t1", "t2"]))
+        result = apply_plan(simple_plan(state, targets, make_products(1500)), targets, state,
+                            reporter=NullReporter(), tuning=fast_tuning())
+        assert result.ok and sum(t.requests for t in result.targets.values()) == 60
+        assert sb.violations == []
+        assert sb.simulators["vtex_ads"].max_seen_in_flight == 3

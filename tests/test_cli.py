@@ -53,7 +53,9 @@ def test_providers_shows_declared_limits():
     assert "500 items/request, 3 requests in flight" in output
     assert "5000 items/request, 100 requests/3600 s" in output
     assert "5000 items/request, 10,000,000 bytes/request, 5 requests/10 s" in output
-    assert "(one window per project_id + catalog_id, shared by its targets)" in output
+    assert "5 requests/10 s (shared by the targets with the same project_id and catalog_id)" in output
+    assert "3 requests in flight (shared by every target at one base URL)" in output
+    assert "60 items/request\n" in output
     assert "60 items/request" in output
     assert "10,485,760 bytes/request" in output
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import os
 import random
@@ -55,7 +56,7 @@ from reconciler.apply.window import SlidingWindow
 from reconciler.errors import ConfigError, StalePlanError
 from reconciler.manifest.models import Target
 from reconciler.plan.model import Change, Plan
-from reconciler.providers import get_provider, limits_for, window_scope
+from reconciler.providers import get_provider, limit_scope, limits_for
 from reconciler.providers._common import retry_after
 from reconciler.providers.base import Job, Limits, Operation, Outcome, Request
 from reconciler.state.store import State
@@ -101,9 +102,9 @@ class _Context:
 
     def __init__(self, state: State, reporter: Reporter, tuning: Tuning, environ: Mapping[str, str] | None,
                  apply_id: int | None, wait: bool, result: ApplyResult,
-                 windows: Mapping[str, SlidingWindow] | None = None):
+                 shared: "_SharedLimits | None" = None):
         self.state = state
-        self.windows = windows or {}  # by target name; targets in one rate scope share one
+        self.shared = shared
         self.reporter = reporter
         self.tuning = tuning
         self.environ = environ
@@ -183,7 +184,9 @@ class _TargetRun:
             self.secrets = credentials.secrets_of(secrets)
             self.provider = cls(self.target.settings, secrets)
             self.limits = limits_for(self.target)
-            self.window = self.ctx.windows.get(self.name) or SlidingWindow(None, None)
+            shared = self.ctx.shared
+            self.window = (shared and shared.windows.get(self.name)) or SlidingWindow(None, None)
+            self.slots = (shared and shared.in_flight.get(self.name)) or contextlib.nullcontext()
             # No documented cap: enough in flight to fill a rate window at once.
             in_flight = self.limits.max_in_flight or max(tuning.default_in_flight,
                                                          self.limits.max_requests_per_window or 0)
@@ -332,10 +335,11 @@ class _TargetRun:
             self.ctx.reporter.request_sent(self.name, request.endpoint or request.path, len(ops))
             response = None
             try:
-                response = await self.client.request(
-                    request.method, request.path, content=request.body,
-                    params=dict(request.params) if request.params else None, headers=dict(request.headers),
-                )
+                async with self.slots:  # the in-flight cap shared with sibling targets, if any
+                    response = await self.client.request(
+                        request.method, request.path, content=request.body,
+                        params=dict(request.params) if request.params else None, headers=dict(request.headers),
+                    )
             except httpx.TransportError as exc:
                 reason = f"{type(exc).__name__}: {self.redact(str(exc)) or 'connection failed'}"
         finally:
@@ -590,27 +594,31 @@ def _run(make: Callable[[], Awaitable[Any]]) -> Any:
                 signal.signal(signal.SIGTERM, previous)
 
 
-def _rate_windows(names: Sequence[str], targets: Mapping[str, Target], state: State,
-                  scale: float) -> dict[str, SlidingWindow]:
-    """The rate windows of the targets ``names``, by target name: one per rate scope
-    (:func:`~reconciler.providers.window_scope`), shared by the targets in it, with the
-    strictest of their limits and the request history of every target of ``targets``
-    in that scope (a target applied alone still counts its siblings' recent requests)."""
-    scopes: dict[tuple, list[str]] = {}
-    for name, target in targets.items():
-        scopes.setdefault(window_scope(target), []).append(name)
-    windows: dict[str, SlidingWindow] = {}
-    for scope, members in scopes.items():
-        applied = [name for name in members if name in names]
-        windowed = [limits for limits in map(limits_for, (targets[name] for name in applied))
-                    if limits.max_requests_per_window and limits.window_seconds]
-        if not windowed:
-            continue
-        count = min(limits.max_requests_per_window for limits in windowed)
-        seconds = max(limits.window_seconds for limits in windowed) * scale
-        window = SlidingWindow(count, seconds, state.request_times(members, time.time() - seconds))
-        windows.update(dict.fromkeys(applied, window))
-    return windows
+class _SharedLimits:
+    """The rate windows and in-flight caps of an apply's targets, by target name: one
+    of each per limit scope (:func:`~reconciler.providers.limit_scope`), shared by the
+    targets in it, with the strictest of their limits. A window's history holds the
+    recent requests of every target of the manifests in its scope, so a target
+    applied alone still counts its siblings'."""
+
+    def __init__(self, names: Sequence[str], targets: Mapping[str, Target], state: State, scale: float):
+        self.windows: dict[str, SlidingWindow] = {}
+        self.in_flight: dict[str, asyncio.Semaphore] = {}
+        scopes: dict[tuple, list[str]] = {}
+        for name, target in targets.items():
+            scopes.setdefault(limit_scope(target), []).append(name)
+        for members in scopes.values():
+            applied = [name for name in members if name in names]
+            limits = [limits_for(targets[name]) for name in applied]
+            windowed = [lim for lim in limits if lim.max_requests_per_window and lim.window_seconds]
+            if windowed:
+                seconds = max(lim.window_seconds for lim in windowed) * scale
+                window = SlidingWindow(min(lim.max_requests_per_window for lim in windowed), seconds,
+                                       state.request_times(members, time.time() - seconds))
+                self.windows.update(dict.fromkeys(applied, window))
+            capped = [lim.max_in_flight for lim in limits if lim.max_in_flight]
+            if len(applied) > 1 and capped:  # a lone target's workers are its cap
+                self.in_flight.update(dict.fromkeys(applied, asyncio.Semaphore(min(capped))))
 
 
 def _needs_windows(limits: Limits, changes: int) -> bool:
@@ -691,9 +699,9 @@ def apply_plan(plan: Plan, targets: Mapping[str, Target], state: State, *, wait:
         for name in names:  # the request history is kept as long as a rate window needs it
             window = limits_for(targets[name]).window_seconds or 0.0
             state.prune_requests(name, time.time() - max(window, REQUEST_HISTORY_SECONDS))
-        windows = _rate_windows(names, targets, state, tuning.window_scale)
+        shared = _SharedLimits(names, targets, state, tuning.window_scale)
         apply_id = state.begin_apply(names)
-        ctx = _Context(state, reporter, tuning, environ, apply_id, wait, result, windows)
+        ctx = _Context(state, reporter, tuning, environ, apply_id, wait, result, shared)
         runs = [
             _TargetRun(ctx, targets[name], plan.targets[name].changes, jobs=old_jobs.get(name, ()),
                        poll_once=not wait)

@@ -42,17 +42,18 @@ def limits_for(target: "Target") -> Limits:
     return get_provider(target.provider).limits.lowered(wanted)
 
 
-def window_scope(target: "Target") -> tuple:
-    """What a target's rate window counts: targets with equal scopes share one window."""
+def limit_scope(target: "Target") -> tuple:
+    """What a target's rate window and in-flight cap count: targets with equal scopes
+    share them (see :attr:`Provider.limit_scope`)."""
     cls = get_provider(target.provider)
-    if not cls.window_scope:
+    if cls.limit_scope is None:
         return ("target", target.name)
     base_url = (target.base_url or cls.default_base_url).rstrip("/")
-    return (target.provider, base_url, *(str(target.settings.get(key)) for key in cls.window_scope))
+    return (target.provider, base_url, *(str(target.settings.get(key)) for key in cls.limit_scope))
 
 
 __all__ = [
-    "PROVIDERS", "get_provider", "limits_for", "window_scope", "Action", "Capabilities", "Job", "Limits", "Operation", "Outcome",
+    "PROVIDERS", "get_provider", "limits_for", "limit_scope", "Action", "Capabilities", "Job", "Limits", "Operation", "Outcome",
     "OutcomeStatus", "Page", "Provider", "ReadError", "Request",
     "Bloomreach", "MetaCatalog", "Venddor", "Voucherify", "VtexAds",
 ]

@@ -38,9 +38,9 @@ class Limits:
 
     ``max_requests_per_window`` / ``window_seconds`` is a strict sliding window over
     every *write* request of a target (all write endpoints of a provider share it, as
-    Bloomreach's bulk endpoints do), and of every other target with the same
-    :attr:`Provider.window_scope` (Meta's and Bloomreach's windows are per catalog). A
-    target's ``limits:`` may only lower these.
+    Bloomreach's bulk endpoints do). The window and ``max_in_flight`` are shared by
+    every target with the same :attr:`Provider.limit_scope` (Meta's and Bloomreach's
+    windows are per catalog). A target's ``limits:`` may only lower these.
     """
 
     max_items_per_request: int | None = None
@@ -169,9 +169,10 @@ class Provider:
     capabilities: ClassVar[Capabilities]
     auth_keys: ClassVar[tuple[str, ...]]      # required keys of a target's ``auth:``
     setting_keys: ClassVar[tuple[str, ...]] = ()  # required keys of ``settings:``
-    # The settings that name what one rate window counts: targets of this provider at
-    # the same base URL with equal values share a window. Empty: each target its own.
-    window_scope: ClassVar[tuple[str, ...]] = ()
+    # The settings that name what the rate window and the in-flight cap count: targets
+    # of this provider at one base URL with equal values share them (``()``: all such
+    # targets). None: each target has its own.
+    limit_scope: ClassVar[tuple[str, ...] | None] = None
     default_base_url: ClassVar[str]
 
     def __init__(self, settings: Mapping[str, Any], credentials: Mapping[str, str]):

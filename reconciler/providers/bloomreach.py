@@ -85,7 +85,7 @@ class Bloomreach(Provider):
     )
     auth_keys = ("key_id", "key_secret")
     setting_keys = ("project_id", "catalog_id")
-    window_scope = ("project_id", "catalog_id")
+    limit_scope = ("project_id", "catalog_id")
     default_base_url = "https://api.exponea.com"
 
     def __init__(self, settings, credentials):

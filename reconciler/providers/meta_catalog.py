@@ -65,7 +65,7 @@ class MetaCatalog(Provider):
     )
     auth_keys = ("access_token",)
     setting_keys = ("catalog_id", "api_version")
-    window_scope = ("catalog_id",)
+    limit_scope = ("catalog_id",)
     default_base_url = "https://graph.facebook.com"
     read_page_size = 1000
 

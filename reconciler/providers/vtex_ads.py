@@ -48,6 +48,8 @@ class VtexAds(Provider):
     )
     auth_keys = ("app_id", "api_key")
     setting_keys = ()
+    # "3 simultaneous requests" does not say per what: every target at one URL shares them.
+    limit_scope = ()
     default_base_url = "https://api.ads.vtex.com"
 
     def _headers(self) -> dict[str, str]:
