@@ -12,13 +12,14 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import Iterable
 
 import click
 import orjson
 
 from reconciler.errors import ReconcilerError, StateError
 from reconciler.plan import Plan, build_plan
-from reconciler.plan.render import render
+from reconciler.plan.render import chunks, json_chunks
 from reconciler.workspace import Workspace
 
 FORMATS = click.Choice(["text", "json", "markdown"])
@@ -32,6 +33,18 @@ class Context:
 
     def echo(self, text: str, err: bool = False, nl: bool = True) -> None:
         click.echo(text, err=err, nl=nl, color=self.color)
+
+    def echo_chunks(self, chunks: Iterable[str], size: int = 1 << 16) -> None:
+        """Write ``chunks`` as they come, in writes of about ``size`` characters."""
+        buffer, length = [], 0
+        for chunk in chunks:
+            buffer.append(chunk)
+            length += len(chunk)
+            if length >= size:
+                self.echo("".join(buffer), nl=False)
+                buffer, length = [], 0
+        if buffer:
+            self.echo("".join(buffer), nl=False)
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -158,8 +171,9 @@ def plan(ctx: Context, targets: tuple[str, ...], out: str | None, fmt: str, deta
         state = refresh_state(manifests, state, targets, reporter=lambda line: ctx.echo(line, err=True))
     result = build_plan(manifests, state, targets, allow_mass_delete=allow_mass_delete)
     if out:
-        Path(out).write_bytes(orjson.dumps(result.to_json()))
-    ctx.echo(render(result, fmt, color=ctx.color), nl=False)
+        with open(out, "w", encoding="utf-8") as file:
+            file.writelines(json_chunks(result, indent=False))
+    ctx.echo_chunks(chunks(result, fmt, color=ctx.color))
     if out:
         ctx.echo(f"\nSaved the plan to {out}. Apply exactly it with `reconciler apply {out}`.", err=True)
     if detailed_exitcode and result.has_changes:
@@ -184,7 +198,7 @@ def show(ctx: Context, planfile: str, fmt: str) -> None:
     Example:
         reconciler show plan.out --format markdown
     """
-    ctx.echo(render(read_plan(planfile), fmt, color=ctx.color), nl=False)
+    ctx.echo_chunks(chunks(read_plan(planfile), fmt, color=ctx.color))
 
 
 # -- apply / status -------------------------------------------------------------------------
@@ -218,7 +232,7 @@ def apply(ctx: Context, planfile: str | None, targets: tuple[str, ...], auto_app
             raise ReconcilerError(f"the plan names target {', '.join(missing)}, which the manifests no longer define")
     else:
         chosen = build_plan(manifests, ctx.workspace.state(), targets, allow_mass_delete=allow_mass_delete)
-        ctx.echo(render(chosen, "text", color=ctx.color), nl=False)
+        ctx.echo_chunks(chunks(chosen, "text", color=ctx.color))
         if not chosen.has_changes:
             return
         if not auto_approve:

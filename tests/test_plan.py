@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -13,7 +14,7 @@ from conftest import product, target
 from reconciler.manifest.loader import load
 from reconciler.plan import build_plan
 from reconciler.plan.model import Plan
-from reconciler.plan.render import MARKDOWN_LIMIT, render_markdown
+from reconciler.plan.render import MARKDOWN_LIMIT, json_chunks, render_markdown
 from reconciler.providers.base import Outcome
 from reconciler.state import State
 
@@ -184,6 +185,15 @@ def test_golden_rendering(ws, fmt):
     assert output == path.read_text()
 
 
+def test_json_is_streamed_to_the_byte_as_one_dump_would_give_it(ws):
+    plan = golden_plan(ws)
+    empty_target = Plan(plan.lineage, plan.serial, {"meta": replace(plan.targets["meta"], changes=())})
+    for shape in (plan, empty_target, Plan(None, 0, {})):
+        assert "".join(json_chunks(shape)) == orjson.dumps(shape.to_json(), option=orjson.OPT_INDENT_2).decode() + "\n"
+        assert "".join(json_chunks(shape, indent=False)) == orjson.dumps(shape.to_json()).decode()
+    assert len(list(json_chunks(plan))) > sum(len(t.changes) for t in plan.targets.values())  # a piece per change
+
+
 def test_markdown_never_exceeds_limit_and_says_how_to_get_the_rest(ws):
     ws.write("t.yaml", {"targets": {"meta": target("meta_catalog")}})
     ws.write("p.jsonl", [product(f"SKU-{i:05d}", description="x" * 200) for i in range(2000)])
@@ -197,7 +207,7 @@ def test_markdown_never_exceeds_limit_and_says_how_to_get_the_rest(ws):
 
 def test_colour_only_on_a_terminal_and_never_when_refused(ws, monkeypatch):
     from reconciler.cli import wants_color
-    from reconciler.plan.render import render_text
+    from reconciler.plan.render import render
 
     class Terminal:
         def isatty(self):
@@ -212,7 +222,7 @@ def test_colour_only_on_a_terminal_and_never_when_refused(ws, monkeypatch):
     ws.write("p.yaml", {"products": [product("A")]})
     assert "\x1b[" not in ws.run("plan").output  # CliRunner is not a terminal
     plan, _ = plan_of(ws)
-    assert "\x1b[32m" in render_text(plan, color=True) and "\x1b[" not in render_text(plan)
+    assert "\x1b[32m" in render(plan, "text", color=True) and "\x1b[" not in render(plan, "text")
 
 
 # -- property: applying every change converges ----------------------------------------------------

@@ -71,9 +71,11 @@ class TargetPlan:
             counts[change.action] += 1
         return {**counts, "unchanged": self.unchanged}
 
-    def to_json(self) -> dict[str, Any]:
-        return {"provider": self.provider, "summary": self.summary,
-                "changes": [change.to_json() for change in self.changes]}
+    def to_json(self, changes: bool = True) -> dict[str, Any]:
+        data = {"provider": self.provider, "summary": self.summary}
+        if changes:
+            data["changes"] = [change.to_json() for change in self.changes]
+        return data
 
 
 @dataclass(frozen=True)
@@ -93,9 +95,10 @@ class Plan:
                 totals[action] += count
         return totals
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, changes: bool = True) -> dict[str, Any]:
+        """SPEC's plan JSON (``changes=False``: without the targets' lists of changes)."""
         return {"format_version": FORMAT_VERSION, "lineage": self.lineage, "state_serial": self.serial,
-                "targets": {name: t.to_json() for name, t in self.targets.items()}}
+                "targets": {name: t.to_json(changes) for name, t in self.targets.items()}}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Plan":

@@ -3,10 +3,14 @@ markdown (for a pull-request comment, never longer than 60,000 characters).
 
 Every form is summary first: counts per target and action, and the deletions, come
 before any detail, so a reviewer sees what matters even when the details are long.
+
+Text and json come as pieces (:func:`chunks`), a change or so at a time, which the CLI
+writes as they come: the first load of a large catalog is a plan of millions of
+changes, and its rendering must not be one string of gigabytes held in memory.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import click
 import orjson
@@ -51,46 +55,69 @@ def change_lines(change: Change) -> Iterator[tuple[str, str]]:
 
 
 # -- text --------------------------------------------------------------------------------
-def render_text(plan: Plan, color: bool = False) -> str:
+def text_chunks(plan: Plan, color: bool = False) -> Iterator[str]:
+    """The text form, one piece per change (and per heading), each ending in a newline."""
     def paint(text: str, action: str, bold: bool = False) -> str:
         return click.style(text, fg=COLORS[action], bold=bold) if color else text
 
-    out: list[str] = []
+    def bold(text: str) -> str:
+        return click.style(text, bold=True) if color else text
+
     if not plan.has_changes:
-        out.append("No changes. The destinations match the manifests.")
-        out.extend(f"  {name}: {t.unchanged} unchanged" for name, t in plan.targets.items())
-        return "\n".join(out) + "\n"
+        yield "No changes. The destinations match the manifests.\n"
+        yield from (f"  {name}: {t.unchanged} unchanged\n" for name, t in plan.targets.items())
+        return
     header = ["target", "provider", *ACTIONS, "unchanged"]
     rows = summary_rows(plan)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    out.append("Summary:")
+    yield "Summary:\n"
     for row in [header, *rows]:
         cells = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
-        out.append("  " + "  ".join(cells))
+        yield "  " + "  ".join(cells) + "\n"
     deletions = [(name, c) for name, t in plan.targets.items() for c in t.changes if c.action == "delete"]
     if deletions:
-        out.append("")
-        out.append(paint(f"Deletions ({len(deletions)}):", "delete", bold=True))
-        out.extend(paint(f"  - {name}: {c.sku} ({c.record})", "delete") for name, c in deletions)
+        yield "\n" + paint(f"Deletions ({len(deletions)}):", "delete", bold=True) + "\n"
+        yield from (paint(f"  - {name}: {c.sku} ({c.record})", "delete") + "\n" for name, c in deletions)
     for name, target in plan.targets.items():
         if not target.changes:
             continue
-        out.append("")
-        out.append(click.style(f"Target {name} ({target.provider}):", bold=True) if color else f"Target {name} ({target.provider}):")
+        yield "\n" + bold(f"Target {name} ({target.provider}):") + "\n"
         for change in target.changes:
-            out.append("")
-            out.append(paint(f"  {SYMBOLS[change.action]} {change.record} {change.sku}", change.action, bold=True))
-            out.extend(paint(f"      {line}", action) for action, line in change_lines(change))
-        out.append("")
-        out.append(f"  {closing_line(target.summary)}")
-    out.append("")
-    out.append(click.style(closing_line(plan.totals()), bold=True) if color else closing_line(plan.totals()))
-    return "\n".join(out) + "\n"
+            lines = [paint(f"  {SYMBOLS[change.action]} {change.record} {change.sku}", change.action, bold=True)]
+            lines += [paint(f"      {line}", action) for action, line in change_lines(change)]
+            yield "\n" + "\n".join(lines) + "\n"
+        yield f"\n  {closing_line(target.summary)}\n"
+    yield "\n" + bold(closing_line(plan.totals())) + "\n"
 
 
 # -- json --------------------------------------------------------------------------------
-def render_json(plan: Plan) -> str:
-    return orjson.dumps(plan.to_json(), option=orjson.OPT_INDENT_2).decode() + "\n"
+def json_chunks(plan: Plan, indent: bool = True) -> Iterator[str]:
+    """``orjson.dumps(plan.to_json())`` (indented by two spaces and ending in a newline
+    when ``indent``) to the byte, one piece per change."""
+    def dump(value: Any, level: int) -> str:
+        text = orjson.dumps(value, option=orjson.OPT_INDENT_2 if indent else 0).decode()
+        return text.replace("\n", newline(level)) if indent and level else text
+
+    def newline(level: int) -> str:
+        return "\n" + "  " * level if indent else ""
+
+    def member(key: str, value: Any, level: int) -> str:
+        return f"{newline(level)}{dump(key, 0)}{colon}{dump(value, level)}"
+
+    colon = ": " if indent else ":"
+    skeleton = plan.to_json(changes=False)
+    targets = skeleton.pop("targets")
+    yield "{" + ",".join(member(key, value, 1) for key, value in skeleton.items()) + ","
+    yield f"{newline(1)}\"targets\"{colon}{{" if targets else f"{newline(1)}\"targets\"{colon}{{}}"
+    for index, (name, target) in enumerate(targets.items()):
+        changes = plan.targets[name].changes
+        opening = ",".join(member(key, value, 3) for key, value in target.items())
+        yield (f"{',' if index else ''}{newline(2)}{dump(name, 0)}{colon}{{{opening},"
+               f"{newline(3)}\"changes\"{colon}{'[' if changes else '[]'}")
+        for number, change in enumerate(changes):
+            yield f"{',' if number else ''}{newline(4)}{dump(change.to_json(), 4)}"
+        yield (newline(3) + "]" if changes else "") + newline(2) + "}"
+    yield (newline(1) + "}" if targets else "") + newline(0) + "}" + ("\n" if indent else "")
 
 
 # -- markdown ------------------------------------------------------------------------------
@@ -163,8 +190,14 @@ def fit_markdown(head: str, sections: list[str], limit: int, notice: str) -> str
     return head + "\n" + "\n".join(kept) + "\n"
 
 
-RENDERERS: dict[str, Callable[..., str]] = {"text": render_text, "json": render_json, "markdown": render_markdown}
+def chunks(plan: Plan, fmt: str, color: bool = False) -> Iterator[str]:
+    """The plan in ``fmt`` (text, json or markdown), piece by piece."""
+    if fmt == "text":
+        return text_chunks(plan, color)
+    if fmt == "json":
+        return json_chunks(plan)
+    return iter([render_markdown(plan)])
 
 
 def render(plan: Plan, fmt: str, color: bool = False) -> str:
-    return render_text(plan, color=color) if fmt == "text" else RENDERERS[fmt](plan)
+    return "".join(chunks(plan, fmt, color))
