@@ -16,7 +16,7 @@ FORMAT_VERSION = 1
 ACTIONS = ("create", "update", "delete")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FieldDiff:
     changed: tuple[str, ...] = ()
     added: tuple[str, ...] = ()
@@ -26,7 +26,7 @@ class FieldDiff:
         return {"changed": list(self.changed), "added": list(self.added), "removed": list(self.removed)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     action: Action
     record: str
