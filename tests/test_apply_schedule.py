@@ -91,3 +91,24 @@ def test_a_hung_long_pole_holds_the_others_back_only_for_the_head_start(state, s
         assert result.targets["bloomreach"].rejected == 120  # out of attempts after the timeout
         # the follower did not wait for the hung target's first answer (a 1.5 s timeout)
         assert writes(sb, "venddor")[0]["started"] - started < 1.2
+
+
+class InterruptOnFirstBatch(NullReporter):
+    def recorded(self, target, counts):
+        if counts.get("applied"):
+            raise KeyboardInterrupt
+
+
+def test_an_interrupt_during_the_head_start_then_converge(state):
+    with Sandbox(SandboxConfig(port=0, time_scale=0.05)) as sb:
+        targets = sandbox_targets(sb.urls, providers=("bloomreach", "venddor"), limits=LONG_POLE)
+        products = make_products(300)
+        with pytest.raises(KeyboardInterrupt):
+            apply_plan(simple_plan(state, targets, products), targets, state, reporter=InterruptOnFirstBatch(),
+                       tuning=fast_tuning(window_scale=0.05))
+        assert state.applies()[-1]["status"] == "interrupted"
+        assert writes(sb, "venddor") == []  # it was still waiting for the head start
+        result = apply_plan(simple_plan(state, targets, products), targets, state, reporter=NullReporter(),
+                            tuning=fast_tuning(window_scale=0.05))
+        assert result.ok and sb.violations == []
+        assert convergence_problems(sb.catalog, state, targets, products) == []

@@ -161,3 +161,4 @@ def test_serve_forever_prints_urls_and_exits_on_ctrl_c():
     finally:
         if proc.poll() is None:
             proc.kill()
+        proc.communicate()  # closes the pipes

@@ -645,11 +645,14 @@ async def _run_all(runs: Sequence[_TargetRun], head_start: float) -> None:
     followers = [run for run in runs if not run.long_pole]
     lead = asyncio.gather(*(run.run() for run in leaders))
     if leaders and followers:
-        waits = asyncio.gather(*(run.first_window.wait() for run in leaders))
+        first_windows = asyncio.gather(*(run.first_window.wait() for run in leaders))
         try:
-            await asyncio.wait_for(asyncio.shield(waits), head_start)
+            await asyncio.wait_for(first_windows, head_start)
         except asyncio.TimeoutError:
-            waits.cancel()
+            pass  # wait_for cancelled the waits; the leaders go on
+        except BaseException:  # interrupted during the head start
+            lead.cancel()
+            raise
     await asyncio.gather(lead, *(run.run() for run in followers))
 
 
