@@ -300,6 +300,17 @@ def test_refused_credentials_exit_1_without_echoing_them(ws, sandbox, env):
     assert "wrong-but-secret-token" not in result.output and "another-wrong-secret" not in result.output
 
 
+def test_a_bloomreach_catalog_too_large_to_list_is_an_error_not_drift(ws, sandbox, env):
+    applied_ws(ws, sandbox)
+    # 998 items added behind our back: 1,002 in all, one more than the API lists
+    bloomreach_partial(sandbox, [{"item_id": f"X-{i}", "properties": {"title": "x"}, "upsert": True}
+                                 for i in range(998)])
+    result = ws.run("drift")
+    assert result.exit_code == 1, result.output
+    assert "Error: bloomreach: the catalog has 1,002 items, and the API lists at most 1,001" in result.stdout
+    assert "Drift: 0 changed remotely, 0 missing remotely, 0 unknown to the state." in result.stdout
+
+
 def test_pages_are_read_one_at_a_time(ws, sandbox, env, monkeypatch):
     import reconciler.providers.bloomreach as bloomreach
     import reconciler.providers.voucherify as voucherify
@@ -457,12 +468,12 @@ def test_refused_credentials_stop_the_target():
 
 def test_a_looping_cursor_is_stopped():
     def handler(request):
-        return httpx.Response(200, json={"data": [{"item_id": "A", "properties": {"title": "a"}}],
-                                         "next_cursor": "A"})
+        return httpx.Response(200, json={"data": [{"retailer_id": "A", "name": "a"}],
+                                         "paging": {"cursors": {"after": "A"}, "next": "https://next"}})
 
-    bloom = Target(name="b", provider="bloomreach", base_url="http://bloom.test",
-                   auth={"key_id": "k", "key_secret": "s"}, settings={"project_id": "p", "catalog_id": "c"})
-    result = read_catalogs([bloom], transport=httpx.MockTransport(handler), tuning=fast())["b"]
+    meta = Target(name="m", provider="meta_catalog", base_url="http://meta.test", auth={"access_token": "t"},
+                  settings={"catalog_id": "1", "api_version": "v21.0"})
+    result = read_catalogs([meta], transport=httpx.MockTransport(handler), tuning=fast())["m"]
     assert isinstance(result, DriftError) and "twice" in str(result)
 
 

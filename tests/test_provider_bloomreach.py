@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import time
 
+import httpx
 import orjson
 import pytest
 
 from reconciler.errors import ConfigError
-from reconciler.providers import get_provider
+from reconciler.providers import ReadError, get_provider
 from test_provider_common import client  # noqa: F401 (a fixture)
 from test_provider_common import CREDENTIALS, assert_no_secret, op, read_all, response, send
 from conftest import sandbox_fixture
@@ -114,18 +115,27 @@ def test_decode_429_401_404():
         provider.decode(request, response(404, {"errors": {"_global": ["not found"]}}))
 
 
-def test_decode_read_cursor_pages():
+def read_page(provider, cursor, ids, total):
+    request = provider.read_request(cursor)
+    url = httpx.Request("GET", "http://test" + request.path, params=dict(request.params))
+    data = [{"item_id": i, "properties": {"title": i.upper(), "color": None}} for i in ids]
+    return provider.decode_read(response(200, {"success": True, "total": total, "data": data}, request=url))
+
+
+def test_reads_list_with_count_and_skip_up_to_the_apis_reach():
     provider = make()
     request = provider.read_request(None)
     assert (request.method, request.path, request.write) == ("GET", BASE, False)
-    assert request.params == {"cursor": "", "count": "1000"}
-    assert provider.read_request("k9").params["cursor"] == "k9"
-    page = provider.decode_read(response(200, {"success": True, "total": 2, "next_cursor": "b", "data": [
-        {"item_id": "a", "properties": {"title": "A", "color": None}},
-        {"item_id": "b", "properties": {"title": "B"}}]}))
+    assert request.params == {"count": "1000", "skip": "0"}
+    assert provider.read_request("1000").params == {"count": "1", "skip": "1000"}  # count + skip <= 1001
+    page = read_page(provider, None, ["a", "b"], 2)
     assert page.items == [("product", "a", {"title": "A"}), ("product", "b", {"title": "B"})]
-    assert page.cursor == "b"
-    assert provider.decode_read(response(200, {"success": True, "data": [], "next_cursor": None})).cursor is None
+    assert page.cursor is None
+    ids = [f"i{n:04d}" for n in range(1000)]
+    assert read_page(provider, None, ids, 1001).cursor == "1000"
+    assert read_page(provider, "1000", ["z"], 1001).cursor is None  # exactly 1001: all listed
+    with pytest.raises(ReadError, match="the catalog has 1,002 items, and the API lists at most 1,001"):
+        read_page(provider, "1000", ["z"], 1002)
 
 
 # -- contract, against the sandbox ----------------------------------------------------
@@ -238,12 +248,15 @@ def test_sandbox_rate_window_is_shared_by_the_bulk_endpoints(sandbox, client, ur
     sandbox.reset()
 
 
-def test_sandbox_read_beyond_1001_items(sandbox, client, url):
+def test_sandbox_reads_1001_items_and_refuses_more(sandbox, client, url):
     provider = make("full")
-    items = {f"item{i:05d}": props(f"t{i}") for i in range(2345)}
+    items = {f"item{i:05d}": props(f"t{i}") for i in range(1001)}
     outcomes = apply(client, url, provider, [op("create", k, after=v) for k, v in items.items()])
     assert {o.status for o in outcomes} == {"applied"}
     assert read_all(client, url, provider) == {("product", k): v for k, v in items.items()}
+    apply(client, url, provider, [op("create", "item99999", after=props("t"))])
+    with pytest.raises(ReadError, match="has 1,002 items"):
+        read_all(client, url, provider)
 
 
 def test_capabilities_follow_the_target_update_mode():

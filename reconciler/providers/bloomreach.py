@@ -24,9 +24,9 @@ Base path ``/data/v2/projects/{project_id}/catalogs/{catalog_id}/items``.
   be (rejected). 429 → retry after ``Retry-After``.
 * Limits: 5000 items and 10,000,000 bytes per request (measured on the serialized
   body), 5 requests / 10 s.
-* Read: the documented ``count``/``skip`` listing stops at count+skip ≤ 1001, so full
-  reads use the ``cursor`` form (``?cursor=<last item_id>&count=1000``, answered with
-  ``next_cursor``) that the sandbox offers for catalogs of any size.
+* Read: the documented ``count``/``skip`` listing, which stops at count + skip ≤ 1001:
+  a catalog of more items cannot be listed whole, and reading it is an error that says
+  so (drift and import refuse it rather than report the unlisted items missing).
 """
 from __future__ import annotations
 
@@ -38,13 +38,14 @@ import httpx
 from reconciler.errors import ConfigError
 from reconciler.providers._common import (
     JSON_HEADERS, auth_error, basic_auth, body_excerpt, diff_fields, dumps, json_body, outcomes,
-    read_error, refusal, setting, split_or_reject, transient,
+    ReadError, read_error, refusal, setting, split_or_reject, transient,
 )
 from reconciler.providers.base import (
     Capabilities, Limits, Operation, Outcome, Page, Provider, Request,
 )
 
 READ_PAGE = 1000
+READ_REACH = 1001  # the API lists items only while count + skip <= 1001
 SPLITTABLE = ("item parsing", "too many items", "payload size", "size exceeded", "too large")
 
 
@@ -182,8 +183,10 @@ class Bloomreach(Provider):
 
     # -- reading -----------------------------------------------------------------
     def read_request(self, cursor: str | None) -> Request:
+        """``GET …/items?count=&skip=``; the cursor is the next ``skip``."""
+        skip = int(cursor or 0)
         return Request(method="GET", path=self._base,
-                       params={"cursor": cursor or "", "count": str(READ_PAGE)},
+                       params={"count": str(min(READ_PAGE, READ_REACH - skip)), "skip": str(skip)},
                        headers=self._headers(body=False), endpoint="items", write=False)
 
     def decode_read(self, response: httpx.Response) -> Page:
@@ -194,11 +197,22 @@ class Bloomreach(Provider):
         if status != 200 or not isinstance(body, dict):
             detail = "; ".join(_flatten(body.get("errors"))) if isinstance(body, dict) else None
             raise read_error(self.name, response, detail)
+        data = body.get("data") or []
         items = []
-        for item in body.get("data") or ():
+        for item in data:
             if not isinstance(item, dict) or item.get("item_id") is None:
                 continue
             properties = {k: v for k, v in (item.get("properties") or {}).items() if v is not None}
             items.append(("product", str(item["item_id"]), properties))
-        cursor = body.get("next_cursor")
-        return Page(items=items, cursor=str(cursor) if cursor else None)
+        params = response.request.url.params
+        listed = int(params.get("skip", 0)) + len(data)
+        if len(data) < int(params.get("count", READ_PAGE)):  # the last page
+            return Page(items=items, cursor=None)
+        if listed < READ_REACH:
+            return Page(items=items, cursor=str(listed))
+        total = body.get("total")
+        if isinstance(total, int) and total <= listed:
+            return Page(items=items, cursor=None)
+        size = f"{total:,} items" if isinstance(total, int) else f"more than {listed:,} items"
+        raise ReadError(f"{self.name}: the catalog has {size}, and the API lists at most {READ_REACH:,} "
+                        "(count + skip <= 1001), so it cannot be read whole", status=status)

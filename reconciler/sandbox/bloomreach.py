@@ -39,10 +39,6 @@ Reads (not rate limited):
 * ``GET …/items?count=&skip=`` (count default 20; count+skip > 1001 is a 400):
   ``{"success": true, "data": [{"item_id", "properties"}], "total", "skip", "count"}``,
   items sorted by item_id.
-* Extension for full reads: ``GET …/items?cursor=<last item_id>&count=N`` (``cursor=``
-  empty for the first page, 1 <= count <= 1000) returns the items sorted by item_id
-  after the cursor: ``{"success": true, "data": [...], "total", "next_cursor"}`` where
-  ``next_cursor`` is the last item_id of the page, or null on the last page.
 * ``GET …/items/{item_id}``: ``{"success": true, "data": {"item_id", "properties"}}``;
   unknown id 404 with the PROVIDER-NOTES body.
 
@@ -77,7 +73,6 @@ REQUESTS_PER_WINDOW = 5
 WINDOW_SECONDS = 10.0
 MAX_READ_WINDOW = 1001
 DEFAULT_COUNT = 20
-MAX_CURSOR_COUNT = 1000
 
 CATALOG_FIELDS = ("title", "url", "image", "price", "brand", "category", "availability",
                   "description", "stock", "color", "size", "material", "gender")
@@ -290,17 +285,6 @@ class BloomreachSimulator(Simulator):
         with self.lock:
             ordered = sorted(self.catalogs.get(self._key(request), {}).items())
         total = len(ordered)
-        if "cursor" in q:
-            if not 1 <= count <= MAX_CURSOR_COUNT:
-                return global_error(f"count must be between 1 and {MAX_CURSOR_COUNT}")
-            cursor = q["cursor"]
-            rest = [(i, p) for i, p in ordered if i > cursor] if cursor else ordered
-            page = rest[:count]
-            data = [{"item_id": i, "properties": dict(p)} for i, p in page]
-            ex.items = len(data)
-            next_cursor = page[-1][0] if len(rest) > count else None
-            return json_response({"success": True, "data": data, "total": total,
-                                  "next_cursor": next_cursor})
         if count < 0 or skip < 0:
             return global_error("count and skip must not be negative")
         if count + skip > MAX_READ_WINDOW:
