@@ -418,9 +418,16 @@ def import_(ctx: Context, targets: tuple[str, ...]) -> None:
 
     manifests = ctx.workspace.manifests()
     importable(manifests, targets)  # refused before a state file is created
+    new = not ctx.workspace.state_path.exists()
     state = ctx.workspace.state(create=True)
     try:
         results = import_catalog(manifests, state, targets, progress=lambda line: ctx.echo(line, err=True))
+    except ReconcilerError:
+        state.close()
+        if new:  # nothing was imported: leave no empty state behind (SPEC: created on first apply)
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{ctx.workspace.state_path}{suffix}").unlink(missing_ok=True)
+        raise
     finally:
         state.close()
     for result in results:
