@@ -467,8 +467,10 @@ def providers(ctx: Context) -> None:
 @click.option("--port", default=8700, show_default=True, help="First port; providers take N..N+4.")
 @click.option("--time-scale", default=1.0, show_default=True, help="Multiply every rate window (0.001: an hour is 3.6 s).")
 @click.option("--fault-rate", default=0.0, show_default=True, help="Share of write requests that fail (500, 503, 429, drop).")
+@click.option("--read-fault-rate", default=0.0, show_default=True,
+              help="Share of read requests (listings, job status) that fail the same ways.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the injected faults.")
-def sandbox(port: int, time_scale: float, fault_rate: float, seed: int) -> None:
+def sandbox(port: int, time_scale: float, fault_rate: float, read_fault_rate: float, seed: int) -> None:
     """Run local simulators of every provider on 127.0.0.1.
 
     \b
@@ -477,4 +479,5 @@ def sandbox(port: int, time_scale: float, fault_rate: float, seed: int) -> None:
     """
     from reconciler.sandbox import SandboxConfig, serve_forever
 
-    serve_forever(SandboxConfig(port=port, time_scale=time_scale, fault_rate=fault_rate, seed=seed))
+    serve_forever(SandboxConfig(port=port, time_scale=time_scale, fault_rate=fault_rate,
+                                read_fault_rate=read_fault_rate, seed=seed))

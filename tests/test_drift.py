@@ -21,7 +21,7 @@ from reconciler.providers.meta_catalog import MetaCatalog
 from reconciler.state import State
 
 from conftest import product, sandbox_fixture, target
-from reconciler.sandbox import Sandbox
+from reconciler.sandbox import Sandbox, SandboxConfig
 
 ENV = {
     "META_TOKEN": "sandbox-token",
@@ -330,6 +330,31 @@ def test_pages_are_read_one_at_a_time(ws, sandbox, env, monkeypatch):
         assert len(mine) == 3
         assert all(b["started"] >= a["finished"] for a, b in zip(mine, mine[1:]))  # never two in flight
     assert sandbox.violations == []
+
+
+def test_apply_and_drift_get_through_faulty_reads(ws, env, monkeypatch):
+    """Job status polls and catalog reads answered 500/503/429 or dropped, over real
+    sockets: apply settles every job, drift reads every page, and nothing is drift."""
+    import reconciler.providers.bloomreach as bloomreach
+    import reconciler.providers.voucherify as voucherify
+
+    monkeypatch.setattr(MetaCatalog, "read_page_size", 2)
+    monkeypatch.setattr(bloomreach, "READ_PAGE", 2)
+    monkeypatch.setattr(voucherify, "PAGE_SIZE", 2)
+    config = SandboxConfig(port=0, time_scale=0.001, async_delay=0.05, read_fault_rate=0.4, seed=3)
+    with Sandbox(config) as sb:
+        applied_ws(ws, sb, count=6)
+        polls = [e for e in sb.log if "check_batch_request_status" in e["path"] or "async-actions" in e["path"]]
+        assert any(e["fault"] for e in polls)  # and yet every job was settled
+        assert State(ws.root / "state" / "reconciler.db").pending_jobs() == []
+        result = ws.run("drift")
+        assert result.exit_code == 0, result.output
+        assert "No drift" in result.stdout
+        for name in ("meta", "bloom", "vouch"):
+            assert f"{name}: read 6 items in" in result.stderr
+        assert "retrying a read" in result.stderr
+        # seed 3: the first read of each simulator is faulted (Meta's and Voucherify's a poll)
+        assert any(e["fault"] for e in sb.log if e["provider"] == "bloomreach" and e["method"] == "GET")
 
 
 # -- plan --refresh ---------------------------------------------------------------------------

@@ -75,7 +75,33 @@ def test_other_seed_differs():
     assert other != again
 
 
-def test_reads_never_faulted_and_every_provider_faults():
+def read_many(sb, n=40):
+    outcomes = []
+    with httpx.Client(timeout=5) as client:
+        for _ in range(n):
+            try:
+                r = client.get(sb.urls["voucherify"] + "/v1/products",
+                               headers={"X-App-Id": "sandbox-app", "X-App-Token": "sandbox-token"})
+            except (httpx.RemoteProtocolError, httpx.ReadError):
+                outcomes.append("drop")
+            else:
+                outcomes.append(r.status_code)
+    return outcomes
+
+
+def test_read_faults_at_their_own_rate_and_reproducible():
+    with Sandbox(SandboxConfig(port=0, read_fault_rate=0.5, seed=3, latency=0)) as sb:
+        first = read_many(sb)
+        assert {200, 500, 503, 429, "drop"} <= set(first)
+        kinds = [e["fault"] for e in sb.log]
+        assert [e["status"] for e in sb.log] == [None if o == "drop" else o for o in first]
+        assert send_many(sb, 10) == [(201, None)] * 10  # writes keep their own (zero) rate
+        sb.reset()
+        assert read_many(sb) == first and [e["fault"] for e in sb.log] == kinds
+        assert sb.violations == []
+
+
+def test_reads_not_faulted_by_the_write_rate_and_every_provider_faults():
     with Sandbox(SandboxConfig(port=0, fault_rate=1.0, seed=1, latency=0)) as sb:
         assert httpx.get(sb.urls["voucherify"] + "/v1/products",
                          headers={"X-App-Id": "sandbox-app", "X-App-Token": "sandbox-token"}).status_code == 200

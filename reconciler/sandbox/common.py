@@ -9,14 +9,17 @@ goes through one of two wrappers:
   seconds so that concurrency is observable, then runs the handler. The handler checks
   auth and limits itself and then calls :meth:`Simulator.fault_gate`, the one place
   faults are injected.
-* :meth:`Simulator.read` (API reads): logged, never faulted, never held.
+* :meth:`Simulator.read` (API reads: catalog listings, item reads, job status): logged,
+  never held, faulted at ``config.read_fault_rate``.
 
 Faults (``config.fault_rate`` share of the write requests that pass auth and limit
 checks): HTTP 500, 503, 429 with ``Retry-After``, or a dropped TCP connection (no HTTP
 response at all), half of the drops *before* the request is processed and half
-*after* it was applied (the client never hears that it succeeded). The draws come from
-``random.Random(config.seed)`` per simulator, under a lock, so a seed reproduces the
-same faults for the same request sequence. Faults are never violations.
+*after* it was applied (the client never hears that it succeeded). Reads get the same
+kinds at ``config.read_fault_rate``, before they are answered. The draws come from
+``random.Random(config.seed)`` per simulator (``seed + 1`` for reads), under a lock, so
+a seed reproduces the same faults for the same request sequence. Faults are never
+violations.
 
 A *violation* is a request by which the client exceeded a documented limit (items,
 bytes, requests in flight, rate window). It is answered the way the API answers it and
@@ -58,6 +61,7 @@ class SandboxConfig:
     ``port``: first port (providers on port..port+4); 0 = an ephemeral port each.
     ``time_scale``: multiplies every rate window (0.001 makes Meta's hour 3.6 s).
     ``fault_rate``: share of write requests that get an injected fault.
+    ``read_fault_rate``: share of read requests (listings, job status) that get one.
     ``seed``: seed of the fault draws.
     ``async_delay``: seconds before an asynchronous job (Meta batch, Voucherify async
     action) finishes and is applied.
@@ -67,6 +71,7 @@ class SandboxConfig:
     port: int = 8700
     time_scale: float = 1.0
     fault_rate: float = 0.0
+    read_fault_rate: float = 0.0
     seed: int = 0
     async_delay: float = 0.2
     latency: float = 0.005
@@ -275,6 +280,7 @@ class Simulator:
         self.log = log
         self.lock = threading.RLock()
         self.faults = FaultInjector(config.fault_rate, config.seed)
+        self.read_faults = FaultInjector(config.read_fault_rate, config.seed + 1)
         self.in_flight = 0
         self.max_seen_in_flight = 0
         self._reset_state()
@@ -304,6 +310,7 @@ class Simulator:
         with self.lock:
             self._reset_state()
             self.faults.reset()
+            self.read_faults.reset()
             self.log.clear(self.name)
 
     def build_app(self) -> Starlette:
@@ -350,6 +357,11 @@ class Simulator:
     def read(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             ex = Exchange(self.name, request)
+            kind = self.read_faults.draw()
+            if kind is not None:
+                kind = "drop_before" if kind.startswith("drop") else kind  # a read has nothing to apply
+                ex.entry["fault"] = kind
+                return self._finish(ex, self._fault_response(kind))
             response = await handler(request, ex)
             return self._finish(ex, response)
 
@@ -362,10 +374,11 @@ class Simulator:
         if kind is None:
             return None
         ex.entry["fault"] = kind
+        return None if kind == "drop_after" else self._fault_response(kind)
+
+    def _fault_response(self, kind: str) -> Response:
         if kind == "drop_before":
             return DropConnection()
-        if kind == "drop_after":
-            return None
         if kind == "429":
             retry = str(max(0, round(1 * self.config.time_scale)))
             return self.error_response(429, "Too Many Requests", {"Retry-After": retry})
