@@ -300,15 +300,26 @@ def test_refused_credentials_exit_1_without_echoing_them(ws, sandbox, env):
     assert "wrong-but-secret-token" not in result.output and "another-wrong-secret" not in result.output
 
 
-def test_a_bloomreach_catalog_too_large_to_list_is_an_error_not_drift(ws, sandbox, env):
-    applied_ws(ws, sandbox)
-    # 998 items added behind our back: 1,002 in all, one more than the API lists
-    bloomreach_partial(sandbox, [{"item_id": f"X-{i}", "properties": {"title": "x"}, "upsert": True}
-                                 for i in range(998)])
-    result = ws.run("drift")
-    assert result.exit_code == 1, result.output
-    assert "Error: bloomreach: the catalog has 1,002 items, and the API lists at most 1,001" in result.stdout
-    assert "Drift: 0 changed remotely, 0 missing remotely, 0 unknown to the state." in result.stdout
+def test_items_past_bloomreachs_listing_are_read_one_by_one(ws, sandbox, env, monkeypatch):
+    import reconciler.providers.bloomreach as bloomreach
+
+    monkeypatch.setattr(bloomreach, "READ_REACH", 3)  # as if it listed 3 items, not 1,001
+    applied_ws(ws, sandbox, count=6)
+    bloomreach_partial(sandbox, [{"item_id": "SKU-5", "properties": {"title": "Renamed"}}])
+    gone = httpx.request("DELETE", sandbox.urls["bloomreach"] + BLOOM_ITEMS + "/bulk-delete", json=["SKU-6"],
+                         headers={"Authorization": "Basic " + base64.b64encode(b"sandbox-key:sandbox-secret").decode()})
+    assert gone.json() == [{"success": True, "queued": True}]
+    mark = time.monotonic()
+    result = ws.run("drift", "-t", "bloom")
+    assert result.exit_code == 2, result.output
+    assert "the catalog has 5 items, and the API lists at most 3" in result.stdout
+    assert "~ product SKU-5 (changed remotely)" in result.stdout
+    assert "- product SKU-6 (missing remotely)" in result.stdout
+    item_reads = [e["path"] for e in sandbox.log if e["started"] >= mark and e["path"].count("/items/")]
+    assert sorted(item_reads) == [f"{BLOOM_ITEMS}/SKU-{i}" for i in (4, 5, 6)]
+    # import needs the whole listing: it refuses, and imports nothing
+    imported = ws.run("import", "-t", "bloom")
+    assert imported.exit_code == 1 and "cannot be read whole" in imported.output
 
 
 def test_pages_are_read_one_at_a_time(ws, sandbox, env, monkeypatch):

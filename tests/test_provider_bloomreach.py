@@ -134,8 +134,24 @@ def test_reads_list_with_count_and_skip_up_to_the_apis_reach():
     ids = [f"i{n:04d}" for n in range(1000)]
     assert read_page(provider, None, ids, 1001).cursor == "1000"
     assert read_page(provider, "1000", ["z"], 1001).cursor is None  # exactly 1001: all listed
-    with pytest.raises(ReadError, match="the catalog has 1,002 items, and the API lists at most 1,001"):
-        read_page(provider, "1000", ["z"], 1002)
+    assert read_page(provider, "1000", ["z"], 1001).incomplete is None
+    page = read_page(provider, "1000", ["z"], 1002)
+    assert page.cursor is None and page.items == [("product", "z", {"title": "Z"})]
+    assert page.incomplete == "the catalog has 1,002 items, and the API lists at most 1,001 (count + skip <= 1001)"
+
+
+def test_read_one_item():
+    provider = make()
+    request = provider.read_item_request("product", "a b")
+    assert (request.method, request.path, request.write) == ("GET", BASE + "/a%20b", False)
+    url = httpx.Request("GET", "http://test" + request.path)
+    assert provider.decode_read_item(response(200, {"success": True, "data": {
+        "item_id": "a b", "properties": {"title": "A", "color": None}}}, request=url)) == ("product", "a b", {"title": "A"})
+    missing = {"errors": {"_global": ["The requested URL was not found on the server."]}, "success": False}
+    assert provider.decode_read_item(response(404, missing, request=url)) is None
+    with pytest.raises(ReadError) as error:
+        provider.decode_read_item(response(503, {"success": False}, request=url))
+    assert error.value.transient
 
 
 # -- contract, against the sandbox ----------------------------------------------------
@@ -255,8 +271,11 @@ def test_sandbox_reads_1001_items_and_refuses_more(sandbox, client, url):
     assert {o.status for o in outcomes} == {"applied"}
     assert read_all(client, url, provider) == {("product", k): v for k, v in items.items()}
     apply(client, url, provider, [op("create", "item99999", after=props("t"))])
-    with pytest.raises(ReadError, match="has 1,002 items"):
-        read_all(client, url, provider)
+    last = provider.decode_read(send(client, url, provider.read_request("1000")))
+    assert last.incomplete.startswith("the catalog has 1,002 items") and last.items == [("product", "item01000", props("t1000"))]
+    assert provider.decode_read_item(send(client, url, provider.read_item_request("product", "item99999"))) == (
+        "product", "item99999", props("t"))
+    assert provider.decode_read_item(send(client, url, provider.read_item_request("product", "nope"))) is None
 
 
 def test_capabilities_follow_the_target_update_mode():

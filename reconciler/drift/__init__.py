@@ -204,9 +204,19 @@ def compare_target(result: TargetDrift, target: Target, state: State, remote: Re
                             key=lambda entry: (entry[1], entry[0]))
 
 
-def _read(targets: Sequence[Target], environ, tuning, transport, progress) -> dict[str, RemoteCatalog | ReconcilerError]:
-    return read_catalogs([t for t in targets if readable(t)], environ=environ, tuning=tuning,
-                         transport=transport, progress=progress)
+def _read(targets: Sequence[Target], environ, tuning, transport, progress,
+          state: State | None = None) -> dict[str, RemoteCatalog | ReconcilerError]:
+    """Read the readable ``targets``; with ``state``, items of the state that a listing
+    cannot reach are read one by one (without, such a listing is an error)."""
+    chosen = [t for t in targets if readable(t)]
+    known = None if state is None else {t.name: list(state.hashes(t.name)) for t in chosen}
+    return read_catalogs(chosen, environ=environ, tuning=tuning, transport=transport, progress=progress,
+                         known=known)
+
+
+def incomplete_note(catalog: RemoteCatalog) -> str:
+    return (f"{catalog.provider}: {catalog.incomplete}: the state's other items were read one by one, "
+            "and remote items unknown to the state past the listing cannot be found")
 
 
 # -- drift -------------------------------------------------------------------------------------
@@ -219,7 +229,7 @@ def detect_drift(manifests: Manifests, state: State, names: Sequence[str] = (), 
     unknown targets; a target that cannot be read carries its ``error``."""
     selected = select_targets(manifests, names)
     plan = build_plan(manifests, state, list(selected), allow_mass_delete=True)
-    remote = _read(list(selected.values()), environ, tuning, transport, progress)
+    remote = _read(list(selected.values()), environ, tuning, transport, progress, state)
     report = DriftReport(state.lineage, state.serial, {})
     for name, target in selected.items():
         result = TargetDrift(name, target.provider, readable(target))
@@ -233,6 +243,8 @@ def detect_drift(manifests: Manifests, state: State, names: Sequence[str] = (), 
                 result.error = str(catalog)
             else:
                 compare_target(result, target, state, catalog)
+                if catalog.incomplete:
+                    result.note = incomplete_note(catalog)
         report.targets[name] = result
     return report
 
@@ -254,7 +266,7 @@ def refresh_state(manifests: Manifests, state: State, names: Sequence[str] = (),
     refreshed state would not repair what it claims to."""
     say = reporter or (lambda line: None)
     selected = select_targets(manifests, names)
-    remote = _read(list(selected.values()), environ, tuning, transport, say)
+    remote = _read(list(selected.values()), environ, tuning, transport, say, state)
     errors = [f"{name}: {result}" for name, result in remote.items() if isinstance(result, ReconcilerError)]
     if errors:
         raise DriftError("cannot refresh the state:\n  " + "\n  ".join(errors))
@@ -265,6 +277,8 @@ def refresh_state(manifests: Manifests, state: State, names: Sequence[str] = (),
             continue
         result = TargetDrift(name, target.provider, True)
         compare_target(result, target, state, remote[name])
+        if remote[name].incomplete:
+            say(f"{name}: {incomplete_note(remote[name])}")
         refreshed.overwrite(
             name,
             [(drift.record, drift.key, fold(state.item(name, drift.record, drift.key).payload, list(drift.fields)))

@@ -19,6 +19,13 @@ Pacing, within a target:
   executor's :class:`reconciler.apply.Tuning`, so reads and writes back off alike;
 * anything else (a refused credential, a 4xx) stops that target with one message,
   redacted of the target's credentials.
+
+A listing that ends before the catalog does (``Page.incomplete``: Bloomreach lists at
+most 1,001 items) is completed item by item for the keys the caller knows (the
+state's), ``max_in_flight`` reads at a time, where the provider can read one item
+(``capabilities.item_reads``); the catalog is then marked ``incomplete``: remote items
+the caller does not know, past the listing, cannot be found. Without known keys (an
+import) such a listing is an error.
 """
 from __future__ import annotations
 
@@ -26,7 +33,7 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Collection, Mapping, Sequence, TypeVar
 
 import httpx
 
@@ -38,6 +45,7 @@ from reconciler.providers import ReadError, get_provider, limits_for
 from reconciler.providers.base import Page, Provider, Request
 
 Progress = Callable[[str], None]
+T = TypeVar("T")
 
 
 class DriftError(ReconcilerError):
@@ -56,12 +64,15 @@ class RemoteCatalog:
     requests: int = 0
     retries: int = 0
     seconds: float = 0.0
+    incomplete: str | None = None   # why the listing missed items; those known were read one by one
 
 
 class _TargetReader:
     def __init__(self, target: Target, tuning: Tuning, environ: Mapping[str, str] | None,
-                 transport: httpx.AsyncBaseTransport | None, progress: Progress | None):
+                 transport: httpx.AsyncBaseTransport | None, progress: Progress | None,
+                 known: Collection[tuple[str, str]] | None = None):
         self.target = target
+        self.known = known
         self.tuning = tuning
         self.transport = transport
         self.progress = progress
@@ -80,7 +91,7 @@ class _TargetReader:
         started = time.monotonic()
         catalog = RemoteCatalog(self.target.name, self.target.provider, {})
         tuning = self.tuning
-        connections = max(1, min(self.in_flight, 2))
+        connections = max(1, self.in_flight)
         async with httpx.AsyncClient(
             base_url=self.target.base_url or self.cls.default_base_url,
             timeout=httpx.Timeout(tuning.timeout, connect=tuning.connect_timeout),
@@ -90,10 +101,13 @@ class _TargetReader:
             cursor: str | None = None
             seen: set[str] = set()
             while True:
-                page = await self._page(client, cursor, catalog)
+                page = await self._fetch(client, self.provider.read_request(cursor), self.provider.decode_read,
+                                         catalog)
                 catalog.pages += 1
                 for record, key, payload in page.items:
                     catalog.items[(record, key)] = payload
+                if page.incomplete is not None:
+                    await self._read_items(client, page.incomplete, catalog)
                 if page.cursor is None:
                     break
                 if page.cursor in seen:
@@ -106,8 +120,37 @@ class _TargetReader:
         catalog.seconds = time.monotonic() - started
         return catalog
 
-    async def _page(self, client: httpx.AsyncClient, cursor: str | None, catalog: RemoteCatalog) -> Page:
-        request: Request = self.provider.read_request(cursor)
+    async def _read_items(self, client: httpx.AsyncClient, why: str, catalog: RemoteCatalog) -> None:
+        """Read the known items the listing did not reach, one request each."""
+        if self.known is None or not self.cls.capabilities.item_reads:
+            raise DriftError(f"{self.target.provider}: {why}, so the catalog cannot be read whole")
+        catalog.incomplete = why
+        keys = [key for key in self.known if key not in catalog.items]
+        self.say(f"{why}: reading the state's {len(keys)} other items one by one")
+        slots = asyncio.Semaphore(self.in_flight)
+        done = 0
+
+        async def one(record: str, key: str) -> None:
+            nonlocal done
+            async with slots:
+                item = await self._fetch(client, self.provider.read_item_request(record, key),
+                                         self.provider.decode_read_item, catalog)
+            if item is not None:
+                catalog.items[(item[0], item[1])] = item[2]
+            done += 1
+            if done % 1000 == 0:
+                self.say(f"read {done} of {len(keys)} items one by one")
+
+        tasks = [asyncio.ensure_future(one(record, key)) for record, key in keys]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def _fetch(self, client: httpx.AsyncClient, request: Request,
+                     decode: Callable[[httpx.Response], T], catalog: RemoteCatalog) -> T:
+        """Send a read and decode its answer, retrying what is transient."""
         attempt = 0
         while True:
             attempt += 1
@@ -119,7 +162,7 @@ class _TargetReader:
                     params=dict(request.params) if request.params else None, headers=dict(request.headers),
                 )
                 await response.aread()
-                return self.provider.decode_read(response)
+                return decode(response)
             except httpx.TransportError as exc:
                 reason = f"no answer ({type(exc).__name__}: {exc or 'connection failed'})"
             except ReadError as exc:
@@ -137,16 +180,21 @@ class _TargetReader:
 
 def read_catalogs(targets: Sequence[Target], *, environ: Mapping[str, str] | None = None,
                   tuning: Tuning | None = None, transport: httpx.AsyncBaseTransport | None = None,
-                  progress: Progress | None = None) -> dict[str, RemoteCatalog | ReconcilerError]:
+                  progress: Progress | None = None,
+                  known: Mapping[str, Collection[tuple[str, str]]] | None = None,
+                  ) -> dict[str, RemoteCatalog | ReconcilerError]:
     """Read every target's remote catalog (each must be readable). A target that
-    cannot be read maps to the error that stopped it, its message free of secrets."""
+    cannot be read maps to the error that stopped it, its message free of secrets.
+    ``known``: per target, the ``(record, key)`` items to read one by one where the
+    listing cannot reach them (the module doc)."""
     tuning = tuning or Tuning()
     results: dict[str, RemoteCatalog | ReconcilerError] = {}
 
     async def one(target: Target) -> None:
         secrets: list[str] = []
         try:
-            reader = _TargetReader(target, tuning, environ, transport, progress)
+            reader = _TargetReader(target, tuning, environ, transport, progress,
+                                   None if known is None else known.get(target.name, ()))
             secrets = reader.secrets
             if progress is not None:
                 progress(f"{target.name}: reading the remote catalog ({target.provider})")

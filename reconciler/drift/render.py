@@ -86,7 +86,7 @@ def render_text(report: DriftReport, color: bool = False) -> str:
                  for i, (c, w) in enumerate(zip(row, widths))]
         out.append("  " + "  ".join(cells).rstrip())
     for name, t in report.targets.items():
-        if t.compared and not t.drifted and not t.pending_jobs:
+        if t.compared and not t.drifted and not t.pending_jobs and not t.note:
             continue
         out.append("")
         out.append(bold(f"Target {name} ({t.provider}):"))
@@ -95,7 +95,8 @@ def render_text(report: DriftReport, color: bool = False) -> str:
             continue
         if t.note:
             out.append(f"  {t.note}.")
-            continue
+            if not t.compared:
+                continue
         if t.pending_jobs:
             out.append(f"  {t.pending_jobs} asynchronous job(s) are not settled yet; their items may still "
                        "change remotely (`reconciler status` settles them).")

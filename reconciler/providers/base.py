@@ -88,6 +88,7 @@ class Capabilities:
     delete: str                        # how a delete is carried out, in words
     readable: bool                     # the remote catalog can be listed (drift, import)
     asynchronous: bool                 # writes are confirmed later, by polling
+    item_reads: bool = False           # one item can be read by its key (read_item_request)
     local_deletes: tuple[str, ...] = ()  # record kinds whose delete has no API call
 
 
@@ -153,10 +154,13 @@ class Outcome:
 @dataclass(frozen=True)
 class Page:
     """One page of a remote catalog read: ``(record, key, payload)`` triples, with
-    payloads in the same shape the mapping produces, and the next cursor or ``None``."""
+    payloads in the same shape the mapping produces, and the next cursor or ``None``.
+    ``incomplete`` says why the listing ends before the catalog does (an API that
+    lists only so many items); the rest can only be read item by item."""
 
     items: list[tuple[str, str, dict]]
     cursor: str | None
+    incomplete: str | None = None
 
 
 class Provider:
@@ -203,4 +207,13 @@ class Provider:
         raise NotImplementedError
 
     def decode_read(self, response: httpx.Response) -> Page:
+        raise NotImplementedError
+
+    def read_item_request(self, record: str, key: str) -> Request:
+        """Where ``capabilities.item_reads``: read one item by its key."""
+        raise NotImplementedError
+
+    def decode_read_item(self, response: httpx.Response) -> tuple[str, str, dict] | None:
+        """The item as ``(record, key, payload)``, or ``None`` when the destination has
+        no such item."""
         raise NotImplementedError

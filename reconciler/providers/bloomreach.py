@@ -24,21 +24,22 @@ Base path ``/data/v2/projects/{project_id}/catalogs/{catalog_id}/items``.
   be (rejected). 429 → retry after ``Retry-After``.
 * Limits: 5000 items and 10,000,000 bytes per request (measured on the serialized
   body), 5 requests / 10 s.
-* Read: the documented ``count``/``skip`` listing, which stops at count + skip ≤ 1001:
-  a catalog of more items cannot be listed whole, and reading it is an error that says
-  so (drift and import refuse it rather than report the unlisted items missing).
+* Read: the documented ``count``/``skip`` listing, which stops at count + skip ≤ 1001;
+  past that the listing is incomplete (``Page.incomplete``), and items are read one
+  by one with ``GET …/items/{item_id}`` (drift does so for the items of the state).
 """
 from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any, Hashable, Sequence
+from urllib.parse import quote
 
 import httpx
 
 from reconciler.errors import ConfigError
 from reconciler.providers._common import (
     JSON_HEADERS, auth_error, basic_auth, body_excerpt, diff_fields, dumps, json_body, outcomes,
-    ReadError, read_error, refusal, setting, split_or_reject, transient,
+    read_error, refusal, setting, split_or_reject, transient,
 )
 from reconciler.providers.base import (
     Capabilities, Limits, Operation, Outcome, Page, Provider, Request,
@@ -53,6 +54,14 @@ def _truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() == "true"
     return value is True
+
+
+def _item(data: Any) -> tuple[str, str, dict] | None:
+    """``(record, key, payload)`` of a listed or read ``{item_id, properties}``."""
+    if not isinstance(data, dict) or data.get("item_id") is None:
+        return None
+    properties = {k: v for k, v in (data.get("properties") or {}).items() if v is not None}
+    return "product", str(data["item_id"]), properties
 
 
 def _flatten(errors: Any) -> list[str]:
@@ -83,6 +92,7 @@ class Bloomreach(Provider):
         delete="DELETE …/items/bulk-delete",
         readable=True,
         asynchronous=False,
+        item_reads=True,
     )
     auth_keys = ("key_id", "key_secret")
     setting_keys = ("project_id", "catalog_id")
@@ -198,12 +208,7 @@ class Bloomreach(Provider):
             detail = "; ".join(_flatten(body.get("errors"))) if isinstance(body, dict) else None
             raise read_error(self.name, response, detail)
         data = body.get("data") or []
-        items = []
-        for item in data:
-            if not isinstance(item, dict) or item.get("item_id") is None:
-                continue
-            properties = {k: v for k, v in (item.get("properties") or {}).items() if v is not None}
-            items.append(("product", str(item["item_id"]), properties))
+        items = [entry for entry in map(_item, data) if entry is not None]
         params = response.request.url.params
         listed = int(params.get("skip", 0)) + len(data)
         if len(data) < int(params.get("count", READ_PAGE)):  # the last page
@@ -214,5 +219,22 @@ class Bloomreach(Provider):
         if isinstance(total, int) and total <= listed:
             return Page(items=items, cursor=None)
         size = f"{total:,} items" if isinstance(total, int) else f"more than {listed:,} items"
-        raise ReadError(f"{self.name}: the catalog has {size}, and the API lists at most {READ_REACH:,} "
-                        "(count + skip <= 1001), so it cannot be read whole", status=status)
+        return Page(items=items, cursor=None,
+                    incomplete=f"the catalog has {size}, and the API lists at most {READ_REACH:,} "
+                               f"(count + skip <= {READ_REACH})")
+
+    def read_item_request(self, record: str, key: str) -> Request:
+        return Request(method="GET", path=f"{self._base}/{quote(key, safe='')}",
+                       headers=self._headers(body=False), endpoint="item", write=False)
+
+    def decode_read_item(self, response: httpx.Response) -> tuple[str, str, dict] | None:
+        status = response.status_code
+        if status in (401, 403):
+            raise auth_error(self.name, self.auth_keys, response)
+        if status == 404:
+            return None
+        body = json_body(response)
+        if status != 200 or not isinstance(body, dict):
+            detail = "; ".join(_flatten(body.get("errors"))) if isinstance(body, dict) else None
+            raise read_error(self.name, response, detail)
+        return _item(body.get("data"))
