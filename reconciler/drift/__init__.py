@@ -52,7 +52,10 @@ every message from a read is redacted of them.
                 "pending": {"create": 1, "update": 0, "delete": 0, "unchanged": 0},
                 "pending_jobs": 0}}}
 
-``kind`` is seen from the remote: ``added`` = only the remote holds the field,
+``note`` says why a target was not compared (not readable), or what its comparison
+could not see (a listing that stops short: Bloomreach lists 1,001 items at most, the
+state's other items are read one by one, and unknown items past the listing are not
+found). ``kind`` is seen from the remote: ``added`` = only the remote holds the field,
 ``removed`` = only the state does. ``pending`` is manifests versus state (``null``
 when the manifests could not be planned); ``pending_jobs`` counts asynchronous jobs
 not settled yet (their items may still change remotely: ``reconciler status``).
