@@ -23,6 +23,10 @@ from reconciler.plan.render import chunks, json_chunks
 from reconciler.workspace import Workspace
 
 FORMATS = click.Choice(["text", "json", "markdown"])
+# `apply` shows the details of at most this many changes per target before applying:
+# a daily 1% of a million-product catalog is tens of thousands, too many to read and a
+# burden on every CI log. `plan` shows them all.
+APPLY_PREVIEW = 200
 
 
 class Context:
@@ -211,7 +215,8 @@ def show(ctx: Context, planfile: str, fmt: str) -> None:
 @pass_context
 def apply(ctx: Context, planfile: str | None, targets: tuple[str, ...], auto_approve: bool, no_wait: bool,
           allow_mass_delete: bool) -> None:
-    """Apply a fresh plan, or exactly a saved one.
+    """Apply a fresh plan, or exactly a saved one. A fresh plan is shown first (the
+    details of at most 200 changes per target; `reconciler plan` shows them all).
 
     \b
     Example:
@@ -232,7 +237,7 @@ def apply(ctx: Context, planfile: str | None, targets: tuple[str, ...], auto_app
             raise ReconcilerError(f"the plan names target {', '.join(missing)}, which the manifests no longer define")
     else:
         chosen = build_plan(manifests, ctx.workspace.state(), targets, allow_mass_delete=allow_mass_delete)
-        ctx.echo_chunks(chunks(chosen, "text", color=ctx.color))
+        ctx.echo_chunks(chunks(chosen, "text", color=ctx.color, per_target=APPLY_PREVIEW))
         if not chosen.has_changes:
             return
         if not auto_approve:

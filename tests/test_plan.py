@@ -194,6 +194,16 @@ def test_json_is_streamed_to_the_byte_as_one_dump_would_give_it(ws):
     assert len(list(json_chunks(plan))) > sum(len(t.changes) for t in plan.targets.values())  # a piece per change
 
 
+def test_apply_shows_at_most_200_changes_per_target_and_plan_shows_all(ws):
+    ws.write("t.yaml", {"targets": {"meta": target("meta_catalog", base_url="http://127.0.0.1:9")}})
+    ws.write("p.jsonl", [product(f"SKU-{i:05d}") for i in range(250)])
+    shown = ws.run("apply", input="no\n").stdout  # not a terminal: refused before applying
+    assert shown.count("+ product SKU-") == 200
+    assert "… and 50 more changes not shown here (`reconciler plan -t meta` shows them all)" in shown
+    assert "Plan: 250 to create, 0 to update, 0 to delete." in shown
+    assert ws.run("plan").stdout.count("+ product SKU-") == 250
+
+
 def test_markdown_never_exceeds_limit_and_says_how_to_get_the_rest(ws):
     ws.write("t.yaml", {"targets": {"meta": target("meta_catalog")}})
     ws.write("p.jsonl", [product(f"SKU-{i:05d}", description="x" * 200) for i in range(2000)])

@@ -55,8 +55,10 @@ def change_lines(change: Change) -> Iterator[tuple[str, str]]:
 
 
 # -- text --------------------------------------------------------------------------------
-def text_chunks(plan: Plan, color: bool = False) -> Iterator[str]:
-    """The text form, one piece per change (and per heading), each ending in a newline."""
+def text_chunks(plan: Plan, color: bool = False, per_target: int | None = None) -> Iterator[str]:
+    """The text form, one piece per change (and per heading), each ending in a newline;
+    with ``per_target``, the details of at most that many changes per target (the
+    summary and the deletions are always whole)."""
     def paint(text: str, action: str, bold: bool = False) -> str:
         return click.style(text, fg=COLORS[action], bold=bold) if color else text
 
@@ -82,10 +84,13 @@ def text_chunks(plan: Plan, color: bool = False) -> Iterator[str]:
         if not target.changes:
             continue
         yield "\n" + bold(f"Target {name} ({target.provider}):") + "\n"
-        for change in target.changes:
+        for change in target.changes[:per_target]:
             lines = [paint(f"  {SYMBOLS[change.action]} {change.record} {change.sku}", change.action, bold=True)]
             lines += [paint(f"      {line}", action) for action, line in change_lines(change)]
             yield "\n" + "\n".join(lines) + "\n"
+        if per_target is not None and len(target.changes) > per_target:
+            yield (f"\n  … and {len(target.changes) - per_target} more changes not shown here "
+                   f"(`reconciler plan -t {name}` shows them all)\n")
         yield f"\n  {closing_line(target.summary)}\n"
     yield "\n" + bold(closing_line(plan.totals())) + "\n"
 
@@ -190,10 +195,11 @@ def fit_markdown(head: str, sections: list[str], limit: int, notice: str) -> str
     return head + "\n" + "\n".join(kept) + "\n"
 
 
-def chunks(plan: Plan, fmt: str, color: bool = False) -> Iterator[str]:
-    """The plan in ``fmt`` (text, json or markdown), piece by piece."""
+def chunks(plan: Plan, fmt: str, color: bool = False, per_target: int | None = None) -> Iterator[str]:
+    """The plan in ``fmt`` (text, json or markdown), piece by piece (``per_target``:
+    see :func:`text_chunks`)."""
     if fmt == "text":
-        return text_chunks(plan, color)
+        return text_chunks(plan, color, per_target)
     if fmt == "json":
         return json_chunks(plan)
     return iter([render_markdown(plan)])
