@@ -7,8 +7,11 @@ time it takes just to parse the same file with orjson, measured in the same run.
 
     python benchmarks/plan_scale.py                 # 1,000,000 products
     python benchmarks/plan_scale.py --products 100000 --provider bloomreach
+    python benchmarks/plan_scale.py --first-load --products 200000
 
 Prints seconds (best of two runs), the ratio to the baseline and the peak RSS.
+``--first-load`` is the other extreme: every product to the four targets of
+``TARGETS`` and an empty state, so that every record is a change (text and json plans).
 """
 from __future__ import annotations
 
@@ -108,11 +111,42 @@ def run_once(cmd: list[str]) -> tuple[float, float]:
     return float(elapsed), float(rss)
 
 
+def baseline_command(jsonl: Path) -> list[str]:
+    return [sys.executable, "-c", f"import orjson\nfor line in open({str(jsonl)!r}, 'rb'): orjson.loads(line)"]
+
+
+def first_load(count: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root, rng = Path(tmp), random.Random(7)
+        manifests = root / "manifests"
+        manifests.mkdir()
+        targets = {name.replace("_", "-"): {"provider": name, **config} for name, config in TARGETS.items()}
+        (manifests / "targets.json").write_bytes(orjson.dumps({"targets": targets}))
+        jsonl = manifests / "products.jsonl"
+        with jsonl.open("wb") as out:
+            for i in range(count):
+                out.write(orjson.dumps(make_product(i, rng)) + b"\n")
+        os.sync()
+        baseline, baseline_rss = run(baseline_command(jsonl))
+        plan_cmd = [sys.executable, "-m", "reconciler", "-C", str(root), "plan"]
+        text, text_rss = run(plan_cmd)
+        json_, json_rss = run([*plan_cmd, "--format", "json"])
+    print(f"first load: {count:,} products to {len(TARGETS)} targets, empty state")
+    print(f"{'case':<24}{'seconds':>9}{'x baseline':>12}{'peak RSS MiB':>14}")
+    print(f"{'orjson parse (baseline)':<24}{baseline:>9.2f}{1:>12.2f}{baseline_rss:>14.0f}")
+    print(f"{'plan (text)':<24}{text:>9.2f}{text / baseline:>12.2f}{text_rss:>14.0f}")
+    print(f"{'plan --format json':<24}{json_:>9.2f}{json_ / baseline:>12.2f}{json_rss:>14.0f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--products", type=int, default=1_000_000)
     parser.add_argument("--provider", default="meta_catalog", choices=sorted(TARGETS))
+    parser.add_argument("--first-load", action="store_true", help="every record a change (empty state)")
     args = parser.parse_args()
+    if args.first_load:
+        first_load(args.products)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         started = time.perf_counter()
@@ -120,9 +154,7 @@ def main() -> None:
         print(f"generated {args.products:,} products ({(manifests / 'products.jsonl').stat().st_size / 2**20:.0f} MiB) "
               f"and the state in {time.perf_counter() - started:.1f} s")
         os.sync()  # write the generated files out now, not while a plan is being timed
-        jsonl = manifests / "products.jsonl"
-        baseline_code = f"import orjson\nfor line in open({str(jsonl)!r}, 'rb'): orjson.loads(line)"
-        baseline, baseline_rss = run([sys.executable, "-c", baseline_code])
+        baseline, baseline_rss = run(baseline_command(manifests / "products.jsonl"))
         plan_cmd = [sys.executable, "-m", "reconciler", "-C", str(root), "--manifests", str(manifests),
                     "--state", str(state), "plan", "--format", "json"]
         changed, changed_rss = run(plan_cmd)
