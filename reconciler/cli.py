@@ -129,7 +129,8 @@ def init(ctx: Context, directory: str) -> None:
 
     for path in scaffold(Path(directory)):
         ctx.echo(f"created {path}")
-    ctx.echo(f"\nNext: run `reconciler sandbox` in another terminal, then `reconciler -C {directory} plan`.")
+    ctx.echo(f"\nNext: `reconciler -C {directory} plan`, then apply it to the local simulators:\n"
+             f"  META_TOKEN=sandbox-token reconciler -C {directory} --with-sandbox apply --auto-approve")
 
 
 @cli.command()

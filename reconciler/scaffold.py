@@ -13,7 +13,7 @@ targets:
     provider: meta_catalog
     base_url: http://127.0.0.1:8701     # `reconciler sandbox`; omit for the real API
     auth:
-      access_token: ${META_TOKEN}         # resolved from the environment at apply
+      access_token: ${META_TOKEN}         # from the environment at apply (the sandbox's: sandbox-token)
     settings: {catalog_id: "1234567890", api_version: v21.0}
 
 products:
