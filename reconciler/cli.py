@@ -79,7 +79,8 @@ class ReconcilerGroup(click.Group):
 @click.option("--no-color", is_flag=True, help="No colour (NO_COLOR is honoured too).")
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and more detail.")
 @click.option("--with-sandbox", is_flag=True,
-              help="Run the local simulators (`reconciler sandbox`) on 127.0.0.1:8700-8704 during this command.")
+              help="Run the local simulators (`reconciler sandbox`) on 127.0.0.1:8700-8704 during this command "
+                   "only (their catalogs and jobs end with it).")
 @click.version_option(package_name="reconciler")
 @click.pass_context
 def cli(ctx: click.Context, root: str, manifests: str | None, state: str | None, no_color: bool, verbose: bool,
