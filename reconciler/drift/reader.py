@@ -42,7 +42,7 @@ from reconciler.apply import Tuning
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.manifest.models import Target
 from reconciler.providers import ReadError, get_provider, limits_for
-from reconciler.providers.base import Page, Provider, Request
+from reconciler.providers.base import Provider, Request
 
 Progress = Callable[[str], None]
 T = TypeVar("T")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import email.utils
 import time
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import httpx
 import orjson
@@ -95,6 +95,20 @@ def read_error(provider_name: str, response: httpx.Response, detail: str | None 
         f"{detail or body_excerpt(response)}",
         status=status, transient=status == 429 or status >= 500, retry_after=retry_after(response),
     )
+
+
+def read_body(provider_name: str, auth_keys: Sequence[str], response: httpx.Response,
+              message: Callable[[Any], str | None]) -> dict:
+    """The JSON object of a successful read: refused credentials are a ConfigError,
+    anything but a 200 with an object a ReadError (transient for a 429 or 5xx), with
+    ``message(body)`` as the destination's words."""
+    status = response.status_code
+    if status in (401, 403):
+        raise auth_error(provider_name, auth_keys, response)
+    body = json_body(response)
+    if status != 200 or not isinstance(body, dict):
+        raise read_error(provider_name, response, message(body))
+    return body
 
 
 ALREADY_GONE = ("does not exist", "not found", "no such item")

@@ -39,7 +39,7 @@ import httpx
 from reconciler.errors import ConfigError
 from reconciler.providers._common import (
     JSON_HEADERS, auth_error, basic_auth, body_excerpt, diff_fields, dumps, json_body, outcomes,
-    read_error, refusal, setting, split_or_reject, transient,
+    read_body, refusal, setting, split_or_reject, transient,
 )
 from reconciler.providers.base import (
     Capabilities, Limits, Operation, Outcome, Page, Provider, Request,
@@ -62,6 +62,10 @@ def _item(data: Any) -> tuple[str, str, dict] | None:
         return None
     properties = {k: v for k, v in (data.get("properties") or {}).items() if v is not None}
     return "product", str(data["item_id"]), properties
+
+
+def _errors_text(body: Any) -> str | None:
+    return "; ".join(_flatten(body.get("errors"))) if isinstance(body, dict) else None
 
 
 def _flatten(errors: Any) -> list[str]:
@@ -200,13 +204,7 @@ class Bloomreach(Provider):
                        headers=self._headers(body=False), endpoint="items", write=False)
 
     def decode_read(self, response: httpx.Response) -> Page:
-        status = response.status_code
-        if status in (401, 403):
-            raise auth_error(self.name, self.auth_keys, response)
-        body = json_body(response)
-        if status != 200 or not isinstance(body, dict):
-            detail = "; ".join(_flatten(body.get("errors"))) if isinstance(body, dict) else None
-            raise read_error(self.name, response, detail)
+        body = read_body(self.name, self.auth_keys, response, _errors_text)
         data = body.get("data") or []
         items = [entry for entry in map(_item, data) if entry is not None]
         params = response.request.url.params
@@ -228,13 +226,6 @@ class Bloomreach(Provider):
                        headers=self._headers(body=False), endpoint="item", write=False)
 
     def decode_read_item(self, response: httpx.Response) -> tuple[str, str, dict] | None:
-        status = response.status_code
-        if status in (401, 403):
-            raise auth_error(self.name, self.auth_keys, response)
-        if status == 404:
+        if response.status_code == 404:
             return None
-        body = json_body(response)
-        if status != 200 or not isinstance(body, dict):
-            detail = "; ".join(_flatten(body.get("errors"))) if isinstance(body, dict) else None
-            raise read_error(self.name, response, detail)
-        return _item(body.get("data"))
+        return _item(read_body(self.name, self.auth_keys, response, _errors_text).get("data"))

@@ -28,7 +28,7 @@ import httpx
 from reconciler.mapping import canonical
 from reconciler.providers._common import (
     JSON_HEADERS, auth_error, body_excerpt, diff_fields, dumps, json_body, outcomes,
-    read_error, split_or_reject, transient,
+    read_body, split_or_reject, transient,
 )
 from reconciler.providers.base import (
     Capabilities, Job, Limits, Operation, Outcome, Page, Provider, Request,
@@ -149,12 +149,7 @@ class Voucherify(Provider):
                        headers=self._headers(body=False), endpoint="products", write=False)
 
     def decode_read(self, response: httpx.Response) -> Page:
-        status = response.status_code
-        if status in (401, 403):
-            raise auth_error(self.name, self.auth_keys, response)
-        body = json_body(response)
-        if status != 200 or not isinstance(body, dict):
-            raise read_error(self.name, response, _message(body))
+        body = read_body(self.name, self.auth_keys, response, _message)
         products = body.get(body.get("data_ref") or "products") or []
         items = []
         for product in products:
