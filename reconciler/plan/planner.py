@@ -64,6 +64,17 @@ class _TargetPlanner:
         self.known = len(self.remaining)
         self.changes: list[Change] = []
         self.unchanged = 0
+        self.whole: dict[tuple, FieldDiff] = {}
+
+    def every_field(self, payload: dict, side: str) -> FieldDiff:
+        """The FieldDiff of a create (every field ``added``) or a delete (``removed``):
+        one object per field set, since a first load makes millions of creates of a
+        handful of shapes."""
+        keys = tuple(sorted(payload))
+        diff = self.whole.get((side, keys))
+        if diff is None:
+            diff = self.whole[(side, keys)] = FieldDiff(**{side: keys})
+        return diff
 
     def add(self, sku: str, key: str, record: str, body: bytes, digest: str) -> None:
         old = self.remaining.pop((record, key), None)
@@ -74,7 +85,7 @@ class _TargetPlanner:
             raise AssertionError(f"{self.target.name}: no payload for changed item {key} ({record})")
         payload = orjson.loads(body)
         if old is None:
-            self.changes.append(Change("create", record, key, sku, None, payload, FieldDiff(added=tuple(sorted(payload)))))
+            self.changes.append(Change("create", record, key, sku, None, payload, self.every_field(payload, "added")))
             return
         item = self.state.item(self.target.name, record, key)
         after = keep_ignored(item.payload, payload, self.ignore) if self.ignore else payload
@@ -96,7 +107,7 @@ class _TargetPlanner:
         for record, key in self.remaining:
             item = self.state.item(self.target.name, record, key)
             self.changes.append(Change("delete", record, key, item.sku, item.payload, None,
-                                       FieldDiff(removed=tuple(sorted(item.payload))), item.remote_id))
+                                       self.every_field(item.payload, "removed"), item.remote_id))
         deletes = len(self.remaining)
         if deletes and not allow_mass_delete and deletes > self.target.max_delete_fraction * self.known:
             raise MassDeleteError(
