@@ -19,7 +19,8 @@ import orjson
 
 from reconciler.errors import ReconcilerError, StateError
 from reconciler.plan import Plan, build_plan
-from reconciler.plan.render import chunks, json_chunks
+from reconciler.plan import file as plan_file
+from reconciler.plan.render import chunks
 from reconciler.workspace import Workspace
 
 FORMATS = click.Choice(["text", "json", "markdown"])
@@ -177,8 +178,7 @@ def plan(ctx: Context, targets: tuple[str, ...], out: str | None, fmt: str, deta
         state = refresh_state(manifests, state, targets, reporter=lambda line: ctx.echo(line, err=True))
     result = build_plan(manifests, state, targets, allow_mass_delete=allow_mass_delete)
     if out:
-        with open(out, "w", encoding="utf-8") as file:
-            file.writelines(json_chunks(result, indent=False))
+        plan_file.save(result, out)
     ctx.echo_chunks(chunks(result, fmt, color=ctx.color))
     if out:
         ctx.echo(f"\nSaved the plan to {out}. Apply exactly it with `reconciler apply {out}`.", err=True)
@@ -188,7 +188,7 @@ def plan(ctx: Context, targets: tuple[str, ...], out: str | None, fmt: str, deta
 
 def read_plan(path: str) -> Plan:
     try:
-        return Plan.from_json(orjson.loads(Path(path).read_bytes()))
+        return plan_file.load(path)
     except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ReconcilerError(f"{path} is not a reconciler plan file: {exc}") from None
 

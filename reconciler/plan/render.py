@@ -96,33 +96,31 @@ def text_chunks(plan: Plan, color: bool = False, per_target: int | None = None) 
 
 
 # -- json --------------------------------------------------------------------------------
-def json_chunks(plan: Plan, indent: bool = True) -> Iterator[str]:
-    """``orjson.dumps(plan.to_json())`` (indented by two spaces and ending in a newline
-    when ``indent``) to the byte, one piece per change."""
+def json_chunks(plan: Plan) -> Iterator[str]:
+    """``orjson.dumps(plan.to_json())``, indented by two spaces and ending in a newline,
+    to the byte, one piece per change."""
     def dump(value: Any, level: int) -> str:
-        text = orjson.dumps(value, option=orjson.OPT_INDENT_2 if indent else 0).decode()
-        return text.replace("\n", newline(level)) if indent and level else text
+        return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode().replace("\n", newline(level))
 
     def newline(level: int) -> str:
-        return "\n" + "  " * level if indent else ""
+        return "\n" + "  " * level
 
     def member(key: str, value: Any, level: int) -> str:
-        return f"{newline(level)}{dump(key, 0)}{colon}{dump(value, level)}"
+        return f"{newline(level)}{dump(key, 0)}: {dump(value, level)}"
 
-    colon = ": " if indent else ":"
     skeleton = plan.to_json(changes=False)
     targets = skeleton.pop("targets")
     yield "{" + ",".join(member(key, value, 1) for key, value in skeleton.items()) + ","
-    yield f"{newline(1)}\"targets\"{colon}{{" if targets else f"{newline(1)}\"targets\"{colon}{{}}"
+    yield f'{newline(1)}"targets": {{' if targets else f'{newline(1)}"targets": {{}}'
     for index, (name, target) in enumerate(targets.items()):
         changes = plan.targets[name].changes
         opening = ",".join(member(key, value, 3) for key, value in target.items())
-        yield (f"{',' if index else ''}{newline(2)}{dump(name, 0)}{colon}{{{opening},"
-               f"{newline(3)}\"changes\"{colon}{'[' if changes else '[]'}")
+        yield (f"{',' if index else ''}{newline(2)}{dump(name, 0)}: {{{opening},"
+               f'{newline(3)}"changes": {"[" if changes else "[]"}')
         for number, change in enumerate(changes):
             yield f"{',' if number else ''}{newline(4)}{dump(change.to_json(), 4)}"
         yield (newline(3) + "]" if changes else "") + newline(2) + "}"
-    yield (newline(1) + "}" if targets else "") + newline(0) + "}" + ("\n" if indent else "")
+    yield (newline(1) + "}" if targets else "") + "\n}\n"
 
 
 # -- markdown ------------------------------------------------------------------------------
