@@ -156,12 +156,15 @@ class _TargetRun:
     def redact(self, text: str | None) -> str:
         return credentials.redact(text, self.secrets)
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
+    def _spawn(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """Run ``fn(*args)`` as a task of this target (counted in ``active``; an error
+        stops the target). The coroutine is made when the task starts: a task cancelled
+        before then (an interrupt) leaves no coroutine never awaited."""
         self.active += 1
 
         async def guarded() -> None:
             try:
-                await coro
+                await fn(*args)
             except (ConfigError, _Stopped) as exc:
                 self.fatal = exc
             except Exception as exc:  # a bug or an unexpected answer: stop this target
@@ -305,14 +308,7 @@ class _TargetRun:
     def _flush_local(self) -> None:
         if self.local:
             outcomes, self.local = self.local, []
-            self._spawn(self._record(outcomes, local=True))
-
-    async def _db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run a state write on the state's own thread (SQLite works without the GIL,
-        so it overlaps with the network and the other targets). One thread: writes
-        are committed in the order they were asked for."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.ctx.db, functools.partial(fn, *args, **kwargs))
+            self._record(outcomes, local=True)
 
     # -- sending -------------------------------------------------------------------
     async def _send(self, request: Request) -> None:
@@ -408,7 +404,7 @@ class _TargetRun:
 
         if final or settled_job is not None:
             # Committed on the state's thread while this worker sends the next request.
-            self._spawn(self._record(final, settled_job=settled_job))
+            self._record(final, settled_job=settled_job)
 
     def _retry(self, retry: list[Outcome], transient: bool, others_rejected: bool) -> list[Outcome]:
         """Schedule the retry outcomes again; returns those out of attempts, as rejected."""
@@ -436,14 +432,14 @@ class _TargetRun:
                 self.window.pause(delay)  # the whole target waits, not only these items
             self.result.retried += len(again)
             self.ctx.reporter.retrying(self.name, len(again), reason, delay)
-            self._spawn(self._later(delay, again))
+            self._spawn(self._later, delay, again)
         return failed
 
     async def _later(self, delay: float, ops: list[Operation]) -> None:
         await asyncio.sleep(delay)
         outcomes = self._enqueue(ops)
         if outcomes:
-            self._spawn(self._record(outcomes))
+            self._record(outcomes)
 
     def _enqueue(self, ops: list[Operation]) -> list[Outcome]:
         """Pack ``ops`` again into requests ready to send; returns the outcomes
@@ -465,12 +461,17 @@ class _TargetRun:
             job_ids = self._job_ids(handles)
         return job_ids or {}
 
-    async def _record(self, outcomes: list[Outcome], settled_job: int | None = None, local: bool = False) -> None:
+    def _record(self, outcomes: list[Outcome], settled_job: int | None = None, local: bool = False) -> None:
+        """Commit ``outcomes`` (and drop ``settled_job``) on the state's own thread, and
+        count them. The write is submitted now, not when a task gets to run: from here
+        on an interrupt still commits it (``_Context.close`` waits for that thread).
+        SQLite works without the GIL, so writes overlap with the network; one thread
+        commits them in the order they were asked for."""
         if self.secrets:
             outcomes = [replace(o, reason=self.redact(o.reason)) if o.reason and o.status == "rejected" else o
                         for o in outcomes]
         handles = list({o.job.handle: None for o in outcomes if o.status == "pending"}) if self.ctx.wait else []
-        job_ids = await self._db(self._write, outcomes, settled_job, handles)
+        written = self.ctx.db.submit(self._write, outcomes, settled_job, handles)
         applied = rejected = pending = 0
         jobs: dict[str, Job] = {}
         failures = self.ctx.result.failures
@@ -492,13 +493,17 @@ class _TargetRun:
             result.applied += applied
         result.rejected += rejected
         result.pending += pending
-        if jobs and self.ctx.wait:
-            for handle, job in jobs.items():
-                self._spawn(self._poll(job_ids[handle], job))
+        self._spawn(self._committed, written, jobs if self.ctx.wait else {})
         self.ctx.reporter.recorded(self.name, {
             "applied": 0 if local else applied, "local": applied if local else 0,
             "rejected": rejected, "pending": pending,
         })
+
+    async def _committed(self, written: "concurrent.futures.Future[dict[str, int]]", jobs: dict[str, Job]) -> None:
+        """Wait for a write (its error stops the target), then poll the jobs it added."""
+        job_ids = await asyncio.wrap_future(written)
+        for handle, job in jobs.items():
+            self._spawn(self._poll, job_ids[handle], job)
 
     def _job_ids(self, handles: list[str]) -> dict[str, int]:
         """Job ids by handle (for a state whose ``record`` does not return them)."""
