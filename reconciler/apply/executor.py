@@ -93,10 +93,6 @@ class Tuning:
         return max(rng.uniform(0, ceiling), retry_after or 0.0)
 
 
-class _Stopped(Exception):
-    """A target cannot go on (wraps the ConfigError)."""
-
-
 class _Context:
     """What every target run of one apply (or settle) shares."""
 
@@ -148,7 +144,8 @@ class _TargetRun:
         self.fatal: BaseException | None = None
         self.event = asyncio.Event()
         self.rng = random.Random()
-        self.long_pole = _needs_windows(limits_for(target), len(changes))
+        self.limits = limits_for(target)
+        self.long_pole = _needs_windows(self.limits, len(changes))
         self.answered = 0               # write requests answered (or failed)
         self.first_window = asyncio.Event()  # its first window's requests are answered, or it ended
 
@@ -165,9 +162,7 @@ class _TargetRun:
         async def guarded() -> None:
             try:
                 await fn(*args)
-            except (ConfigError, _Stopped) as exc:
-                self.fatal = exc
-            except Exception as exc:  # a bug or an unexpected answer: stop this target
+            except Exception as exc:  # a ConfigError, a bug or an unexpected answer: stop this target
                 self.fatal = exc
             finally:
                 self.active -= 1
@@ -186,7 +181,6 @@ class _TargetRun:
             secrets = credentials.resolve(self.target, cls.auth_keys, self.ctx.environ)
             self.secrets = credentials.secrets_of(secrets)
             self.provider = cls(self.target.settings, secrets)
-            self.limits = limits_for(self.target)
             shared = self.ctx.shared
             self.window = (shared and shared.windows.get(self.name)) or SlidingWindow(None, None)
             self.slots = (shared and shared.in_flight.get(self.name)) or contextlib.nullcontext()
@@ -209,7 +203,7 @@ class _TargetRun:
                     ops = (change.operation() for change in self.changes)
                     self.packer = iter(pack(self.provider, ops, self.limits))
                 await self._work(in_flight)
-        except (ConfigError, _Stopped) as exc:
+        except ConfigError as exc:
             self._stop(exc)
         except (asyncio.CancelledError, KeyboardInterrupt):
             self.result.interrupted = True
@@ -224,8 +218,6 @@ class _TargetRun:
         self.ctx.reporter.target_finished(self.name, self.result)
 
     def _stop(self, exc: BaseException, internal: bool = False) -> None:
-        if isinstance(exc, _Stopped) and exc.__cause__ is not None:
-            exc = exc.__cause__
         message = self.redact(str(exc))
         if internal or not isinstance(exc, ConfigError):
             message = f"internal error ({type(exc).__name__}): {message}"
@@ -281,7 +273,7 @@ class _TargetRun:
             self.active += 1
             try:
                 await self._send(request)
-            except (ConfigError, _Stopped) as exc:
+            except ConfigError as exc:
                 self.fatal = exc
             finally:
                 self.active -= 1
@@ -454,13 +446,6 @@ class _TargetRun:
         return outcomes
 
     # -- recording -----------------------------------------------------------------
-    def _write(self, outcomes: list[Outcome], settled_job: int | None, handles: list[str]) -> dict[str, int]:
-        job_ids = self.ctx.state.record(self.name, outcomes, self.ctx.apply_id, ignore=self.ignore,
-                                        settled_job=settled_job)
-        if handles and (not isinstance(job_ids, dict) or not set(handles) <= set(job_ids)):
-            job_ids = self._job_ids(handles)
-        return job_ids or {}
-
     def _record(self, outcomes: list[Outcome], settled_job: int | None = None, local: bool = False) -> None:
         """Commit ``outcomes`` (and drop ``settled_job``) on the state's own thread, and
         count them. The write is submitted now, not when a task gets to run: from here
@@ -470,8 +455,8 @@ class _TargetRun:
         if self.secrets:
             outcomes = [replace(o, reason=self.redact(o.reason)) if o.reason and o.status == "rejected" else o
                         for o in outcomes]
-        handles = list({o.job.handle: None for o in outcomes if o.status == "pending"}) if self.ctx.wait else []
-        written = self.ctx.db.submit(self._write, outcomes, settled_job, handles)
+        written = self.ctx.db.submit(self.ctx.state.record, self.name, outcomes, self.ctx.apply_id,
+                                     ignore=self.ignore, settled_job=settled_job)
         applied = rejected = pending = 0
         jobs: dict[str, Job] = {}
         failures = self.ctx.result.failures
@@ -504,14 +489,6 @@ class _TargetRun:
         job_ids = await asyncio.wrap_future(written)
         for handle, job in jobs.items():
             self._spawn(self._poll, job_ids[handle], job)
-
-    def _job_ids(self, handles: list[str]) -> dict[str, int]:
-        """Job ids by handle (for a state whose ``record`` does not return them)."""
-        marks = ",".join("?" * len(handles))
-        rows = self.ctx.state.conn.execute(
-            f"SELECT handle, max(id) FROM jobs WHERE target = ? AND handle IN ({marks}) GROUP BY handle",
-            (self.name, *handles))
-        return {handle: job_id for handle, job_id in rows}
 
     # -- polling -------------------------------------------------------------------
     async def _poll(self, job_id: int, job: Job) -> None:
