@@ -50,6 +50,7 @@ import orjson
 
 from reconciler import credentials
 from reconciler.apply.batching import pack
+from reconciler.apply.http import open_client, send
 from reconciler.apply.report import Reporter, default_reporter
 from reconciler.apply.result import ApplyResult, Failure, TargetResult
 from reconciler.apply.window import SlidingWindow
@@ -190,12 +191,7 @@ class _TargetRun:
             self.poll_slots = asyncio.Semaphore(tuning.poll_concurrency)
             connections = in_flight + tuning.poll_concurrency
             self.ctx.reporter.target_started(self.name, self.target.provider, self.result.total)
-            async with httpx.AsyncClient(
-                base_url=self.target.base_url or cls.default_base_url,
-                timeout=httpx.Timeout(tuning.timeout, connect=tuning.connect_timeout),
-                limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-                follow_redirects=False,
-            ) as client:
+            async with open_client(self.target, tuning, connections) as client:
                 self.client = client
                 if self.old_jobs:
                     await self._settle_old()
@@ -324,10 +320,7 @@ class _TargetRun:
             response = None
             try:
                 async with self.slots:  # the in-flight cap shared with sibling targets, if any
-                    response = await self.client.request(
-                        request.method, request.path, content=request.body,
-                        params=dict(request.params) if request.params else None, headers=dict(request.headers),
-                    )
+                    response = await send(self.client, request)
             except httpx.TransportError as exc:
                 reason = f"{type(exc).__name__}: {self.redact(str(exc)) or 'connection failed'}"
         finally:
@@ -507,10 +500,7 @@ class _TargetRun:
             response = None
             async with self.poll_slots:
                 try:
-                    response = await self.client.request(
-                        request.method, request.path, content=request.body,
-                        params=dict(request.params) if request.params else None, headers=dict(request.headers),
-                    )
+                    response = await send(self.client, request)
                 except httpx.TransportError:
                     response = None
             self.result.polls += 1

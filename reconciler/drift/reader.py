@@ -39,6 +39,7 @@ import httpx
 
 from reconciler import credentials
 from reconciler.apply import Tuning
+from reconciler.apply.http import open_client, send
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.manifest.models import Target
 from reconciler.providers import ReadError, get_provider, limits_for
@@ -92,12 +93,7 @@ class _TargetReader:
         catalog = RemoteCatalog(self.target.name, self.target.provider, {})
         tuning = self.tuning
         connections = max(1, self.in_flight)
-        async with httpx.AsyncClient(
-            base_url=self.target.base_url or self.cls.default_base_url,
-            timeout=httpx.Timeout(tuning.timeout, connect=tuning.connect_timeout),
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-            follow_redirects=False, transport=self.transport,
-        ) as client:
+        async with open_client(self.target, tuning, connections, self.transport) as client:
             cursor: str | None = None
             seen: set[str] = set()
             while True:
@@ -157,10 +153,7 @@ class _TargetReader:
             catalog.requests += 1
             wait_at_least: float | None = None
             try:
-                response = await client.request(
-                    request.method, request.path, content=request.body,
-                    params=dict(request.params) if request.params else None, headers=dict(request.headers),
-                )
+                response = await send(client, request)
                 await response.aread()
                 return decode(response)
             except httpx.TransportError as exc:
