@@ -12,7 +12,9 @@ import yaml
 from click.testing import CliRunner, Result
 
 from reconciler.cli import cli
+from reconciler.apply.testing import expected_view, remote_view
 from reconciler.sandbox import CREDENTIALS, Sandbox, SandboxConfig
+from reconciler.state import State
 
 SANDBOX_SETTINGS = {
     "meta_catalog": {"catalog_id": "1234567890", "api_version": "v21.0"},
@@ -74,6 +76,14 @@ def make_ws(tmp_path: Path) -> Callable[[str], Workspace]:
     return lambda name: Workspace(tmp_path / name)
 
 
+@pytest.fixture
+def state(tmp_path: Path):
+    """An empty state in the test's directory."""
+    st = State(tmp_path / "reconciler.db")
+    yield st
+    st.close()
+
+
 def sandbox_fixture(scope: str = "module", **config: Any):
     """A fixture running the five simulators in-process on ephemeral ports with
     ``config`` (see ``SandboxConfig``)."""
@@ -95,3 +105,27 @@ def eventually(probe: Callable[[], Any], what: str, timeout: float = 5.0, interv
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not happen within {timeout}s")
         time.sleep(interval)
+
+
+def sandbox_writes(sandbox: Sandbox, provider: str, method: str | None = None) -> list[dict]:
+    """The write requests ``provider``'s simulator logged (only ``method``'s, if given),
+    in the order they arrived."""
+    entries = [e for e in sandbox.log if e["provider"] == provider and e["method"] in ("POST", "PUT", "DELETE")]
+    if method:
+        entries = [e for e in entries if e["method"] == method]
+    return sorted(entries, key=lambda e: e["started"])
+
+
+def assert_state_true(sandbox: Sandbox, state: State, targets, in_flight=()) -> None:
+    """The state records nothing the destination does not hold. With ``in_flight``
+    (products a killed run may have sent), the destination may also hold their
+    version of an item: an asynchronous API that accepted a batch applies it even when
+    the process died before it could record the job, so the state is behind, not wrong,
+    and the next apply sends that version again."""
+    for name, target in targets.items():
+        remote = remote_view(sandbox.catalog, target)
+        sent = expected_view(target, in_flight) if in_flight else {}
+        for item in state.items(name):
+            held = remote.get((item.record, item.key))
+            assert held == item.payload or (held is not None and held == sent.get((item.record, item.key))), \
+                (name, item.key)

@@ -5,24 +5,15 @@ from __future__ import annotations
 
 import io
 
-import pytest
 
 from reconciler.apply import ApplyResult, NullReporter, PlainReporter, apply_plan, settle
 from reconciler.apply.testing import (
     PROVIDERS, convergence_problems, fast_tuning, make_product, make_products, sandbox_targets, simple_plan,
 )
-from reconciler.state import State
 from conftest import sandbox_fixture
 
 
 sandbox = sandbox_fixture(time_scale=0.001, async_delay=0.05, scope="function")
-
-
-@pytest.fixture
-def state(tmp_path):
-    st = State(tmp_path / "state" / "reconciler.db")
-    yield st
-    st.close()
 
 
 def run(plan, targets, state, **kwargs) -> ApplyResult:

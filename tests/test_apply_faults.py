@@ -8,10 +8,15 @@ import pytest
 
 from reconciler.apply import NullReporter, apply_plan
 from reconciler.apply.testing import (
-    convergence_problems, fast_tuning, make_product, make_products, remote_view, sandbox_targets, simple_plan,
+    convergence_problems, fast_tuning, make_product, make_products, sandbox_targets, simple_plan,
 )
 from reconciler.sandbox import Sandbox, SandboxConfig
 from reconciler.state import State
+from conftest import assert_state_true
+
+# Small batches: more requests, so that the faults meet every provider.
+SMALL_BATCHES = {"venddor": {"max_items_per_request": 30}, "vtex_ads": {"max_items_per_request": 100},
+                 "meta_catalog": {"max_items_per_request": 100}, "bloomreach": {"max_items_per_request": 100}}
 
 
 def converge(sb, state, targets, products, deleted=(), runs=4):
@@ -27,22 +32,12 @@ def converge(sb, state, targets, products, deleted=(), runs=4):
     return results
 
 
-def assert_state_true(sb, state, targets):
-    """Whatever the state says a destination confirmed, the destination holds."""
-    for name, target in targets.items():
-        remote = remote_view(sb.catalog, target)
-        for item in state.items(name):
-            assert remote.get((item.record, item.key)) == item.payload, (name, item.key)
-
-
 @pytest.mark.parametrize("fault_rate,seed", [(0.1, 1), (0.3, 7)])
 def test_faults_converge_for_every_provider(tmp_path, fault_rate, seed):
     config = SandboxConfig(port=0, time_scale=0.001, fault_rate=fault_rate, seed=seed, async_delay=0.02)
     with Sandbox(config) as sb:
         state = State(tmp_path / "reconciler.db")
-        limits = {"venddor": {"max_items_per_request": 30}, "vtex_ads": {"max_items_per_request": 100},
-                  "meta_catalog": {"max_items_per_request": 100}, "bloomreach": {"max_items_per_request": 100}}
-        targets = sandbox_targets(sb.urls, limits=limits)
+        targets = sandbox_targets(sb.urls, limits=SMALL_BATCHES)
         products = make_products(400)
         results = converge(sb, state, targets, products)
         assert results[0].targets["venddor"].retried > 0    # faults did happen
@@ -62,9 +57,7 @@ def test_deletes_converge_under_faults(tmp_path, seed):
     config = SandboxConfig(port=0, time_scale=0.001, fault_rate=0.3, seed=seed, async_delay=0.02)
     with Sandbox(config) as sb:
         state = State(tmp_path / "reconciler.db")
-        limits = {"venddor": {"max_items_per_request": 30}, "vtex_ads": {"max_items_per_request": 100},
-                  "meta_catalog": {"max_items_per_request": 100}, "bloomreach": {"max_items_per_request": 100}}
-        targets = sandbox_targets(sb.urls, limits=limits)
+        targets = sandbox_targets(sb.urls, limits=SMALL_BATCHES)
         products = make_products(400)
         converge(sb, state, targets, products)
         changed = [make_product(i, version=1) if i % 3 == 0 else p for i, p in enumerate(products[:370])]

@@ -16,12 +16,12 @@ import pytest
 
 from reconciler.apply import NullReporter, apply_plan
 from reconciler.apply.testing import (
-    convergence_problems, expected_view, fast_tuning, make_product, make_products, remote_view, sandbox_targets, simple_plan,
+    convergence_problems, fast_tuning, make_product, make_products, sandbox_targets, simple_plan,
 )
 from reconciler.errors import StalePlanError, StateError
 from reconciler.plan.model import Plan
 from reconciler.state import State
-from conftest import eventually, sandbox_fixture
+from conftest import assert_state_true, eventually, sandbox_fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,21 +32,6 @@ sandbox = sandbox_fixture(time_scale=0.001, async_delay=0.05, latency=0.02, scop
 def apply(plan, targets, state, **kwargs):
     kwargs.setdefault("reporter", NullReporter())
     return apply_plan(plan, targets, state, tuning=fast_tuning(), **kwargs)
-
-
-def assert_state_true(sb, state, targets, in_flight=()):
-    """The state records nothing the destination does not hold. With ``in_flight``
-    (products a killed run may have sent), the destination may also hold their
-    version of an item: an asynchronous API that accepted a batch applies it even when
-    the process died before it could record the job, so the state is behind, not wrong,
-    and the next apply sends that version again."""
-    for name, target in targets.items():
-        remote = remote_view(sb.catalog, target)
-        sent = expected_view(target, in_flight) if in_flight else {}
-        for item in state.items(name):
-            held = remote.get((item.record, item.key))
-            assert held == item.payload or (held is not None and held == sent.get((item.record, item.key))), \
-                (name, item.key)
 
 
 def sent_items(sb, provider):

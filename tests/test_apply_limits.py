@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 
 from reconciler.apply import NullReporter, apply_plan
 from reconciler.apply.testing import (
@@ -14,21 +13,7 @@ from reconciler.apply.testing import (
 )
 from reconciler.manifest.models import Select
 from reconciler.sandbox import Sandbox, SandboxConfig
-from reconciler.state import State
-
-
-@pytest.fixture
-def state(tmp_path):
-    st = State(tmp_path / "reconciler.db")
-    yield st
-    st.close()
-
-
-def writes(sandbox, provider, method=None):
-    entries = [e for e in sandbox.log if e["provider"] == provider and e["method"] in ("POST", "PUT", "DELETE")]
-    if method:
-        entries = [e for e in entries if e["method"] == method]
-    return sorted(entries, key=lambda e: e["started"])
+from conftest import sandbox_writes
 
 
 def assert_window(entries, limit, seconds):
@@ -50,7 +35,7 @@ def test_bloomreach_rate_window_under_a_small_time_scale(state):
         assert result.targets["bloomreach"].requests == 15
         assert result.targets["bloomreach"].wait_seconds > 0.3
         assert sb.violations == []
-        assert_window(writes(sb, "bloomreach"), 5, 10 * scale)
+        assert_window(sandbox_writes(sb, "bloomreach"), 5, 10 * scale)
         assert convergence_problems(sb.catalog, state, targets, products) == []
 
 
@@ -62,7 +47,7 @@ def test_a_lowered_window_and_in_flight_limit(state):
         result = apply_plan(simple_plan(state, targets, products), targets, state, reporter=NullReporter(),
                             tuning=fast_tuning(window_scale=1.0))
         assert result.ok and result.targets["venddor"].requests == 12
-        entries = writes(sb, "venddor")
+        entries = sandbox_writes(sb, "venddor")
         assert_window(entries, 4, 0.3)
         assert sb.simulators["venddor"].max_seen_in_flight <= 2
         assert max(e["items"] for e in entries) == 10
@@ -84,7 +69,7 @@ def test_meta_window_is_shared_by_consecutive_applies(state):
         assert result.ok and result.targets["meta_catalog"].requests == 4
         # 8 calls, 5 per window: the second apply waited for the first one's calls
         assert result.targets["meta_catalog"].wait_seconds > 2.5
-        assert_window(writes(sb, "meta_catalog", "POST"), 5, 3600 * 0.001)
+        assert_window(sandbox_writes(sb, "meta_catalog", "POST"), 5, 3600 * 0.001)
         assert sb.violations == []
         assert convergence_problems(sb.catalog, state, targets, second) == []
 
@@ -98,7 +83,7 @@ def test_vtex_in_flight_and_items_per_request(state):
         assert result.ok and result.targets["vtex_ads"].requests == 12
         assert sb.violations == []
         assert sb.simulators["vtex_ads"].max_seen_in_flight == 3
-        assert max(e["items"] for e in writes(sb, "vtex_ads")) == 500
+        assert max(e["items"] for e in sandbox_writes(sb, "vtex_ads")) == 500
 
 
 def test_oversize_item_rejected_and_never_sent(state):
@@ -111,7 +96,7 @@ def test_oversize_item_rejected_and_never_sent(state):
                             tuning=fast_tuning())
         assert [f.sku for f in result.failures] == ["SKU-000007"]
         assert "bytes" in result.failures[0].reason
-        entries = writes(sb, "bloomreach")
+        entries = sandbox_writes(sb, "bloomreach")
         assert sum(e["items"] for e in entries) == 39
         assert max(e["bytes"] for e in entries) <= 4000
         stored = {row["item_id"] for row in sb.catalog("bloomreach", catalog_id="cat-1")}
@@ -185,7 +170,7 @@ def test_targets_on_one_catalog_share_its_rate_window(state):
                             tuning=fast_tuning(window_scale=scale))
         assert result.ok and [t.requests for t in result.targets.values()] == [5, 10]
         assert sb.violations == []
-        assert_window(writes(sb, "bloomreach"), 5, 10 * scale)
+        assert_window(sandbox_writes(sb, "bloomreach"), 5, 10 * scale)
         assert len(sb.catalog("bloomreach", catalog_id="cat-1")) == 150
 
 
@@ -203,7 +188,7 @@ def test_a_target_applied_alone_counts_its_siblings_recent_requests(state):
         # 6 calls to one catalog, 5 per window: the sibling's third call waited for the window
         assert second.targets["meta_catalog-t1"].wait_seconds > 2.5
         assert sb.violations == []
-        assert_window(writes(sb, "meta_catalog", "POST"), 5, 3600 * 0.001)
+        assert_window(sandbox_writes(sb, "meta_catalog", "POST"), 5, 3600 * 0.001)
 
 
 def test_targets_at_one_vtex_url_share_its_three_requests_in_flight(state):

@@ -12,22 +12,10 @@ import pytest
 from reconciler.apply import NullReporter, apply_plan
 from reconciler.apply.testing import convergence_problems, fast_tuning, make_products, sandbox_targets, simple_plan
 from reconciler.sandbox import Sandbox, SandboxConfig
-from reconciler.state import State
+from conftest import sandbox_writes
 
 # 300 products in requests of 20 items, 5 requests per window: 15 requests, 3 windows.
 LONG_POLE = {"bloomreach": {"max_items_per_request": 20}}
-
-
-@pytest.fixture
-def state(tmp_path):
-    st = State(tmp_path / "reconciler.db")
-    yield st
-    st.close()
-
-
-def writes(sandbox, provider):
-    entries = [e for e in sandbox.log if e["provider"] == provider and e["method"] in ("POST", "PUT", "DELETE")]
-    return sorted(entries, key=lambda e: e["started"])
 
 
 def test_the_others_start_once_the_long_poles_first_window_is_answered(state):
@@ -39,11 +27,11 @@ def test_the_others_start_once_the_long_poles_first_window_is_answered(state):
                             tuning=fast_tuning(window_scale=scale))
         assert result.ok and sb.violations == []
         assert convergence_problems(sb.catalog, state, targets, products) == []
-        lead = writes(sb, "bloomreach")
+        lead = sandbox_writes(sb, "bloomreach")
         assert len(lead) == 15
         first_window_answered = max(e["finished"] for e in lead[:5])
         for follower in ("venddor", "vtex_ads"):
-            entries = writes(sb, follower)
+            entries = sandbox_writes(sb, follower)
             assert entries[0]["started"] >= first_window_answered
             assert entries[0]["started"] < lead[-1]["started"]  # concurrently, not after it
 
@@ -55,7 +43,7 @@ def test_a_target_that_fits_in_one_window_gets_no_head_start(state):
                             reporter=NullReporter(), tuning=fast_tuning(window_scale=0.05))
         assert result.ok
         # held 0.2 s by the sandbox: the follower's first request went before it was answered
-        assert writes(sb, "venddor")[0]["started"] < writes(sb, "bloomreach")[0]["finished"]
+        assert sandbox_writes(sb, "venddor")[0]["started"] < sandbox_writes(sb, "bloomreach")[0]["finished"]
 
 
 @pytest.fixture
@@ -90,7 +78,7 @@ def test_a_hung_long_pole_holds_the_others_back_only_for_the_head_start(state, s
         assert result.targets["venddor"].ok
         assert result.targets["bloomreach"].rejected == 120  # out of attempts after the timeout
         # the follower did not wait for the hung target's first answer (a 1.5 s timeout)
-        assert writes(sb, "venddor")[0]["started"] - started < 1.2
+        assert sandbox_writes(sb, "venddor")[0]["started"] - started < 1.2
 
 
 class InterruptOnFirstBatch(NullReporter):
@@ -107,7 +95,7 @@ def test_an_interrupt_during_the_head_start_then_converge(state):
             apply_plan(simple_plan(state, targets, products), targets, state, reporter=InterruptOnFirstBatch(),
                        tuning=fast_tuning(window_scale=0.05))
         assert state.applies()[-1]["status"] == "interrupted"
-        assert writes(sb, "venddor") == []  # it was still waiting for the head start
+        assert sandbox_writes(sb, "venddor") == []  # it was still waiting for the head start
         result = apply_plan(simple_plan(state, targets, products), targets, state, reporter=NullReporter(),
                             tuning=fast_tuning(window_scale=0.05))
         assert result.ok and sb.violations == []

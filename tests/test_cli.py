@@ -61,7 +61,6 @@ def test_providers_shows_declared_limits():
     assert "5 requests/10 s (shared by the targets with the same project_id and catalog_id)" in output
     assert "3 requests in flight (shared by every target at one base URL)" in output
     assert "60 items/request\n" in output
-    assert "60 items/request" in output
     assert "10,485,760 bytes/request" in output
 
 
