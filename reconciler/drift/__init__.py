@@ -212,7 +212,10 @@ def _read(targets: Sequence[Target], environ, tuning, transport, progress,
     """Read the readable ``targets``; with ``state``, items of the state that a listing
     cannot reach are read one by one (without, such a listing is an error)."""
     chosen = [t for t in targets if readable(t)]
-    known = None if state is None else {t.name: list(state.hashes(t.name)) for t in chosen}
+    known = None
+    if state is not None:  # only a provider that can read one item needs the keys
+        known = {t.name: list(state.hashes(t.name)) for t in chosen
+                 if get_provider(t.provider).capabilities.item_reads}
     return read_catalogs(chosen, environ=environ, tuning=tuning, transport=transport, progress=progress,
                          known=known)
 
@@ -360,8 +363,9 @@ def import_catalog(manifests: Manifests, state: State, names: Sequence[str], *,
             wanted = {(c.record, c.key): c.after for c in wanted_plan.targets[name].changes}
             result = ImportResult(name, target.provider, read=len(catalog.items))
             rows = []
+            held = {(item.record, item.key): item for item in state.items(name)}
             for (record, key), payload in catalog.items.items():
-                old = state.item(name, record, key)
+                old = held.get((record, key))
                 desired = wanted.get((record, key))
                 if desired is None:
                     result.not_in_manifests += 1
@@ -374,8 +378,7 @@ def import_catalog(manifests: Manifests, state: State, names: Sequence[str], *,
                     result.unchanged += 1
                     continue
                 rows.append((record, key, old.sku if old else key, payload))
-            result.missing_remotely = sum(1 for item in state.items(name)
-                                          if (item.record, item.key) not in catalog.items)
+            result.missing_remotely = len(held.keys() - catalog.items.keys())
             if rows:
                 state.adopt(name, rows, tuple(target.ignore_fields))
             results.append(result)

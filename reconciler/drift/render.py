@@ -166,8 +166,9 @@ def render_markdown(report: DriftReport, limit: int = MARKDOWN_LIMIT) -> str:
                          "(`reconciler status`); their items may still change remotely.")
     if notes:
         head += [""] + notes
-    if hints(report):
-        head += [""] + [f"> {line}" for line in hints(report)]
+    advice = hints(report)
+    if advice:
+        head += [""] + [f"> {line}" for line in advice]
     sections: list[str] = []
     for name, t in report.targets.items():
         if not t.drifted:
