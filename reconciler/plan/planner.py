@@ -104,17 +104,17 @@ class _TargetPlanner:
         self.unchanged += len(keys)
 
     def finish(self, allow_mass_delete: bool) -> TargetPlan:
-        for record, key in self.remaining:
-            item = self.state.item(self.target.name, record, key)
-            self.changes.append(Change("delete", record, key, item.sku, item.payload, None,
-                                       self.every_field(item.payload, "removed"), item.remote_id))
-        deletes = len(self.remaining)
+        deletes = len(self.remaining)  # refused before loading them: an emptied manifest is the case
         if deletes and not allow_mass_delete and deletes > self.target.max_delete_fraction * self.known:
             raise MassDeleteError(
                 f"target {self.target.name}: the plan deletes {deletes} of {self.known} items, more than "
                 f"max_delete_fraction {self.target.max_delete_fraction:g} allows. If that is intended, "
                 "run again with --allow-mass-delete."
             )
+        for record, key in self.remaining:
+            item = self.state.item(self.target.name, record, key)
+            self.changes.append(Change("delete", record, key, item.sku, item.payload, None,
+                                       self.every_field(item.payload, "removed"), item.remote_id))
         order = {record: i for i, record in enumerate(get_provider(self.target.provider).capabilities.records)}
         self.changes.sort(key=lambda c: (c.sku, order.get(c.record, len(order)), c.record))
         return TargetPlan(self.target.name, self.target.provider, tuple(self.changes), self.unchanged)
