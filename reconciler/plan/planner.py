@@ -159,7 +159,11 @@ class _Scan:
         """A chunk of valid products at a fraction of the per-product cost; one that
         needs a problem reported goes product by product instead."""
         summary = chunk.summary
-        if summary is None or not self._clean(summary):
+        if not isinstance(summary, Summary):  # a product of it has a problem: evaluated already
+            for evaluated in summary:
+                self.product(evaluated)
+            return
+        if not self._clean(summary):  # a sku or key met twice: evaluated again, product by product
             for evaluated in self.evaluator.chunk(chunk.file, chunk.first_line, chunk.data):
                 self.product(evaluated)
             return

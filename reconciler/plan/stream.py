@@ -46,16 +46,17 @@ class Summary(NamedTuple):
     unchanged: dict[str, list[tuple[str, str, int]]]
 
 
+Evaluated = tuple[str | None, str, int, list[Problem], tuple[Entry, ...]]
+
+
 class Chunk(NamedTuple):
-    """Lines of a JSONL file, and their summary (``None``: go product by product)."""
+    """Lines of a JSONL file, and their summary, or (when a product of it has a
+    problem) its products evaluated one by one."""
 
     file: str
     first_line: int
     data: bytes
-    summary: Summary | None
-
-
-Evaluated = tuple[str | None, str, int, list[Problem], tuple[Entry, ...]]
+    summary: Summary | list[Evaluated]
 
 PARALLEL_MIN_BYTES = 16 * 2**20  # below this a JSONL file is read in-process
 CHUNK_BYTES = 1 << 20  # about 1,700 products of 600 bytes
@@ -125,14 +126,15 @@ class Evaluator:
                 results.append(self.line(file, first_line + offset, line))
         return results
 
-    def summary(self, file: str, first_line: int, data: bytes) -> "Summary | None":
-        """A chunk of JSONL lines in the compact form of :class:`Summary`, or ``None``
-        when a product of it has a problem (the main process then goes product by
-        product, see :func:`reconciler.plan.planner._scan`)."""
+    def summary(self, file: str, first_line: int, data: bytes) -> "Summary | list[Evaluated]":
+        """A chunk of JSONL lines in the compact form of :class:`Summary`, or, when a
+        product of it has a problem, its products evaluated (the main process then goes
+        product by product, see :func:`reconciler.plan.planner._scan`)."""
         skus, lines, changed, unchanged = [], [], [], {}
-        for index, (sku, _, number, problems, entries) in enumerate(self.chunk(file, first_line, data)):
+        products = self.chunk(file, first_line, data)
+        for index, (sku, _, number, problems, entries) in enumerate(products):
             if sku is None or problems:
-                return None
+                return products
             skus.append(sku)
             lines.append(number)
             for name, key, record, body, digest in entries:
@@ -186,7 +188,7 @@ def _chunks(path: Path) -> Iterator[tuple[int, bytes]]:
 _FORKED: Evaluator | None = None  # what forked workers inherit, with the state's digests
 
 
-def _summary_in_worker(file: str, first_line: int, data: bytes) -> Summary | None:
+def _summary_in_worker(file: str, first_line: int, data: bytes) -> Summary | list[Evaluated]:
     assert _FORKED is not None
     return _FORKED.summary(file, first_line, data)
 
