@@ -9,11 +9,10 @@ also takes a plan as one JSON document (``plan --format json`` output).
 from __future__ import annotations
 
 import os
-from typing import IO
 
 import orjson
 
-from reconciler.plan.model import FORMAT_VERSION, Change, Plan, TargetPlan
+from reconciler.plan.model import Change, Plan
 
 
 def save(plan: Plan, path: str | os.PathLike) -> None:
@@ -29,25 +28,16 @@ def load(path: str | os.PathLike) -> Plan:
     with open(path, "rb") as file:
         try:
             head = orjson.loads(file.readline())
-        except orjson.JSONDecodeError:
-            head = None
-        if not isinstance(head, dict) or any("changes" in t for t in head.get("targets", {}).values()):
+        except orjson.JSONDecodeError:  # a plan as one indented JSON document
             file.seek(0)
-            return Plan.from_json(orjson.loads(file.read()))  # one JSON document
-        return _load_lines(head, file)
-
-
-def _load_lines(head: dict, lines: IO[bytes]) -> Plan:
-    if head.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"plan format_version {head.get('format_version')!r} is not {FORMAT_VERSION}")
-    changes: dict[str, list[Change]] = {name: [] for name in head["targets"]}
-    for line in lines:
-        if line.strip():
-            data = orjson.loads(line)
-            changes[data.pop("target")].append(Change.from_json(data))
-    return Plan(
-        lineage=head.get("lineage"), serial=int(head.get("state_serial", 0)),
-        targets={name: TargetPlan(name=name, provider=t["provider"], changes=tuple(changes[name]),
-                                  unchanged=int(t.get("summary", {}).get("unchanged", 0)))
-                 for name, t in head["targets"].items()},
-    )
+            return Plan.from_json(orjson.loads(file.read()))
+        if not isinstance(head, dict):
+            raise ValueError("its first line is not a JSON object")
+        if any("changes" in t for t in head.get("targets", {}).values()):
+            return Plan.from_json(head)  # a plan as one JSON document on one line
+        changes: dict[str, list[Change]] = {name: [] for name in head["targets"]}
+        for line in file:
+            if line.strip():
+                data = orjson.loads(line)
+                changes[data.pop("target")].append(Change.from_json(data))
+        return Plan.from_json(head, changes)

@@ -8,7 +8,7 @@ item key and remote id each change needs to be applied later).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 from reconciler.providers.base import Action, Operation
 
@@ -101,7 +101,9 @@ class Plan:
                 "targets": {name: t.to_json(changes) for name, t in self.targets.items()}}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Plan":
+    def from_json(cls, data: dict[str, Any], changes: Mapping[str, Sequence[Change]] | None = None) -> "Plan":
+        """The plan of its JSON form; ``changes`` (per target) where ``data`` leaves
+        them out (a saved plan's first line, see :mod:`reconciler.plan.file`)."""
         if data.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"plan format_version {data.get('format_version')!r} is not {FORMAT_VERSION}")
         return cls(
@@ -109,7 +111,8 @@ class Plan:
             targets={
                 name: TargetPlan(
                     name=name, provider=t["provider"],
-                    changes=tuple(Change.from_json(c) for c in t.get("changes", ())),
+                    changes=tuple(changes[name] if changes is not None
+                                  else (Change.from_json(c) for c in t.get("changes", ()))),
                     unchanged=int(t.get("summary", {}).get("unchanged", 0)),
                 )
                 for name, t in data.get("targets", {}).items()
