@@ -10,6 +10,7 @@ from reconciler.errors import StateError
 from reconciler.providers.base import Job, Operation, Outcome
 from reconciler.state import SCHEMA_VERSION, State
 from reconciler.state.migrations import MIGRATIONS
+from reconciler.state.store import payload_digest
 
 
 def op(action="create", key="A", before=None, after=None, record="product"):
@@ -22,13 +23,16 @@ def test_migrates_an_old_database_keeping_its_items(tmp_path):
     conn.execute("BEGIN")
     MIGRATIONS[0](conn)  # a database made by the first schema version
     conn.execute("INSERT INTO meta VALUES ('schema_version', '1'), ('lineage', 'L-1'), ('serial', '4')")
-    conn.execute("INSERT INTO items VALUES ('t', 'product', 'A', 'A', '{\"v\": 1}', 'h', NULL, 'create', 'applied', 'now')")
+    old_digest = payload_digest({"v": 1}).hex()  # version 1 kept digests as hex text
+    conn.execute("INSERT INTO items VALUES ('t', 'product', 'A', 'A', '{\"v\": 1}', ?, NULL, 'create', 'applied', 'now')",
+                 (old_digest,))
     conn.execute("COMMIT")
     conn.close()
     state = State(path)
     assert state.schema_version == SCHEMA_VERSION > 1
     assert (state.lineage, state.serial) == ("L-1", 4)
     assert state.item("t", "product", "A").payload == {"v": 1}
+    assert state.hashes("t") == {("product", "A"): payload_digest({"v": 1})}  # plans as unchanged
     state.begin_apply(["t"])  # tables of later versions exist
     assert state.serial == 5
 

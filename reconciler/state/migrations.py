@@ -91,5 +91,14 @@ def _v2_apply_bookkeeping(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS = [_v1_items, _v2_apply_bookkeeping]
+def _v3_binary_digests(conn: sqlite3.Connection) -> None:
+    # Digests were hex text; now the 16 raw bytes of the same blake2b (same input), so
+    # a plan compares them without decoding. Unconverted, no item would plan unchanged
+    # by its digest, and every one would take the slow path of a field diff.
+    rows = conn.execute("SELECT hash, target, record, key FROM items WHERE typeof(hash) = 'text'").fetchall()
+    conn.executemany("UPDATE items SET hash = ? WHERE target = ? AND record = ? AND key = ?",
+                     [(bytes.fromhex(digest), *ident) for digest, *ident in rows])
+
+
+MIGRATIONS = [_v1_items, _v2_apply_bookkeeping, _v3_binary_digests]
 SCHEMA_VERSION = len(MIGRATIONS)
