@@ -253,7 +253,7 @@ def apply(ctx: Context, planfile: str | None, targets: tuple[str, ...], auto_app
     state = ctx.workspace.state(create=True)
     try:
         # every target, not only the plan's: a rate window is shared with its siblings
-        result = apply_plan(chosen, manifests.targets, state, wait=not no_wait, reporter=default_reporter())
+        result = apply_plan(chosen, manifests.targets, state, wait=not no_wait, reporter=default_reporter(color=ctx.color))
     finally:
         state.close()
     if not result.ok:
@@ -280,7 +280,7 @@ def status(ctx: Context, targets: tuple[str, ...]) -> None:
         return
     state = ctx.workspace.state()
     try:
-        result = settle(state, configs, list(configs), reporter=default_reporter())
+        result = settle(state, configs, list(configs), reporter=default_reporter(color=ctx.color))
         failures = [f for f in state.failures() if f["target"] in configs]
         pending = [j for j in state.pending_jobs() if j.target in configs]
     finally:

@@ -3,6 +3,7 @@ the rich one draws progress bars; neither shows a credential."""
 from __future__ import annotations
 
 import io
+import os
 
 from rich.console import Console
 
@@ -39,3 +40,12 @@ def test_plain_and_rich_reporters(tmp_path):
 
 def test_default_reporter_is_plain_when_not_a_terminal():
     assert isinstance(default_reporter(io.StringIO()), PlainReporter)
+
+
+def test_no_color_reaches_the_progress_bars():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert default_reporter(Terminal(), color=False).console.no_color
+    assert not default_reporter(Terminal()).console.no_color or "NO_COLOR" in os.environ

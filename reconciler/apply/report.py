@@ -148,11 +148,11 @@ class PlainReporter(NullReporter):
 class RichReporter(NullReporter):
     """A progress bar per target on stderr (rich)."""
 
-    def __init__(self, console=None):
+    def __init__(self, console=None, color: bool = True):
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(stderr=True, no_color=None if color else True)  # None: NO_COLOR decides
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -213,13 +213,14 @@ class RichReporter(NullReporter):
             self.console.print(line, markup=False, highlight=False)
 
 
-def default_reporter(stream: IO[str] | None = None) -> Reporter:
-    """Rich progress bars when ``stream`` (stderr) is a terminal, plain lines otherwise."""
+def default_reporter(stream: IO[str] | None = None, color: bool = True) -> Reporter:
+    """Rich progress bars when ``stream`` (stderr) is a terminal, plain lines otherwise;
+    without ``color`` (``--no-color``), the bars are not coloured."""
     stream = stream or sys.stderr
     try:
         tty = stream.isatty()
     except (AttributeError, ValueError):
         tty = False
     if tty:
-        return RichReporter()
+        return RichReporter(color=color)
     return PlainReporter(stream)
