@@ -159,7 +159,6 @@ def main() -> None:
                     "--state", str(state), "plan", "--format", "json"]
         changed, changed_rss = run(plan_cmd)
         # No-op: record the plan as applied, then plan again.
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
         from reconciler.manifest.loader import load
         from reconciler.plan import build_plan
         from reconciler.providers.base import Outcome
