@@ -80,8 +80,8 @@ class ReconcilerGroup(click.Group):
 @click.option("--no-color", is_flag=True, help="No colour (NO_COLOR is honoured too).")
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and more detail.")
 @click.option("--with-sandbox", is_flag=True,
-              help="Run the local simulators (`reconciler sandbox`) on 127.0.0.1:8700-8704 during this command "
-                   "only (their catalogs and jobs end with it).")
+              help="Run the local simulators (`reconciler sandbox`) on 127.0.0.1 from port 8700 (one port per "
+                   "provider) during this command only (their catalogs and jobs end with it).")
 @click.version_option(package_name="reconciler")
 @click.pass_context
 def cli(ctx: click.Context, root: str, manifests: str | None, state: str | None, no_color: bool, verbose: bool,
@@ -98,12 +98,12 @@ def cli(ctx: click.Context, root: str, manifests: str | None, state: str | None,
     color = wants_color(no_color)
     ctx.obj = Context(Workspace.at(root, manifests, state), color, verbose)
     if with_sandbox:
-        from reconciler.sandbox import Sandbox, SandboxConfig
+        from reconciler.sandbox import Sandbox, SandboxConfig, port_range
 
         try:
             ctx.with_resource(Sandbox(SandboxConfig(port=8700)))
         except OSError as exc:
-            raise ReconcilerError(f"cannot start the sandbox on ports 8700-8704: {exc}") from None
+            raise ReconcilerError(f"cannot start the sandbox on ports {port_range(8700)}: {exc}") from None
 
 
 def wants_color(no_color: bool, stream=None) -> bool:
@@ -471,7 +471,7 @@ def providers(ctx: Context) -> None:
 
 
 @cli.command()
-@click.option("--port", default=8700, show_default=True, help="First port; providers take N..N+4.")
+@click.option("--port", default=8700, show_default=True, help="First port; each provider takes the next one, in the order of `reconciler providers`.")
 @click.option("--time-scale", default=1.0, show_default=True, help="Multiply every rate window (0.001: an hour is 3.6 s).")
 @click.option("--fault-rate", default=0.0, show_default=True, help="Share of write requests that fail (500, 503, 429, drop).")
 @click.option("--read-fault-rate", default=0.0, show_default=True,

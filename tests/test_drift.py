@@ -301,7 +301,7 @@ def test_refused_credentials_exit_1_without_echoing_them(ws, sandbox, env):
 
 
 def test_items_past_bloomreachs_listing_are_read_one_by_one(ws, sandbox, env, monkeypatch):
-    import reconciler.providers.bloomreach as bloomreach
+    import reconciler.providers.bloomreach.reads as bloomreach
 
     monkeypatch.setattr(bloomreach, "READ_REACH", 3)  # as if it listed 3 items, not 1,001
     applied_ws(ws, sandbox, count=6)
@@ -323,8 +323,8 @@ def test_items_past_bloomreachs_listing_are_read_one_by_one(ws, sandbox, env, mo
 
 
 def test_pages_are_read_one_at_a_time(ws, sandbox, env, monkeypatch):
-    import reconciler.providers.bloomreach as bloomreach
-    import reconciler.providers.voucherify as voucherify
+    import reconciler.providers.bloomreach.reads as bloomreach
+    import reconciler.providers.voucherify.reads as voucherify
 
     applied_ws(ws, sandbox, count=5)
     monkeypatch.setattr(MetaCatalog, "read_page_size", 2)
@@ -346,8 +346,8 @@ def test_pages_are_read_one_at_a_time(ws, sandbox, env, monkeypatch):
 def test_apply_and_drift_get_through_faulty_reads(ws, env, monkeypatch):
     """Job status polls and catalog reads answered 500/503/429 or dropped, over real
     sockets: apply settles every job, drift reads every page, and nothing is drift."""
-    import reconciler.providers.bloomreach as bloomreach
-    import reconciler.providers.voucherify as voucherify
+    import reconciler.providers.bloomreach.reads as bloomreach
+    import reconciler.providers.voucherify.reads as voucherify
 
     monkeypatch.setattr(MetaCatalog, "read_page_size", 2)
     monkeypatch.setattr(bloomreach, "READ_PAGE", 2)

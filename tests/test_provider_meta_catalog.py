@@ -6,7 +6,7 @@ import pytest
 
 from reconciler.errors import ConfigError
 from reconciler.providers import Job, get_provider
-from reconciler.providers.meta_catalog import minor_units, product_payload
+from reconciler.providers.meta_catalog.reads import minor_units, product_payload
 from conftest import sandbox_fixture
 from test_provider_common import (  # noqa: F401 (client is a fixture)
     client,

@@ -6,7 +6,7 @@ import pytest
 
 from reconciler.errors import ConfigError
 from reconciler.providers import Job, get_provider
-from reconciler.providers.voucherify import metadata_change
+from reconciler.providers.voucherify.wire import metadata_change
 from conftest import sandbox_fixture
 from test_provider_common import (  # noqa: F401 (client is a fixture)
     client,

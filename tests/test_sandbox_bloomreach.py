@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from reconciler.sandbox import Sandbox, SandboxConfig
-from reconciler.sandbox.bloomreach import CATALOG_FIELDS
+from reconciler.providers.bloomreach.simulator import CATALOG_FIELDS
 from conftest import sandbox_fixture
 
 AUTH = ("sandbox-key", "sandbox-secret")

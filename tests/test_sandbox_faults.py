@@ -10,7 +10,10 @@ import sys
 import httpx
 import pytest
 
-from reconciler.sandbox import PROVIDERS, Sandbox, SandboxConfig
+from reconciler.providers import names
+from reconciler.sandbox import Sandbox, SandboxConfig
+
+PROVIDERS = ("vtex_ads", "meta_catalog", "bloomreach", "venddor", "voucherify")  # SPEC's port order
 from conftest import sandbox_fixture
 
 VENDDOR_AUTH = ("sandbox-user", "sandbox-pass")
@@ -156,6 +159,7 @@ def _free_base_port() -> int:
 
 def test_fixed_ports_in_provider_order_and_restart():
     base = _free_base_port()
+    assert names() == PROVIDERS  # the registry's order is the ports' order
     with Sandbox(SandboxConfig(port=base)) as sb:
         assert list(sb.urls) == list(PROVIDERS)
         assert [sb.urls[p] for p in PROVIDERS] == [f"http://127.0.0.1:{base + i}" for i in range(5)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from reconciler.sandbox.venddor import gs1_valid
+from reconciler.providers.venddor.simulator import gs1_valid
 from conftest import sandbox_fixture
 
 AUTH = ("sandbox-user", "sandbox-pass")

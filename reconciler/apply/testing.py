@@ -18,11 +18,11 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from reconciler.manifest.models import Product, Target
 from reconciler.mapping import item_key, records
 from reconciler.plan.model import Change, FieldDiff, Plan, TargetPlan
-from reconciler.providers import get_provider
+from reconciler.providers import get_provider, names
 from reconciler.sandbox import CREDENTIALS
 from reconciler.state.store import State, payload_digest
 
-PROVIDERS = ("vtex_ads", "meta_catalog", "bloomreach", "venddor", "voucherify")
+PROVIDERS = names()
 
 SANDBOX_SETTINGS: dict[str, dict[str, Any]] = {
     "meta_catalog": {"catalog_id": "100200300", "api_version": "v21.0"},

@@ -22,7 +22,8 @@ import yaml
 from pydantic import ValidationError
 
 from reconciler.errors import Problem
-from reconciler.manifest.models import PROVIDERS, Product, Target
+from reconciler.manifest.models import Product, Target
+from reconciler.providers import names as provider_names
 
 EXTENSIONS = (".yaml", ".yml", ".json", ".jsonl", ".csv")
 LIST_FIELDS = frozenset({"additional_image_urls", "categories", "tags", "targets"})
@@ -189,9 +190,9 @@ def _add_target(manifests: Manifests, name: str, raw: Any, where: Location) -> N
         manifests.problems.append(where.problem(f"target {name!r} must be a mapping"))
         return
     provider = raw.get("provider")
-    if provider not in PROVIDERS:
+    if provider not in provider_names():
         manifests.problems.append(where.problem(
-            f"target {name!r}: unknown provider {provider!r} (expected one of {', '.join(PROVIDERS)})"))
+            f"target {name!r}: unknown provider {provider!r} (expected one of {', '.join(provider_names())})"))
         return
     try:
         manifests.targets[name] = Target.model_validate({**raw, "name": name})

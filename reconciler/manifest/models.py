@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from reconciler.manifest.currencies import CODES as CURRENCY_CODES
 
-PROVIDERS = ("vtex_ads", "meta_catalog", "bloomreach", "venddor", "voucherify")
 TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 Availability = Literal["in stock", "out of stock", "preorder", "available for order", "discontinued"]
 
@@ -95,7 +94,7 @@ class Target(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    provider: Literal["vtex_ads", "meta_catalog", "bloomreach", "venddor", "voucherify"]
+    provider: str  # a registered provider name (see reconciler.providers), checked by the loader
     base_url: str | None = None
     auth: dict[str, str] = Field(default_factory=dict)
     settings: dict[str, Any] = Field(default_factory=dict)

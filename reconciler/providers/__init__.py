@@ -1,39 +1,95 @@
-"""The five providers and their registry.
+"""The provider registry: the one list of provider names, each loaded when first used.
 
-``PROVIDERS`` maps a provider name (as written in a target's ``provider:``) to its
-:class:`Provider` subclass; ``get_provider(name)`` looks one up. The base types of the
-interface are re-exported so that callers need only ``reconciler.providers``.
+A provider is a :class:`Provider` subclass in its own package (its folder holds its
+settings, mapping, wire format, reads and sandbox simulator). The registry maps a name,
+as written in a target's ``provider:``, to where that class lives, ``"module:Class"``;
+nothing is imported until :func:`get_provider` asks for it, so importing this package
+(or ``reconciler.plan``) loads no provider module and no HTTP client. The order of the
+registry is the order of ``reconciler providers`` and of the sandbox's ports.
+
+:func:`register` adds a provider defined elsewhere (the tests' fake provider does).
+The base types of the interface are re-exported so that callers need only
+``reconciler.providers``.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping, TypeVar
 
 from reconciler.errors import ConfigError
-from reconciler.providers._common import ReadError
 from reconciler.providers.base import (
-    Action, Capabilities, Job, Limits, Operation, Outcome, OutcomeStatus, Page, Provider, Request,
+    Action, Capabilities, Job, Limits, Operation, Outcome, OutcomeStatus, Page, Provider, ReadError,
+    Request,
 )
-from reconciler.providers.bloomreach import Bloomreach
-from reconciler.providers.meta_catalog import MetaCatalog
-from reconciler.providers.venddor import Venddor
-from reconciler.providers.voucherify import Voucherify
-from reconciler.providers.vtex_ads import VtexAds
 
 if TYPE_CHECKING:
     from reconciler.manifest.models import Target
 
-PROVIDERS: dict[str, type[Provider]] = {
-    cls.name: cls for cls in (VtexAds, MetaCatalog, Bloomreach, Venddor, Voucherify)
+_REGISTRY: dict[str, str] = {
+    "vtex_ads": "reconciler.providers.vtex_ads:VtexAds",
+    "meta_catalog": "reconciler.providers.meta_catalog:MetaCatalog",
+    "bloomreach": "reconciler.providers.bloomreach:Bloomreach",
+    "venddor": "reconciler.providers.venddor:Venddor",
+    "voucherify": "reconciler.providers.voucherify:Voucherify",
 }
+_loaded: dict[str, type[Provider]] = {}
+T = TypeVar("T")
+
+
+def register(name: str, where: str) -> None:
+    """Add the provider class at ``where`` (``"package.module:Class"``) as ``name``,
+    after the others. Registering a name again replaces it."""
+    _REGISTRY[name] = where
+    _loaded.pop(name, None)
+
+
+def unregister(name: str) -> None:
+    """Forget a provider added by :func:`register`."""
+    _REGISTRY.pop(name, None)
+    _loaded.pop(name, None)
+
+
+def names() -> tuple[str, ...]:
+    """The registered provider names, in registry order."""
+    return tuple(_REGISTRY)
+
+
+def load(where: str) -> type:
+    """The object at ``"package.module:attribute"``."""
+    module, _, attribute = where.partition(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 def get_provider(name: str) -> type[Provider]:
     """The provider class called ``name``; a ConfigError naming the known ones otherwise."""
-    try:
-        return PROVIDERS[name]
-    except KeyError:
-        known = ", ".join(PROVIDERS)
-        raise ConfigError(f"unknown provider {name!r} (known: {known})") from None
+    cls = _loaded.get(name)
+    if cls is None:
+        if name not in _REGISTRY:
+            raise ConfigError(f"unknown provider {name!r} (known: {', '.join(_REGISTRY)})")
+        cls = _loaded[name] = load(_REGISTRY[name])
+    return cls
+
+
+class RegistryView(Mapping[str, T]):
+    """A read-only mapping of every registered name to ``value(name)``, computed when
+    looked up (so that iterating the names loads nothing)."""
+
+    def __init__(self, value: Callable[[str], T]):
+        self._value = value
+
+    def __getitem__(self, name: str) -> T:
+        if name not in _REGISTRY:
+            raise KeyError(name)
+        return self._value(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(names())
+
+    def __len__(self) -> int:
+        return len(_REGISTRY)
+
+
+PROVIDERS: Mapping[str, type[Provider]] = RegistryView(get_provider)
 
 
 def limits_for(target: "Target") -> Limits:
@@ -53,7 +109,7 @@ def limit_scope(target: "Target") -> tuple:
 
 
 __all__ = [
-    "PROVIDERS", "get_provider", "limits_for", "limit_scope", "Action", "Capabilities", "Job", "Limits", "Operation", "Outcome",
-    "OutcomeStatus", "Page", "Provider", "ReadError", "Request",
-    "Bloomreach", "MetaCatalog", "Venddor", "Voucherify", "VtexAds",
+    "PROVIDERS", "RegistryView", "get_provider", "limit_scope", "limits_for", "load", "names", "register",
+    "unregister", "Action", "Capabilities", "Job", "Limits", "Operation", "Outcome", "OutcomeStatus", "Page",
+    "Provider", "ReadError", "Request",
 ]

@@ -14,9 +14,9 @@ from typing import Any, Callable, Iterable, Sequence
 import httpx
 import orjson
 
-from reconciler.errors import ApplyError, ConfigError
+from reconciler.errors import ConfigError
 from reconciler.mapping import json_equal
-from reconciler.providers.base import Operation, Outcome
+from reconciler.providers.base import Operation, Outcome, ReadError
 
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
@@ -74,18 +74,6 @@ def retry_after(response: httpx.Response) -> float | None:
     if seconds != seconds:  # NaN
         return None
     return max(0.0, seconds)
-
-
-class ReadError(ApplyError):
-    """Reading a remote catalog page failed. ``transient`` (429, 5xx) says the same
-    read may succeed later, after ``retry_after`` seconds when the server said so."""
-
-    def __init__(self, message: str, *, status: int | None = None, transient: bool = False,
-                 retry_after: float | None = None):
-        super().__init__(message)
-        self.status = status
-        self.transient = transient
-        self.retry_after = retry_after
 
 
 def read_error(provider_name: str, response: httpx.Response, detail: str | None = None) -> ReadError:

@@ -24,9 +24,12 @@ delete-by-update, ...).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Hashable, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Hashable, Literal, Mapping, Sequence
 
-import httpx
+from reconciler.errors import ApplyError
+
+if TYPE_CHECKING:  # the interface names httpx's types; only the engine imports httpx
+    import httpx
 
 Action = Literal["create", "update", "delete"]
 OutcomeStatus = Literal["applied", "rejected", "retry", "split", "pending"]
@@ -100,7 +103,7 @@ class Operation:
 
     action: Action
     record: str
-    key: str                       # the provider's item key (sku, or gtin for venddor)
+    key: str                       # the provider's item key (the sku, unless it keys on another field)
     sku: str
     before: dict | None            # payload the destination last confirmed (None: create)
     after: dict | None             # payload the manifests want (None: delete)
@@ -163,8 +166,20 @@ class Page:
     incomplete: str | None = None
 
 
+class ReadError(ApplyError):
+    """Reading a remote catalog page failed. ``transient`` (429, 5xx) says the same
+    read may succeed later, after ``retry_after`` seconds when the server said so."""
+
+    def __init__(self, message: str, *, status: int | None = None, transient: bool = False,
+                 retry_after: float | None = None):
+        super().__init__(message)
+        self.status = status
+        self.transient = transient
+        self.retry_after = retry_after
+
+
 class Provider:
-    """Base class of the five providers. Subclasses set the class attributes and
+    """Base class of every provider. Subclasses set the class attributes and
     implement the methods; a provider instance is bound to one target."""
 
     name: ClassVar[str]
@@ -178,6 +193,8 @@ class Provider:
     # targets). None: each target has its own.
     limit_scope: ClassVar[tuple[str, ...] | None] = None
     default_base_url: ClassVar[str]
+    # Its sandbox simulator, as "module:Class" (loaded only by the sandbox).
+    simulator: ClassVar[str | None] = None
 
     def __init__(self, settings: Mapping[str, Any], credentials: Mapping[str, str]):
         self.settings = dict(settings)

@@ -1,25 +1,26 @@
-"""Local HTTP simulators of the five provider APIs (``reconciler sandbox``).
+"""The sandbox harness: local HTTP simulators of every provider API (``reconciler sandbox``).
 
-Each simulator is a real HTTP server on 127.0.0.1 (a starlette app served by uvicorn)
+Each provider's simulator lives in its folder (``Provider.simulator``); the harness
+discovers them from the provider registry. Each simulator is a real HTTP server on 127.0.0.1 (a starlette app served by uvicorn)
 that behaves like its API document: it accepts only the sandbox credentials, enforces
 every documented limit, answers with the documented success and error shapes, and logs
 every request so that tests can assert no limit was ever exceeded.
 
     with Sandbox(SandboxConfig(port=0, time_scale=0.001)) as sb:
-        sb.urls["meta_catalog"]        # "http://127.0.0.1:54321"
+        sb.urls[name]                  # "http://127.0.0.1:54321", per provider name
         ...                            # talk to it over HTTP
         sb.violations                  # [] when the client respected every limit
-        sb.catalog("bloomreach", catalog_id="c1")
+        sb.catalog(name, **scope)      # what that simulator stores
 
-All five servers run in ONE background thread with one asyncio loop. Ports are bound
+All servers run in ONE background thread with one asyncio loop. Ports are bound
 before the thread starts, so ``port=0`` (ephemeral ports) works and ``urls`` is known
-at once. Providers, in port order: vtex_ads, meta_catalog, bloomreach, venddor,
-voucherify (``port``, ``port+1``, ... ``port+4``).
+at once. Ports follow the registry's order: ``port``, ``port+1``, ... (see
+:func:`port_range`).
 
 Log entries are dicts ``{provider, method, path, status, items, bytes, started,
 finished, fault, violation}`` (``started``/``finished`` are ``time.monotonic()``;
 ``status`` is None for a dropped connection). See :mod:`reconciler.sandbox.common` for
-the shared machinery and each provider module for its endpoints.
+the shared machinery and each provider's ``simulator`` module for its endpoints.
 """
 from __future__ import annotations
 
@@ -29,49 +30,45 @@ import socket
 import sys
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
 import uvicorn
 
-from . import bloomreach, meta_catalog, venddor, voucherify, vtex_ads
-from .bloomreach import BloomreachSimulator
-from .common import RequestLog, SandboxConfig, Simulator
-from .meta_catalog import MetaCatalogSimulator
-from .venddor import VenddorSimulator
-from .voucherify import VoucherifySimulator
-from .vtex_ads import VtexAdsSimulator
+from reconciler.providers import RegistryView, get_provider, load, names
+from reconciler.sandbox.common import RequestLog, SandboxConfig, Simulator
 
-__all__ = ["CREDENTIALS", "PROVIDERS", "Sandbox", "SandboxConfig", "serve_forever"]
-
-PROVIDERS: tuple[str, ...] = ("vtex_ads", "meta_catalog", "bloomreach", "venddor", "voucherify")
-_SIMULATORS: dict[str, type[Simulator]] = {
-    "vtex_ads": VtexAdsSimulator,
-    "meta_catalog": MetaCatalogSimulator,
-    "bloomreach": BloomreachSimulator,
-    "venddor": VenddorSimulator,
-    "voucherify": VoucherifySimulator,
-}
+__all__ = ["CREDENTIALS", "Sandbox", "SandboxConfig", "port_range", "serve_forever", "simulator_class"]
 
 HOST = "127.0.0.1"
 
+
+def simulator_class(provider: str) -> type[Simulator]:
+    """The simulator of a registered provider."""
+    where = get_provider(provider).simulator
+    if where is None:
+        raise ValueError(f"provider {provider!r} has no sandbox simulator")
+    return load(where)
+
+
 # What a target's ``auth:`` says to talk to each simulator (SPEC's sandbox table).
-CREDENTIALS: dict[str, dict[str, str]] = {
-    "vtex_ads": {"app_id": vtex_ads.APP_ID, "api_key": vtex_ads.API_KEY},
-    "meta_catalog": {"access_token": meta_catalog.ACCESS_TOKEN},
-    "bloomreach": {"key_id": bloomreach.KEY_ID, "key_secret": bloomreach.KEY_SECRET},
-    "venddor": {"username": venddor.USERNAME, "password": venddor.PASSWORD},
-    "voucherify": {"app_id": voucherify.APP_ID, "app_token": voucherify.APP_TOKEN},
-}
+CREDENTIALS: Mapping[str, dict[str, str]] = RegistryView(lambda name: dict(simulator_class(name).credentials))
+
+
+def port_range(first: int) -> str:
+    """The ports the sandbox takes from ``first``, e.g. ``8700-8704``."""
+    return f"{first}-{first + len(names()) - 1}"
 
 
 class Sandbox:
-    """The five simulators, served in a background thread (a context manager)."""
+    """The simulators of ``providers`` (default: every registered provider, in registry
+    order), served in a background thread (a context manager)."""
 
-    def __init__(self, config: SandboxConfig | None = None):
+    def __init__(self, config: SandboxConfig | None = None, providers: Sequence[str] | None = None):
         self.config = config or SandboxConfig()
+        self.providers = tuple(names() if providers is None else providers)
         self._log = RequestLog()
         self.simulators: dict[str, Simulator] = {
-            name: _SIMULATORS[name](self.config, self._log) for name in PROVIDERS
+            name: simulator_class(name)(self.config, self._log) for name in self.providers
         }
         self.urls: dict[str, str] = {}
         self._sockets: list[socket.socket] = []
@@ -86,7 +83,7 @@ class Sandbox:
         if self._thread is not None:
             return self
         try:
-            for offset, name in enumerate(PROVIDERS):
+            for offset, name in enumerate(self.providers):
                 # proto=IPPROTO_TCP so asyncio sets TCP_NODELAY on accepted sockets
                 # (with proto 0 it does not, and Nagle + delayed ACK add ~40 ms each)
                 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -111,7 +108,7 @@ class Sandbox:
                     timeout_graceful_shutdown=1,
                 )
             )
-            for name in PROVIDERS
+            for name in self.providers
         ]
         self._thread = threading.Thread(target=self._run, name="reconciler-sandbox", daemon=True)
         self._thread.start()
@@ -200,7 +197,7 @@ def serve_forever(config: SandboxConfig, echo: Callable[[str], Any] = print) -> 
         previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         with Sandbox(config) as sandbox:
-            for name in PROVIDERS:
+            for name in sandbox.providers:
                 echo(f"{name:<12} {sandbox.urls[name]}")
             try:
                 sys.stdout.flush()

@@ -58,13 +58,13 @@ FAULT_KINDS = ("500", "503", "429", "drop")
 class SandboxConfig:
     """How the simulators behave.
 
-    ``port``: first port (providers on port..port+4); 0 = an ephemeral port each.
+    ``port``: first port (one per provider, in registry order); 0 = an ephemeral port each.
     ``time_scale``: multiplies every rate window (0.001 makes Meta's hour 3.6 s).
     ``fault_rate``: share of write requests that get an injected fault.
     ``read_fault_rate``: share of read requests (listings, job status) that get one.
     ``seed``: seed of the fault draws.
-    ``async_delay``: seconds before an asynchronous job (Meta batch, Voucherify async
-    action) finishes and is applied.
+    ``async_delay``: seconds before an asynchronous job (a batch or action that an API
+    confirms later) finishes and is applied.
     ``latency``: seconds each write request is held while in flight.
     """
 
@@ -270,10 +270,11 @@ Handler = Callable[[Request, Exchange], Awaitable[Response]]
 
 
 class Simulator:
-    """Base of the five simulators: pipeline, faults, sandbox endpoints, state lock."""
+    """Base of every simulator: pipeline, faults, sandbox endpoints, state lock."""
 
     name = "?"
     max_in_flight: int | None = None
+    credentials: dict[str, str] = {}  # the auth a target needs to talk to this simulator
 
     def __init__(self, config: SandboxConfig, log: RequestLog):
         self.config = config

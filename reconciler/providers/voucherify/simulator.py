@@ -44,7 +44,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .common import (
+from reconciler.sandbox.common import (
     Exchange,
     InvalidJSON,
     Simulator,
@@ -129,6 +129,7 @@ class _Action:
 
 class VoucherifySimulator(Simulator):
     name = "voucherify"
+    credentials = {"app_id": APP_ID, "app_token": APP_TOKEN}
 
     def _reset_state(self) -> None:
         self.products: dict[str, dict] = {}

@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .common import Exchange, InvalidJSON, Simulator, basic_auth, json_response, parse_json
+from reconciler.sandbox.common import Exchange, InvalidJSON, Simulator, basic_auth, json_response, parse_json
 
 USERNAME = "sandbox-user"
 PASSWORD = "sandbox-pass"
@@ -84,6 +84,7 @@ def bad_request() -> Response:
 
 class VenddorSimulator(Simulator):
     name = "venddor"
+    credentials = {"username": USERNAME, "password": PASSWORD}
 
     def _reset_state(self) -> None:
         self.products: dict[str, dict] = {}

@@ -14,9 +14,6 @@
   running), DONE (applied, except the products listed in ``result.errors``) or FAILED
   (all retried).
 * 413 (body over 10,485,760 bytes) → ``split``; 429 carries ``Retry-After``.
-* Read: ``GET /v1/products?limit=100&page=N`` (pages from 1), payloads
-  ``{source_id, metadata}``; metadata keys holding ``null`` are how this tool deletes,
-  so they read back as absent and a product left with no metadata reads as absent.
 """
 from __future__ import annotations
 
@@ -28,14 +25,11 @@ import httpx
 from reconciler.mapping import canonical
 from reconciler.providers._common import (
     JSON_HEADERS, auth_error, body_excerpt, diff_fields, dumps, json_body, outcomes,
-    read_body, split_or_reject, transient,
+    split_or_reject, transient,
 )
-from reconciler.providers.base import (
-    Capabilities, Job, Limits, Operation, Outcome, Page, Provider, Request,
-)
+from reconciler.providers.base import Job, Operation, Outcome, Provider, Request
 
 RUNNING = {"ENQUEUED", "IN_PROGRESS", "SCHEDULED", "QUEUED", "PROCESSING"}
-PAGE_SIZE = 100
 
 
 def metadata_change(op: Operation) -> dict[str, Any]:
@@ -52,20 +46,8 @@ def metadata_change(op: Operation) -> dict[str, Any]:
     return changed
 
 
-class Voucherify(Provider):
-    name = "voucherify"
-    key_field = "source_id"
-    limits = Limits(max_bytes_per_request=10_485_760)
-    capabilities = Capabilities(
-        records=("product",),
-        update_mode="partial",
-        delete="every metadata key this tool set is sent as null (the API cannot remove keys)",
-        readable=True,
-        asynchronous=True,
-    )
-    auth_keys = ("app_id", "app_token")
-    setting_keys = ()
-    default_base_url = "https://api.voucherify.io"
+class Wire(Provider):
+    """Voucherify requests and answers (the declared data is in the package)."""
 
     def _headers(self, body: bool = True) -> dict[str, str]:
         headers = dict(JSON_HEADERS) if body else {"Accept": "application/json"}
@@ -104,7 +86,7 @@ class Voucherify(Provider):
                                               f"{body_excerpt(response)}")
             job = Job(handle=str(action), operations=tuple(ops))
             return outcomes(ops, "pending", job=job)
-        message = _message(body) or body_excerpt(response)
+        message = api_message(body) or body_excerpt(response)
         if status == 413:
             return outcomes(ops, "split", f"voucherify: request too large (HTTP 413): {message}")
         return split_or_reject(ops, f"voucherify refused the request (HTTP {status}): {message}")
@@ -130,7 +112,7 @@ class Voucherify(Provider):
         if state in RUNNING or not state:
             return None
         if state == "FAILED":
-            reason = _message(body.get("result")) or "the async action failed"
+            reason = api_message(body.get("result")) or "the async action failed"
             return outcomes(ops, "retry", f"voucherify async action {job.handle} FAILED: {reason}")
         if state != "DONE":
             return None
@@ -141,33 +123,8 @@ class Voucherify(Provider):
         return [Outcome(op, "rejected", failed[op.key]) if op.key in failed else Outcome(op, "applied")
                 for op in ops]
 
-    # -- reading -----------------------------------------------------------------
-    def read_request(self, cursor: str | None) -> Request:
-        page = int(cursor) if cursor else 1
-        return Request(method="GET", path="/v1/products",
-                       params={"limit": str(PAGE_SIZE), "page": str(page)},
-                       headers=self._headers(body=False), endpoint="products", write=False)
 
-    def decode_read(self, response: httpx.Response) -> Page:
-        body = read_body(self.name, self.auth_keys, response, _message)
-        products = body.get(body.get("data_ref") or "products") or []
-        items = []
-        for product in products:
-            if not isinstance(product, dict) or product.get("source_id") is None:
-                continue
-            metadata = {k: v for k, v in (product.get("metadata") or {}).items() if v is not None}
-            if not metadata:
-                continue  # never set by this tool, or deleted (every key nulled)
-            source_id = str(product["source_id"])
-            items.append(("product", source_id, {"source_id": source_id, "metadata": metadata}))
-        page = int(response.request.url.params.get("page", "1"))
-        limit = int(response.request.url.params.get("limit", str(PAGE_SIZE)))
-        total = body.get("total")
-        more = (page * limit < total) if isinstance(total, int) else len(products) >= limit
-        return Page(items=items, cursor=str(page + 1) if more and products else None)
-
-
-def _message(body: Any) -> str | None:
+def api_message(body: Any) -> str | None:
     if isinstance(body, dict):
         for key in ("message", "details", "error"):
             if isinstance(body.get(key), str) and body[key]:

@@ -53,7 +53,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .common import (
+from reconciler.sandbox.common import (
     Exchange,
     InvalidJSON,
     Simulator,
@@ -96,6 +96,7 @@ OK = {"success": "True", "queued": "True"}
 
 class BloomreachSimulator(Simulator):
     name = "bloomreach"
+    credentials = {"key_id": KEY_ID, "key_secret": KEY_SECRET}
 
     def _reset_state(self) -> None:
         self.catalogs: dict[tuple[str, str], dict[str, dict]] = {}

@@ -60,7 +60,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .common import (
+from reconciler.sandbox.common import (
     Exchange,
     InvalidJSON,
     Simulator,
@@ -145,6 +145,7 @@ def _decode_cursor(cursor: str) -> str:
 
 class MetaCatalogSimulator(Simulator):
     name = "meta_catalog"
+    credentials = {"access_token": ACCESS_TOKEN}
 
     def _reset_state(self) -> None:
         self.catalogs: dict[str, dict[str, dict]] = {}

@@ -21,53 +21,26 @@
   32 and 613 are rate limits; ``is_transient`` errors are retried; 190 (bad token) stops
   the target; anything else refuses the operations of that call with its message.
 * Limits: 5000 requests per call, 100 calls per hour per catalog.
-* Read: ``GET /{v}/{catalog_id}/products?limit=1000&fields=...&after=cursor``;
-  payloads come back in the mapping's shape (prices in minor units).
 """
 from __future__ import annotations
 
-import re
-from decimal import Decimal, InvalidOperation
-from typing import Any, Hashable, Sequence
+from typing import Hashable, Sequence
 
 import httpx
 
 from reconciler.errors import ConfigError
-from reconciler.manifest.currencies import exponent
 from reconciler.providers._common import (
-    JSON_HEADERS, body_excerpt, diff_fields, dumps, json_body, outcomes, read_error, refusal, retry_after,
-    setting,
+    JSON_HEADERS, body_excerpt, diff_fields, dumps, json_body, outcomes, refusal, retry_after, setting,
 )
-from reconciler.providers.base import (
-    Capabilities, Job, Limits, Operation, Outcome, Page, Provider, Request,
-)
+from reconciler.providers.base import Job, Operation, Outcome, Provider, Request
 
 RATE_LIMIT_CODES = {4, 17, 32, 613, 80009, 80014}
 AUTH_CODES = {190}
 FINAL = {"finished", "error", "canceled", "cancelled"}
-# The fields of the mapping's payload, read back from the catalog.
-READ_FIELDS = ("retailer_id", "name", "description", "url", "image_url", "brand", "availability",
-               "condition", "price", "currency", "sale_price", "gtin", "additional_image_urls",
-               "category")
-PRICE_FIELDS = ("price", "sale_price")
 
 
-class MetaCatalog(Provider):
-    name = "meta_catalog"
-    key_field = "retailer_id"
-    limits = Limits(max_items_per_request=5000, max_requests_per_window=100, window_seconds=3600)
-    capabilities = Capabilities(
-        records=("product",),
-        update_mode="partial",
-        delete="DELETE request in a batch",
-        readable=True,
-        asynchronous=True,
-    )
-    auth_keys = ("access_token",)
-    setting_keys = ("catalog_id", "api_version")
-    limit_scope = ("catalog_id",)
-    default_base_url = "https://graph.facebook.com"
-    read_page_size = 1000
+class Wire(Provider):
+    """Meta Catalog requests, answers and polls (the declared data is in the package)."""
 
     @property
     def _prefix(self) -> str:
@@ -220,81 +193,3 @@ class MetaCatalog(Provider):
             refusal(op, "; ".join(reasons[i])) if i in reasons else Outcome(op, "applied")
             for i, op in enumerate(ops)
         ]
-
-    # -- reading -------------------------------------------------------------------
-    def read_request(self, cursor: str | None) -> Request:
-        params = {"limit": str(self.read_page_size), "fields": ",".join(READ_FIELDS)}
-        if cursor:
-            params["after"] = cursor
-        return Request(method="GET", path=f"{self._prefix}/products", params=params,
-                       headers=self._headers(body=False), endpoint="products", write=False)
-
-    def decode_read(self, response: httpx.Response) -> Page:
-        body = json_body(response)
-        if response.status_code != 200 or not isinstance(body, dict) or "error" in body:
-            error = self._graph_error(response) or {}
-            if error.get("code") in AUTH_CODES or response.status_code == 401:
-                self._error_outcomes((), response)  # raises ConfigError
-            exc = read_error(self.name, response, error.get("message"))
-            if error.get("code") in RATE_LIMIT_CODES or error.get("is_transient"):
-                exc.transient = True
-            raise exc
-        items = []
-        for product in body.get("data") or ():
-            if not isinstance(product, dict) or product.get("retailer_id") is None:
-                continue
-            items.append(("product", str(product["retailer_id"]), product_payload(product)))
-        paging = body.get("paging") or {}
-        after = (paging.get("cursors") or {}).get("after")
-        cursor = str(after) if after and paging.get("next") else None
-        return Page(items=items, cursor=cursor)
-
-
-def product_payload(product: dict[str, Any]) -> dict[str, Any]:
-    """A product as the Graph API returns it, in the mapping's shape: only the mapped
-    fields, no unset ("") fields, prices as integer minor units."""
-    payload: dict[str, Any] = {}
-    currency = product.get("currency")
-    for field in READ_FIELDS[1:]:
-        value = product.get(field)
-        if value is None or value == "" or value == []:
-            continue
-        if field in PRICE_FIELDS:
-            value = minor_units(value, currency)
-            if value is None:
-                continue
-        payload[field] = value
-    if "currency" not in payload:
-        for field in PRICE_FIELDS:  # "8.99 USD" carries its currency
-            raw = product.get(field)
-            if isinstance(raw, str):
-                code = re.search(r"\b([A-Z]{3})\b", raw)
-                if code:
-                    payload["currency"] = code.group(1)
-                    break
-    return payload
-
-
-def minor_units(value: Any, currency: str | None) -> int | None:
-    """Integer minor units from what the Graph API returns: an integer (minor units
-    already) or a formatted string such as ``"8.99 USD"``, ``"$8.99"``, ``"1,299.00"``."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    text = str(value)
-    code = re.search(r"\b([A-Z]{3})\b", text)
-    currency = currency or (code.group(1) if code else None)
-    number = re.sub(r"[^0-9.,]", "", text)
-    if not number:
-        return None
-    if "," in number and "." in number:
-        number = number.replace(",", "")
-    elif "," in number:
-        number = number.replace(",", ".")
-    if isinstance(value, str) and "." not in number and not code and not re.search(r"[^\d]", text.strip()):
-        return int(number)  # a bare digit string: minor units, as written
-    try:
-        return int((Decimal(number) * 10 ** exponent(currency or "USD")).to_integral_value())
-    except InvalidOperation:
-        return None

@@ -23,7 +23,7 @@ from reconciler.providers._common import (
     JSON_HEADERS, auth_error, basic_auth, body_excerpt, dumps, json_body, outcomes,
     split_or_reject, transient,
 )
-from reconciler.providers.base import Capabilities, Limits, Operation, Outcome, Provider, Request
+from reconciler.providers.base import Operation, Outcome, Provider, Request
 
 PATH = "/api/products/"
 REQUIRED = ("product_code", "product", "price", "amount", "status")
@@ -40,22 +40,8 @@ def _text(value: Any) -> Any:
     return str(value)
 
 
-class Venddor(Provider):
-    name = "venddor"
-    key_field = "product_code"
-    limits = Limits(max_items_per_request=60)
-    capabilities = Capabilities(
-        records=("product",),
-        update_mode="full",
-        delete='the product re-sent with status: "D"',
-        readable=False,
-        asynchronous=False,
-    )
-    auth_keys = ("username", "password")
-    setting_keys = ()
-    # apidoc.venddor.com.br gives the base as https://www.venddor.com.br/api; the
-    # documented path /api/products/ is appended to the part before it.
-    default_base_url = "https://www.venddor.com.br"
+class Wire(Provider):
+    """Venddor requests and answers (the declared data is in the package)."""
 
     def _headers(self) -> dict[str, str]:
         return {**JSON_HEADERS, "Authorization": basic_auth(self.credentials.get("username", ""),

@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .common import (
+from reconciler.sandbox.common import (
     Exchange,
     InvalidJSON,
     Simulator,
@@ -155,6 +155,7 @@ def _escape(token: str) -> str:
 
 class VtexAdsSimulator(Simulator):
     name = "vtex_ads"
+    credentials = {"app_id": APP_ID, "api_key": API_KEY}
     max_in_flight = MAX_IN_FLIGHT
 
     def _reset_state(self) -> None:

@@ -24,29 +24,21 @@ Base path ``/data/v2/projects/{project_id}/catalogs/{catalog_id}/items``.
   be (rejected). 429 → retry after ``Retry-After``.
 * Limits: 5000 items and 10,000,000 bytes per request (measured on the serialized
   body), 5 requests / 10 s.
-* Read: the documented ``count``/``skip`` listing, which stops at count + skip ≤ 1001;
-  past that the listing is incomplete (``Page.incomplete``), and items are read one
-  by one with ``GET …/items/{item_id}`` (drift does so for the items of the state).
 """
 from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any, Hashable, Sequence
-from urllib.parse import quote
 
 import httpx
 
 from reconciler.errors import ConfigError
 from reconciler.providers._common import (
     JSON_HEADERS, auth_error, basic_auth, body_excerpt, diff_fields, dumps, json_body, outcomes,
-    read_body, refusal, setting, split_or_reject, transient,
+    refusal, setting, split_or_reject, transient,
 )
-from reconciler.providers.base import (
-    Capabilities, Limits, Operation, Outcome, Page, Provider, Request,
-)
+from reconciler.providers.base import Operation, Outcome, Provider, Request
 
-READ_PAGE = 1000
-READ_REACH = 1001  # the API lists items only while count + skip <= 1001
 SPLITTABLE = ("item parsing", "too many items", "payload size", "size exceeded", "too large")
 
 
@@ -56,52 +48,25 @@ def _truthy(value: Any) -> bool:
     return value is True
 
 
-def _item(data: Any) -> tuple[str, str, dict] | None:
-    """``(record, key, payload)`` of a listed or read ``{item_id, properties}``."""
-    if not isinstance(data, dict) or data.get("item_id") is None:
-        return None
-    properties = {k: v for k, v in (data.get("properties") or {}).items() if v is not None}
-    return "product", str(data["item_id"]), properties
-
-
-def _errors_text(body: Any) -> str | None:
-    return "; ".join(_flatten(body.get("errors"))) if isinstance(body, dict) else None
-
-
-def _flatten(errors: Any) -> list[str]:
+def flatten(errors: Any) -> list[str]:
     """Messages of a Bloomreach ``errors`` value (dicts of lists, nested, strings)."""
     if errors is None:
         return []
     if isinstance(errors, str):
         return [errors]
     if isinstance(errors, list):
-        return [m for e in errors for m in _flatten(e)]
+        return [m for e in errors for m in flatten(e)]
     if isinstance(errors, dict):
         out = []
         for key, value in errors.items():
-            for message in _flatten(value):
+            for message in flatten(value):
                 out.append(message if key == "_global" else f"{key}: {message}")
         return out
     return [str(errors)]
 
 
-class Bloomreach(Provider):
-    name = "bloomreach"
-    key_field = "item_id"
-    limits = Limits(max_items_per_request=5000, max_bytes_per_request=10_000_000,
-                    max_requests_per_window=5, window_seconds=10)
-    capabilities = Capabilities(
-        records=("product",),
-        update_mode="partial",
-        delete="DELETE …/items/bulk-delete",
-        readable=True,
-        asynchronous=False,
-        item_reads=True,
-    )
-    auth_keys = ("key_id", "key_secret")
-    setting_keys = ("project_id", "catalog_id")
-    limit_scope = ("project_id", "catalog_id")
-    default_base_url = "https://api.exponea.com"
+class Wire(Provider):
+    """Bloomreach requests and answers (the declared data is in the package)."""
 
     def __init__(self, settings, credentials):
         super().__init__(settings, credentials)
@@ -165,7 +130,7 @@ class Bloomreach(Provider):
         status = response.status_code
         body = json_body(response)
         if status in (401, 403):
-            detail = "; ".join(_flatten(body.get("errors"))) if isinstance(body, dict) else ""
+            detail = "; ".join(flatten(body.get("errors"))) if isinstance(body, dict) else ""
             raise auth_error(self.name, self.auth_keys, response, detail or None)
         retry = transient(self.name, ops, response)
         if retry is not None:
@@ -180,10 +145,10 @@ class Bloomreach(Provider):
                 if isinstance(item, dict) and _truthy(item.get("success")):
                     result.append(Outcome(op, "applied"))
                 else:
-                    messages = _flatten(item.get("errors") if isinstance(item, dict) else item)
+                    messages = flatten(item.get("errors") if isinstance(item, dict) else item)
                     result.append(refusal(op, "; ".join(messages) or "refused by bloomreach"))
             return result
-        messages = _flatten(body.get("errors")) if isinstance(body, dict) else []
+        messages = flatten(body.get("errors")) if isinstance(body, dict) else []
         message = "; ".join(messages) or body_excerpt(response) or f"HTTP {status}"
         if status == 404:
             raise ConfigError(f"bloomreach: the catalog was not found (HTTP 404: {message}); "
@@ -194,38 +159,3 @@ class Bloomreach(Provider):
         if 200 <= status < 300:  # a success without the per-item list
             return outcomes(ops, "retry", f"bloomreach: unexpected answer: {body_excerpt(response)}")
         return outcomes(ops, "rejected", reason)
-
-    # -- reading -----------------------------------------------------------------
-    def read_request(self, cursor: str | None) -> Request:
-        """``GET …/items?count=&skip=``; the cursor is the next ``skip``."""
-        skip = int(cursor or 0)
-        return Request(method="GET", path=self._base,
-                       params={"count": str(min(READ_PAGE, READ_REACH - skip)), "skip": str(skip)},
-                       headers=self._headers(body=False), endpoint="items", write=False)
-
-    def decode_read(self, response: httpx.Response) -> Page:
-        body = read_body(self.name, self.auth_keys, response, _errors_text)
-        data = body.get("data") or []
-        items = [entry for entry in map(_item, data) if entry is not None]
-        params = response.request.url.params
-        listed = int(params.get("skip", 0)) + len(data)
-        if len(data) < int(params.get("count", READ_PAGE)):  # the last page
-            return Page(items=items, cursor=None)
-        if listed < READ_REACH:
-            return Page(items=items, cursor=str(listed))
-        total = body.get("total")
-        if isinstance(total, int) and total <= listed:
-            return Page(items=items, cursor=None)
-        size = f"{total:,} items" if isinstance(total, int) else f"more than {listed:,} items"
-        return Page(items=items, cursor=None,
-                    incomplete=f"the catalog has {size}, and the API lists at most {READ_REACH:,} "
-                               f"(count + skip <= {READ_REACH})")
-
-    def read_item_request(self, record: str, key: str) -> Request:
-        return Request(method="GET", path=f"{self._base}/{quote(key, safe='')}",
-                       headers=self._headers(body=False), endpoint="item", write=False)
-
-    def decode_read_item(self, response: httpx.Response) -> tuple[str, str, dict] | None:
-        if response.status_code == 404:
-            return None
-        return _item(read_body(self.name, self.auth_keys, response, _errors_text).get("data"))

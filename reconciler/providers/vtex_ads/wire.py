@@ -28,29 +28,14 @@ from reconciler.providers._common import (
     JSON_HEADERS, auth_error, body_excerpt, dumps, json_body, outcomes, split_or_reject,
     transient,
 )
-from reconciler.providers.base import Capabilities, Limits, Operation, Outcome, Provider, Request
+from reconciler.providers.base import Operation, Outcome, Provider, Request
 
 ENDPOINTS = {"product": "/product/bulk/products", "inventory": "/product/bulk/inventories"}
 _INDEX = re.compile(r"^/(\d+)(?:/(.*))?$")
 
 
-class VtexAds(Provider):
-    name = "vtex_ads"
-    key_field = "product_sku"
-    limits = Limits(max_items_per_request=500, max_in_flight=3)
-    capabilities = Capabilities(
-        records=("product", "inventory"),
-        update_mode="full",
-        delete="inventory update with is_available: false (the API has no delete)",
-        readable=False,
-        asynchronous=False,
-        local_deletes=("product",),
-    )
-    auth_keys = ("app_id", "api_key")
-    setting_keys = ()
-    # "3 simultaneous requests" does not say per what: every target at one URL shares them.
-    limit_scope = ()
-    default_base_url = "https://api.ads.vtex.com"
+class Wire(Provider):
+    """VTEX Ads requests and answers (the declared data is in the package)."""
 
     def _headers(self) -> dict[str, str]:
         return {**JSON_HEADERS, "x-app-id": self.credentials.get("app_id", ""),

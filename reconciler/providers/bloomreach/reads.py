@@ -1,0 +1,67 @@
+"""Reading a Bloomreach catalog back: the documented ``count``/``skip`` listing, which
+stops at count + skip ≤ 1001; past that the listing is incomplete (``Page.incomplete``),
+and items are read one by one with ``GET …/items/{item_id}`` (drift does so for the
+items of the state)."""
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from reconciler.providers._common import read_body
+from reconciler.providers.base import Page, Request
+from reconciler.providers.bloomreach.wire import Wire, flatten
+
+READ_PAGE = 1000
+READ_REACH = 1001  # the API lists items only while count + skip <= 1001
+
+
+def _item(data: Any) -> tuple[str, str, dict] | None:
+    """``(record, key, payload)`` of a listed or read ``{item_id, properties}``."""
+    if not isinstance(data, dict) or data.get("item_id") is None:
+        return None
+    properties = {k: v for k, v in (data.get("properties") or {}).items() if v is not None}
+    return "product", str(data["item_id"]), properties
+
+
+def _errors_text(body: Any) -> str | None:
+    return "; ".join(flatten(body.get("errors"))) if isinstance(body, dict) else None
+
+
+class Reads(Wire):
+    """Bloomreach reads (the declared data is in the package)."""
+
+    def read_request(self, cursor: str | None) -> Request:
+        """``GET …/items?count=&skip=``; the cursor is the next ``skip``."""
+        skip = int(cursor or 0)
+        return Request(method="GET", path=self._base,
+                       params={"count": str(min(READ_PAGE, READ_REACH - skip)), "skip": str(skip)},
+                       headers=self._headers(body=False), endpoint="items", write=False)
+
+    def decode_read(self, response: httpx.Response) -> Page:
+        body = read_body(self.name, self.auth_keys, response, _errors_text)
+        data = body.get("data") or []
+        items = [entry for entry in map(_item, data) if entry is not None]
+        params = response.request.url.params
+        listed = int(params.get("skip", 0)) + len(data)
+        if len(data) < int(params.get("count", READ_PAGE)):  # the last page
+            return Page(items=items, cursor=None)
+        if listed < READ_REACH:
+            return Page(items=items, cursor=str(listed))
+        total = body.get("total")
+        if isinstance(total, int) and total <= listed:
+            return Page(items=items, cursor=None)
+        size = f"{total:,} items" if isinstance(total, int) else f"more than {listed:,} items"
+        return Page(items=items, cursor=None,
+                    incomplete=f"the catalog has {size}, and the API lists at most {READ_REACH:,} "
+                               f"(count + skip <= {READ_REACH})")
+
+    def read_item_request(self, record: str, key: str) -> Request:
+        return Request(method="GET", path=f"{self._base}/{quote(key, safe='')}",
+                       headers=self._headers(body=False), endpoint="item", write=False)
+
+    def decode_read_item(self, response: httpx.Response) -> tuple[str, str, dict] | None:
+        if response.status_code == 404:
+            return None
+        return _item(read_body(self.name, self.auth_keys, response, _errors_text).get("data"))

@@ -1,0 +1,25 @@
+"""Venddor: the provider as declared data (limits, capabilities, auth), assembled from
+its folder: ``wire`` (requests and answers) and ``simulator`` (its sandbox)."""
+from __future__ import annotations
+
+from reconciler.providers.base import Capabilities, Limits
+from reconciler.providers.venddor.wire import Wire
+
+
+class Venddor(Wire):
+    name = "venddor"
+    key_field = "product_code"
+    limits = Limits(max_items_per_request=60)
+    capabilities = Capabilities(
+        records=("product",),
+        update_mode="full",
+        delete='the product re-sent with status: "D"',
+        readable=False,
+        asynchronous=False,
+    )
+    auth_keys = ("username", "password")
+    setting_keys = ()
+    # apidoc.venddor.com.br gives the base as https://www.venddor.com.br/api; the
+    # documented path /api/products/ is appended to the part before it.
+    default_base_url = "https://www.venddor.com.br"
+    simulator = "reconciler.providers.venddor.simulator:VenddorSimulator"
