@@ -23,6 +23,8 @@ from reconciler.plan import file as plan_file
 from reconciler.plan.render import chunks
 from reconciler.workspace import Workspace
 
+# The distribution (pip's name); the command and the import name are `reconciler`.
+DISTRIBUTION = "reconciler-catalog"
 FORMATS = click.Choice(["text", "json", "markdown"])
 # `apply` shows the details of at most this many changes per target before applying:
 # a daily 1% of a million-product catalog is tens of thousands, too many to read and a
@@ -82,7 +84,7 @@ class ReconcilerGroup(click.Group):
 @click.option("--with-sandbox", is_flag=True,
               help="Run the local simulators (`reconciler sandbox`) on 127.0.0.1 from port 8700 (one port per "
                    "provider) during this command only (their catalogs and jobs end with it).")
-@click.version_option(package_name="reconciler")
+@click.version_option(None, "-V", "--version", package_name=DISTRIBUTION, prog_name="reconciler")
 @click.pass_context
 def cli(ctx: click.Context, root: str, manifests: str | None, state: str | None, no_color: bool, verbose: bool,
         with_sandbox: bool) -> None:

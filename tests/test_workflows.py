@@ -143,10 +143,6 @@ def test_triggers_concurrency_and_secrets():
     drift, on = load("drift.yml")
     assert on["schedule"][0]["cron"]
     assert drift["concurrency"]["group"] != apply["concurrency"]["group"]
-    # secrets only through env, referenced by the targets as ${VAR}
-    for data in (apply, drift):
-        env = data["jobs"][next(iter(data["jobs"]))]["env"]
-        assert all(value.startswith("${{ secrets.") for value in env.values())
 
 
 def test_the_checker_catches_mistakes():
@@ -164,3 +160,105 @@ def test_the_checker_catches_mistakes():
         ["--no-color", "drift", "--format", "markdown"]]
     assert command_lines("if [ -f x ]; then reconciler status; fi") == [["status"]]
     assert command_lines('pip install "reconciler==${RECONCILER_VERSION}"') == []
+
+
+# -- what the workflows install, and where their secrets go ---------------------------------
+PIP = re.compile(r"(?:^|[;&|(]\s*|\s)(?:python3? -m )?pip3? install\s+([^;&|\n]*)")
+GIT_REF = re.compile(r"^[A-Za-z0-9_.-]+ @ git\+https://[^@\s]+@(?P<ref>[^@\s]+)$")
+BRANCHES = {"main", "master", "HEAD", "develop", "trunk"}
+
+
+def expand(text: str, env: dict[str, str]) -> str:
+    """``$VAR``, ``${VAR}`` and ``${{ env.VAR }}`` replaced by the workflow's values."""
+    text = re.sub(r"\$\{\{\s*env\.(\w+)\s*\}\}", lambda m: env.get(m[1], m[0]), text)
+    return re.sub(r"\$\{?(\w+)\}?", lambda m: env.get(m[1], m[0]), text)
+
+
+def installs(workflow: dict) -> list[str]:
+    """Every requirement a ``pip install`` of a ``run:`` step names, its options left out,
+    with the workflow's, the job's and the step's ``env`` expanded."""
+    found = []
+    for job in (workflow.get("jobs") or {}).values():
+        for step in job.get("steps") or ():
+            if not isinstance(step.get("run"), str):
+                continue
+            env = {**(workflow.get("env") or {}), **(job.get("env") or {}), **(step.get("env") or {})}
+            for match in PIP.finditer(step["run"].replace("\\\n", " ")):
+                for arg in shlex.split(expand(match[1], env)):
+                    found.append(arg)
+    return found
+
+
+def install_problem(arg: str) -> str | None:
+    """Why installing ``arg`` is not allowed: only this project, from its own repository at
+    a pinned ref (``NAME @ git+https://...@REF``) or from a checked-out directory."""
+    if arg.startswith("-"):
+        return f"{arg}: no pip option (-r, -U, an index...) may widen what is installed"
+    if arg.startswith((".", "/")):
+        return None
+    match = GIT_REF.match(arg)
+    if match is None:
+        return f"{arg!r} is a name looked up on a package index"
+    if match["ref"] in BRANCHES:
+        return f"{arg!r} installs a branch, which moves; pin a tag or a commit"
+    return None
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_no_workflow_installs_a_bare_name_from_an_index(path):
+    workflow = yaml.safe_load(path.read_text())
+    args = installs(workflow)
+    assert args, f"{path.name} installs nothing"
+    assert [problem for arg in args if (problem := install_problem(arg))] == []
+    assert any(arg.startswith("reconciler-catalog @ git+") for arg in args)
+
+
+def test_the_install_check_catches_index_names():
+    assert install_problem("reconciler-catalog @ git+https://github.com/o/reconciler@v0.1.0") is None
+    assert install_problem("reconciler-catalog @ git+https://github.com/o/reconciler@3f2a9c1") is None
+    assert install_problem("./reconciler") is None
+    assert "package index" in install_problem("reconciler==0.1.0")
+    assert "package index" in install_problem("reconciler-catalog")
+    assert "branch" in install_problem("reconciler-catalog @ git+https://github.com/o/reconciler@main")
+    assert "pip option" in install_problem("-r")
+    assert subcommand(["--no-color", "-C", "apply", "status", "-t", "x"]) == "status"
+    workflow = {"env": {"V": "0.1.0"}, "jobs": {"j": {"steps": [
+        {"run": 'python -m pip install --quiet "reconciler==${V}" && reconciler plan'}]}}}
+    assert installs(workflow) == ["--quiet", "reconciler==0.1.0"]
+
+
+CREDENTIAL_COMMANDS = {"apply", "status", "drift", "import"}
+
+
+def subcommand(args: list[str]) -> str:
+    """The command a `reconciler ARGS...` invocation runs (its global options skipped)."""
+    rest, globals_ = list(args), options_of(cli)
+    while rest:
+        token = rest.pop(0)
+        option = globals_.get(token.partition("=")[0])
+        if option is None:
+            return token
+        if not option.is_flag and "=" not in token and rest:
+            rest.pop(0)
+    return ""
+
+
+def secret_names(env: dict | None) -> list[str]:
+    return [name for name, value in (env or {}).items() if "secrets." in str(value)]
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_secrets_reach_only_the_steps_that_talk_to_the_destinations(path):
+    workflow = yaml.safe_load(path.read_text())
+    assert secret_names(workflow.get("env")) == [], "secrets in the workflow's environment"
+    for name, job in workflow["jobs"].items():
+        assert secret_names(job.get("env")) == [], f"secrets in the environment of job {name}"
+        for step in job.get("steps") or ():
+            if not secret_names(step.get("env")):
+                continue
+            run = step.get("run", "")
+            assert not PIP.search(run), f"{step.get('name')}: installs with secrets in its environment"
+            commands = command_lines(run)
+            used = {subcommand(args) for args in commands}
+            assert commands and used <= CREDENTIAL_COMMANDS, (
+                f"{step.get('name')}: secrets given to a step that runs {sorted(used) or 'no reconciler command'}")
