@@ -464,8 +464,8 @@ def providers(ctx: Context) -> None:
         ctx.echo(f"  key: {provider.key_field}   records: {', '.join(caps.records)}   update: {caps.update_mode}")
         ctx.echo(f"  delete: {caps.delete}")
         ctx.echo(f"  readable: {'yes' if caps.readable else 'no'}   asynchronous: {'yes' if caps.asynchronous else 'no'}")
-        ctx.echo(f"  auth: {', '.join(provider.auth_keys)}"
-                 + (f"   settings: {', '.join(provider.setting_keys)}" if provider.setting_keys else ""))
+        required = provider.settings_model.required()
+        ctx.echo(f"  auth: {', '.join(provider.auth_keys)}" + (f"   settings: {', '.join(required)}" if required else ""))
         scope = provider.limit_scope
         shared = ("" if scope is None else " (shared by every target at one base URL)" if not scope
                   else f" (shared by the targets with the same {' and '.join(scope)})")

@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import email.utils
+import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -85,6 +89,32 @@ def test_registry_has_the_five_providers():
         assert isinstance(cls.limits, Limits) and isinstance(cls.capabilities, Capabilities)
         assert cls.key_field and cls.auth_keys and cls.default_base_url.startswith("https://")
         assert __import__(cls.__module__, fromlist=["x"]).__doc__
+
+
+def test_importing_the_registry_or_the_planner_loads_no_provider_and_no_httpx():
+    code = ("import sys, reconciler.providers, reconciler.plan; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'httpx' or m.startswith('reconciler.providers.')))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "['reconciler.providers.base']"
+
+
+def test_no_provider_is_named_outside_its_folder_and_the_registry():
+    import reconciler
+
+    package = Path(reconciler.__file__).parent
+    names = re.compile("|".join(PROVIDERS))
+    # scaffold.py writes `reconciler init`'s example manifest, a target of one provider.
+    exempt = {Path("scaffold.py"), Path("apply/testing.py")}
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package)
+        if relative in exempt or relative.parts[0] == "providers" and len(relative.parts) > 2:
+            continue
+        text = path.read_text()
+        if relative == Path("providers/__init__.py"):  # the registry's list itself
+            text = re.sub(r"_REGISTRY: dict\[str, str\] = \{.*?\n\}", "", text, flags=re.S)
+        found += [f"{relative}:{n}: {line.strip()}" for n, line in enumerate(text.splitlines(), 1) if names.search(line)]
+    assert found == []
 
 
 def test_get_provider_unknown_is_a_config_error():

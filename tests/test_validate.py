@@ -155,3 +155,63 @@ def test_verbose_shows_traceback_otherwise_not(ws):
     assert quiet.exit_code == 1 and "Traceback" not in quiet.output
     loud = ws.run("-v", "validate")
     assert loud.exit_code == 1 and "Traceback" in loud.output
+
+
+def test_settings_typos_and_bad_values_are_located_errors(ws):
+    ws.write("targets.yaml", """\
+        targets:
+          bloom:
+            provider: bloomreach
+            auth: {key_id: k, key_secret: s}
+            settings: {project_id: p, catalog_id: c, update_mode: fulll, feilds: [title]}
+          meta:
+            provider: meta_catalog
+            auth: {access_token: x}
+            settings: {catalog_id: 1234567890, api_version: v21.0}
+          vtex:
+            provider: vtex_ads
+            auth: {app_id: a, api_key: k}
+            settings: {store: s1}
+        """)
+    ws.write("p.yaml", {"products": [product("A")]})
+    result = ws.run("validate")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    out = result.output
+    assert "manifests/targets.yaml:2: target 'bloom': settings.update_mode: Input should be 'full' or 'partial'" in out
+    assert "manifests/targets.yaml:2: target 'bloom': settings.feilds: unknown field" in out
+    assert "manifests/targets.yaml:10: target 'vtex': settings.store: unknown field" in out
+    assert "target 'meta'" not in out  # a numeric catalog id is read as text, as before
+
+
+def test_override_keys_a_provider_does_not_take_are_located_errors(ws):
+    ws.write("t.yaml", {"targets": {"meta-us": target("meta_catalog"), "vouch": target("voucherify"),
+                                    "bloom": target("bloomreach", settings={
+                                        "project_id": "p", "catalog_id": "c", "fields": ["title", "price"]}),
+                                    "open": target("bloomreach")}})
+    ws.write("p.yaml", """\
+        products:
+          - sku: A
+            name: n
+            description: d
+            url: u
+            image_url: i
+            brand: b
+            price: 1
+            currency: USD
+            metadata: {k: v}
+            overrides:
+              meta-us: {nmae: Special, color: red}
+              vouch: {metadata: {k: w}, name: x}
+              bloom: {titel: x}
+              open: {anything: goes}
+        """)
+    result = ws.run("validate")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    out = result.output
+    assert ("manifests/p.yaml:2: sku A: overrides.meta-us: meta_catalog has no field 'nmae' "
+            "(did you mean 'name'?)") in out
+    assert "overrides.meta-us: meta_catalog has no field 'color'" not in out  # a documented Meta field
+    assert "manifests/p.yaml:2: sku A: overrides.vouch: voucherify has no field 'name' (it takes metadata)" in out
+    assert "manifests/p.yaml:2: sku A: overrides.bloom: bloomreach has no field 'titel' (did you mean 'title'?)" in out
+    assert "overrides.open" not in out  # a catalog without settings.fields defines its own properties
+    assert "Error: 3 manifest errors:" in out

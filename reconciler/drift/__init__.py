@@ -7,8 +7,8 @@ paced, retried) and one comparison (``reconciler.drift.compare``):
   differ from the state (which fields, state value and remote value), the items the
   state holds that are missing remotely, and the remote items the state does not
   know; plus manifests versus state (the counts of the plan ``build_plan`` makes:
-  pending changes, not drift). A provider that cannot be read (``vtex_ads``,
-  ``venddor``) gets manifests versus state only, and says so.
+  pending changes, not drift). A target whose provider cannot be read gets
+  manifests versus state only, and says so.
 * :func:`refresh_state` (``reconciler plan --refresh``): an in-memory copy of the
   state, same lineage and serial, with the drift folded in (an item changed remotely
   carries the remote values of the drifted fields; an item missing remotely is
@@ -20,8 +20,8 @@ paced, retried) and one comparison (``reconciler.drift.compare``):
   is not all creates. The item key is the sku for every readable provider. An item
   already in the state is overwritten with the remote truth (and counted so); one
   whose payload already matches is left untouched. Where another system may own
-  fields (Bloomreach partial mode, Voucherify metadata) only the fields that are
-  ours are adopted (see :mod:`reconciler.drift.compare`).
+  fields (an API that merges properties or metadata) only the fields that are ours
+  are adopted (see :mod:`reconciler.drift.compare`).
 
 Credentials are resolved with ``reconciler.credentials.resolve`` and never shown:
 every message from a read is redacted of them.
@@ -34,7 +34,7 @@ every message from a read is redacted of them.
      "summary": {"changed": 1, "missing": 1, "unknown": 1},
      "targets": {
        "meta-us": {
-         "provider": "meta_catalog", "readable": true, "error": null, "note": null,
+         "provider": "…", "readable": true, "error": null, "note": null,
          "summary": {"remote": 3, "state": 3, "in_sync": 1,
                      "changed": 1, "missing": 1, "unknown": 1},
          "changed": [{"sku": "A-1", "key": "A-1", "record": "product",
@@ -46,16 +46,16 @@ every message from a read is redacted of them.
          "unknown": [{"key": "Z-9", "record": "product", "remote": {…}}],
          "pending": {"create": 0, "update": 2, "delete": 0, "unchanged": 1},
          "pending_jobs": 0},
-       "vtex": {"provider": "vtex_ads", "readable": false, "error": null,
-                "note": "vtex_ads cannot be read: …", "summary": null,
+       "ads": {"provider": "…", "readable": false, "error": null,
+                "note": "… cannot be read: …", "summary": null,
                 "changed": [], "missing": [], "unknown": [],
                 "pending": {"create": 1, "update": 0, "delete": 0, "unchanged": 0},
                 "pending_jobs": 0}}}
 
 ``note`` says why a target was not compared (not readable), or what its comparison
-could not see (a listing that stops short: Bloomreach lists 1,001 items at most, the
-state's other items are read one by one, and unknown items past the listing are not
-found). ``kind`` is seen from the remote: ``added`` = only the remote holds the field,
+could not see (a listing that stops short, as an API that lists only so many items:
+the state's other items are read one by one, and unknown items past the listing are
+not found). ``kind`` is seen from the remote: ``added`` = only the remote holds the field,
 ``removed`` = only the state does. ``pending`` is manifests versus state (``null``
 when the manifests could not be planned); ``pending_jobs`` counts asynchronous jobs
 not settled yet (their items may still change remotely: ``reconciler status``).

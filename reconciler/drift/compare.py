@@ -1,39 +1,34 @@
 """Comparing what a destination holds with what the state says it confirmed.
 
-Both payloads are in the mapping's shape (the providers' ``decode_read`` converts what
-the API returns: Meta's prices to integer minor units, Bloomreach's ``properties``,
-Voucherify's ``{source_id, metadata}``). Before comparing, both sides are normalised
-for what an API legitimately returns differently:
+Both payloads are in the mapping's shape (each provider's ``decode_read`` converts what
+its API returns). Before comparing, both sides are normalised for what an API
+legitimately returns differently:
 
-* a field or nested key holding ``null`` is absent (Bloomreach and Voucherify blank by
-  ``null``; Voucherify cannot remove a metadata key, only null it);
-* for ``meta_catalog``, ``""`` and ``[]`` are absent too (an empty string is how a
-  Meta field is unset, and the Graph API omits unset fields);
+* a field or nested key holding ``null`` is absent (APIs that blank or "delete" by
+  ``null`` read it back so);
+* then the provider's ``normalise_read`` (for instance: an API that unsets a field
+  with ``""`` and omits unset fields reads ``""`` as absent);
 * numbers compare by value (``8`` equals ``8.0``), booleans only with booleans.
 
-Whatever differs after that is drift, field by field (a nested object, such as
-Voucherify's ``metadata``, key by key: ``metadata.season``), except:
+Whatever differs after that is drift, field by field (a nested object, such as a
+``metadata`` object, key by key: ``metadata.season``), except:
 
 * a target's ``ignore_fields`` (top-level names, or dotted paths such as
   ``metadata.season``) are never compared;
 * fields the remote holds that the state does not, where another system may own
-  them: Bloomreach in ``partial`` update mode merges properties, so a property is
-  ours only if our mapping can produce it (the default property names, or those of
-  ``settings.fields``); Voucherify merges metadata, so a metadata key the state never
-  held is not ours. For Meta (the read asks only for mapped fields) and Bloomreach in
-  ``full`` mode (a full replace owns every property) every extra field is drift.
+  them: the provider's ``ownership(target)`` says which of those are ours (an API
+  that merges fields, rather than replacing the item, shares it with other writers).
+  By default every field is ours, so every extra field is drift.
 """
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Iterator, Literal
 
 from reconciler.manifest.models import Target
-
-Path = tuple[str, ...]
-BLOOMREACH_PROPERTIES = ("title", "url", "image", "price", "brand", "category", "availability",
-                         "description", "stock")
+from reconciler.providers import get_provider
+from reconciler.providers.base import FieldPath as Path, Provider
 
 
 @dataclass(frozen=True)
@@ -65,11 +60,8 @@ def _drop_nulls(value: Any) -> Any:
     return value
 
 
-def normalise(provider: str, payload: dict) -> dict:
-    payload = _drop_nulls(payload or {})
-    if provider == "meta_catalog":
-        payload = {k: v for k, v in payload.items() if v != "" and v != []}
-    return payload
+def normalise(provider: type[Provider], payload: dict) -> dict:
+    return provider.normalise_read(_drop_nulls(payload or {}))
 
 
 def same_value(a: Any, b: Any) -> bool:
@@ -85,26 +77,6 @@ def same_value(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
-def mapped_properties(target: Target) -> set[str]:
-    """The Bloomreach property names our mapping can produce for this target."""
-    fields = target.settings.get("fields")
-    if isinstance(fields, dict):
-        return {str(v) for v in fields.values() if v}
-    if isinstance(fields, list):
-        return {str(v) for v in fields}
-    return set(BLOOMREACH_PROPERTIES)
-
-
-def ownership(target: Target) -> Callable[[Path], bool]:
-    """Whether a field only the remote holds is ours (so its presence is drift)."""
-    if target.provider == "bloomreach" and (target.settings.get("update_mode") or "partial") == "partial":
-        names = mapped_properties(target)
-        return lambda path: len(path) > 1 or path[0] in names
-    if target.provider == "voucherify":
-        return lambda path: len(path) == 1
-    return lambda path: True
-
-
 def _ignored(path: Path, ignore: frozenset[str]) -> bool:
     return any(".".join(path[: i + 1]) in ignore for i in range(len(path)))
 
@@ -113,9 +85,9 @@ class Comparer:
     """Compares payloads of one target (its provider, ignore_fields and ownership)."""
 
     def __init__(self, target: Target):
-        self.provider = target.provider
+        self.provider = get_provider(target.provider)
         self.ignore = frozenset(target.ignore_fields)
-        self.owned = ownership(target)
+        self.owned = self.provider.ownership(target)
 
     def diff(self, state_payload: dict, remote_payload: dict) -> list[FieldDrift]:
         state = normalise(self.provider, state_payload)
@@ -139,11 +111,9 @@ class Comparer:
                 yield FieldDrift(path, "added", None, remote[name])
 
     def expected_absent(self, state_payload: dict) -> bool:
-        """A state item that a read legitimately does not list: Voucherify lists only
-        products with metadata, so one whose metadata is all null reads as absent."""
-        if self.provider != "voucherify":
-            return False
-        return not normalise(self.provider, state_payload).get("metadata")
+        """A state item that a read legitimately does not list (an API that lists only
+        items holding something, such as metadata that was all nulled)."""
+        return self.provider.reads_as_absent(normalise(self.provider, state_payload))
 
     def adoptable(self, remote_payload: dict, *known: dict | None) -> dict:
         """The part of a remote payload that is ours to adopt into the state: where
@@ -153,12 +123,7 @@ class Comparer:
         known_payloads = [p for p in known if p]
         if not known_payloads:
             return remote_payload
-        if self.provider == "voucherify":
-            keys = {k for p in known_payloads for k in (p.get("metadata") or {})}
-            metadata = {k: v for k, v in (remote_payload.get("metadata") or {}).items() if k in keys}
-            return {**remote_payload, "metadata": metadata}
-        names = {k for p in known_payloads for k in p}
-        return {k: v for k, v in remote_payload.items() if k in names or self.owned((k,))}
+        return self.provider.adoptable(remote_payload, known_payloads, self.owned)
 
 
 def fold(state_payload: dict, drifts: list[FieldDrift]) -> dict:

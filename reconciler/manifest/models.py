@@ -11,9 +11,10 @@ import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from reconciler.manifest.currencies import CODES as CURRENCY_CODES
+from reconciler.providers import get_provider
 
 TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 Availability = Literal["in stock", "out of stock", "preorder", "available for order", "discontinued"]
@@ -108,6 +109,14 @@ class Target(BaseModel):
     def _name_shape(cls, value: str) -> str:
         if not TARGET_NAME.match(value):
             raise ValueError(f"target name {value!r} must match [a-z0-9][a-z0-9_-]*")
+        return value
+
+    @field_validator("settings")
+    @classmethod
+    def _provider_settings(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """Unknown keys and bad values, by the provider's settings model."""
+        if "provider" in info.data:
+            get_provider(info.data["provider"]).settings_model.check(value)
         return value
 
     def wants(self, product: Product) -> bool:

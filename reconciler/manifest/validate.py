@@ -12,11 +12,12 @@ from reconciler.providers import get_provider
 
 
 def check_targets(manifests: Manifests) -> None:
-    """Settings and auth keys each target's provider needs (values are not resolved)."""
+    """Settings and auth keys each target's provider needs (values are not resolved;
+    unknown settings and bad values are refused when the target loads)."""
     for name, target in manifests.targets.items():
         where = manifests.target_locations[name]
         provider = get_provider(target.provider)
-        for key in provider.setting_keys:
+        for key in provider.settings_model.required():
             if key not in target.settings:
                 manifests.problems.append(where.problem(f"target {name!r}: settings.{key} is required by {target.provider}"))
         for key in provider.auth_keys:

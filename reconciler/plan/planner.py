@@ -122,15 +122,19 @@ class _TargetPlanner:
 
 class _Scan:
     """Feeds every valid product to the planners and checks what spans products: a
-    sku defined twice, and two products with the same key at one target (Venddor's
-    key is the GTIN, which two products could share)."""
+    sku defined twice, and two products with the same key at one target whose
+    provider keys items on another field than the sku (a GTIN, which two products
+    could share)."""
 
     def __init__(self, manifests: Manifests, planners: dict[str, _TargetPlanner | _Checker], evaluator: Evaluator):
         self.planners = planners
         self.evaluator = evaluator
         self.problems = manifests.problems
         self.seen: dict[str, tuple[str, int]] = {}
-        self.keyed = {name: {} for name, t in manifests.targets.items() if t.provider == "venddor"}
+        # {target: the product field its items are keyed on}, where that is not the sku
+        self.key_sources = {name: source for name, t in manifests.targets.items()
+                            if (source := get_provider(t.provider).key_source) != "sku"}
+        self.keyed: dict[str, dict[str, str]] = {name: {} for name in self.key_sources}
         self.count = 0
 
     def product(self, evaluated: Evaluated) -> None:
@@ -151,7 +155,8 @@ class _Scan:
             if name in self.keyed:
                 other = self.keyed[name].setdefault(key, sku)
                 if other != sku:
-                    self.problems.append(Problem(file, line, sku, f"target {name}: gtin {key} is also the key of sku {other}"))
+                    self.problems.append(Problem(file, line, sku, f"target {name}: {self.key_sources[name]} {key} "
+                                                                  f"is also the key of sku {other}"))
                     continue
             self.planners[name].add(sku, key, record, body, digest)
 

@@ -1,11 +1,11 @@
 """The product stream the planner consumes: per-product work, in parallel when large.
 
 For each product, :class:`Evaluator` does everything that needs only that product:
-validate it, route it to targets, check what each target's API requires, map it to
-payloads and digest them. That is most of a plan's cost, so for large JSONL files it
-runs in worker processes, on chunks of lines, while the main process checks what
-needs every product (duplicate skus and keys) in file order and compares digests
-with the state. Results come back in order, so a parallel plan equals a sequential one.
+validate it, route it to targets, check what each target's API requires (and the
+fields its overrides set), map it to payloads and digest them. That is most of a
+plan's cost, so for large JSONL files it runs in worker processes, on chunks of
+lines, while the main process checks what needs every product (duplicate skus and
+keys) in file order and compares digests with the state. Results come back in order, so a parallel plan equals a sequential one.
 
 A product of a YAML, JSON or CSV file comes out as ``(sku, file, line, problems,
 entries)`` where an entry is ``(target, key, record, body, digest)``: ``body`` is the
@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from reconciler.errors import Problem
 from reconciler.manifest.loader import Location, Manifests, csv_products, parse_product
 from reconciler.manifest.models import Product, Target
-from reconciler.mapping import canonical, item_key, missing_fields, records
+from reconciler.mapping import canonical, item_key, missing_fields, records, unknown_overrides
 from reconciler.state.store import digest_of
 
 Entry = tuple[str, str, str, bytes, bytes]
@@ -74,6 +74,7 @@ class Evaluator:
     def __init__(self, targets: dict[str, Target], names: Iterable[str], planned: Iterable[str],
                  digests: Mapping[str, Mapping[tuple[str, str], bytes]] | None = None):
         self.targets = tuple(targets.values())
+        self.by_name = dict(targets)
         self.known = frozenset(names)
         self.planned = frozenset(planned)
         self.ignore = {t.name: tuple(t.ignore_fields) for t in self.targets}
@@ -99,6 +100,10 @@ class Evaluator:
             unknown = [n for n in (*(product.targets or ()), *(product.overrides or ())) if n not in self.known]
             if unknown:
                 problems.append(Problem(file, number, sku, f"unknown target {', '.join(map(repr, unknown))}"))
+            for name, fields in (product.overrides or {}).items():
+                if name in self.by_name:
+                    problems.extend(Problem(file, number, sku, message)
+                                    for message in unknown_overrides(self.by_name[name], fields))
         entries = []
         for target in self.targets:
             if not target.wants(product):

@@ -12,6 +12,15 @@ wire:
 * ``read_request(cursor)`` / ``decode_read(response)`` where the remote catalog can be
   read.
 
+and, on the manifest side (class-level: planning needs no credentials), what a product
+becomes there: ``records(product, target)`` (its default mapping), ``required_fields``
+and ``product_problems`` (what the API requires of a product), ``key_source`` (the
+product field that is the item key), ``settings_model`` (its ``settings:``, validated
+when manifests load) and ``overridable(target)`` (the fields ``overrides:`` may set).
+Readable providers may also say how their reads differ from what was sent
+(``normalise_read``, ``ownership``, ``reads_as_absent``, ``adoptable``: see
+``reconciler.drift.compare``).
+
 Everything else (batching by items and bytes, rate windows, requests in flight,
 retries with backoff, splitting, polling loops, recording) lives once, in
 ``reconciler.apply``. Providers never touch the network or the state themselves.
@@ -24,12 +33,19 @@ delete-by-update, ...).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, ClassVar, Hashable, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Collection, Hashable, Literal, Mapping, Sequence
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from reconciler.errors import ApplyError
 
-if TYPE_CHECKING:  # the interface names httpx's types; only the engine imports httpx
+if TYPE_CHECKING:  # the interface names these types; importing it loads neither
     import httpx
+
+    from reconciler.manifest.models import Product, Target
+
+Payloads = dict[str, dict[str, Any]]   # {record kind: payload}
+FieldPath = tuple[str, ...]            # a field of a payload, nested: ("metadata", "season")
 
 Action = Literal["create", "update", "delete"]
 OutcomeStatus = Literal["applied", "rejected", "retry", "split", "pending"]
@@ -40,10 +56,10 @@ class Limits:
     """Documented limits of one destination; ``None`` means the API documents none.
 
     ``max_requests_per_window`` / ``window_seconds`` is a strict sliding window over
-    every *write* request of a target (all write endpoints of a provider share it, as
-    Bloomreach's bulk endpoints do). The window and ``max_in_flight`` are shared by
-    every target with the same :attr:`Provider.limit_scope` (Meta's and Bloomreach's
-    windows are per catalog). A target's ``limits:`` may only lower these.
+    every *write* request of a target (all write endpoints of a provider share it).
+    The window and ``max_in_flight`` are shared by every target with the same
+    :attr:`Provider.limit_scope` (a window per catalog, where an API documents it
+    so). A target's ``limits:`` may only lower these.
     """
 
     max_items_per_request: int | None = None
@@ -178,6 +194,30 @@ class ReadError(ApplyError):
         self.retry_after = retry_after
 
 
+class ProviderSettings(BaseModel):
+    """A provider's ``settings:``. Subclasses declare the settings as fields (a field
+    without a default is required); a key that is not a field is an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+    @classmethod
+    def required(cls) -> tuple[str, ...]:
+        return tuple(name for name, info in cls.model_fields.items() if info.is_required())
+
+    @classmethod
+    def check(cls, settings: Mapping[str, Any]) -> None:
+        """Raise the ValidationError of unknown keys and bad values. A missing required
+        setting is not raised here: ``reconciler.manifest.validate`` reports it by name."""
+        try:
+            cls.model_validate(settings)
+        except ValidationError as exc:
+            errors = [e for e in exc.errors() if not (e["type"] == "missing" and len(e["loc"]) == 1)]
+            if errors:
+                raise ValidationError.from_exception_data(exc.title, [
+                    {"type": e["type"], "loc": e["loc"], "input": e["input"], **({"ctx": e["ctx"]} if "ctx" in e else {})}
+                    for e in errors]) from None
+
+
 class Provider:
     """Base class of every provider. Subclasses set the class attributes and
     implement the methods; a provider instance is bound to one target."""
@@ -187,7 +227,7 @@ class Provider:
     limits: ClassVar[Limits]
     capabilities: ClassVar[Capabilities]
     auth_keys: ClassVar[tuple[str, ...]]      # required keys of a target's ``auth:``
-    setting_keys: ClassVar[tuple[str, ...]] = ()  # required keys of ``settings:``
+    settings_model: ClassVar[type[ProviderSettings]] = ProviderSettings  # default: no settings
     # The settings that name what the rate window and the in-flight cap count: targets
     # of this provider at one base URL with equal values share them (``()``: all such
     # targets). None: each target has its own.
@@ -195,6 +235,54 @@ class Provider:
     default_base_url: ClassVar[str]
     # Its sandbox simulator, as "module:Class" (loaded only by the sandbox).
     simulator: ClassVar[str | None] = None
+    key_source: ClassVar[str] = "sku"  # the product field whose value is the item key
+    required_fields: ClassVar[tuple[str, ...]] = ()  # product fields the API requires
+    override_fields: ClassVar[Collection[str] | None] = None  # None: any field
+
+    # -- the manifest side ---------------------------------------------------------
+    @staticmethod
+    def records(product: "Product", target: "Target") -> Payloads:
+        """The default mapping: ``{record kind: payload}`` of one product at a target
+        (plain JSON values, absent fields omitted)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def product_problems(product: "Product", target: "Target") -> list[str]:
+        """What else the API refuses of this product, beyond ``required_fields``, each
+        as a phrase such as ``"requires brand or gtin"``."""
+        return []
+
+    @classmethod
+    def overridable(cls, target: "Target") -> Collection[str] | None:
+        """The payload fields a product's ``overrides:`` may set at this target
+        (``None``: any field)."""
+        return cls.override_fields
+
+    # -- reading back (see reconciler.drift.compare) --------------------------------
+    @staticmethod
+    def normalise_read(payload: dict) -> dict:
+        """A payload (as sent, or as read) without what the API returns differently
+        for the same content (null fields are dropped before this)."""
+        return payload
+
+    @staticmethod
+    def ownership(target: "Target") -> Callable[[FieldPath], bool]:
+        """Whether a field that only the remote holds is ours, so its presence is drift
+        (a field another system may own is not)."""
+        return lambda path: True
+
+    @staticmethod
+    def reads_as_absent(payload: dict) -> bool:
+        """Whether an item the state holds with this (normalised) payload is legitimately
+        not listed by a read."""
+        return False
+
+    @staticmethod
+    def adoptable(remote: dict, known: Sequence[dict], owned: Callable[[FieldPath], bool]) -> dict:
+        """The part of a remote payload that ``import`` adopts, given the payloads the
+        manifests or the state already hold for the item: their fields and ours."""
+        names = {k for payload in known for k in payload}
+        return {k: v for k, v in remote.items() if k in names or owned((k,))}
 
     def __init__(self, settings: Mapping[str, Any], credentials: Mapping[str, str]):
         self.settings = dict(settings)

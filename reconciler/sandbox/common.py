@@ -59,7 +59,7 @@ class SandboxConfig:
     """How the simulators behave.
 
     ``port``: first port (one per provider, in registry order); 0 = an ephemeral port each.
-    ``time_scale``: multiplies every rate window (0.001 makes Meta's hour 3.6 s).
+    ``time_scale``: multiplies every rate window (0.001 makes an hour's window 3.6 s).
     ``fault_rate``: share of write requests that get an injected fault.
     ``read_fault_rate``: share of read requests (listings, job status) that get one.
     ``seed``: seed of the fault draws.

@@ -1,10 +1,13 @@
 """Bloomreach Engagement: the provider as declared data (limits, capabilities, auth),
-assembled from its folder: ``wire`` (requests and answers), ``reads`` (reading the
-catalog back, a page or an item at a time) and ``simulator`` (its sandbox)."""
+assembled from its folder: ``settings``, ``mapping`` (what a product becomes), ``wire``
+(requests and answers), ``reads`` (reading the catalog back, a page or an item at a
+time) and ``simulator`` (its sandbox)."""
 from __future__ import annotations
 
 from reconciler.providers.base import Capabilities, Limits
+from reconciler.providers.bloomreach import mapping
 from reconciler.providers.bloomreach.reads import Reads
+from reconciler.providers.bloomreach.settings import Settings
 
 
 class Bloomreach(Reads):
@@ -21,7 +24,10 @@ class Bloomreach(Reads):
         item_reads=True,
     )
     auth_keys = ("key_id", "key_secret")
-    setting_keys = ("project_id", "catalog_id")
     limit_scope = ("project_id", "catalog_id")
     default_base_url = "https://api.exponea.com"
     simulator = "reconciler.providers.bloomreach.simulator:BloomreachSimulator"
+    settings_model = Settings
+    records = staticmethod(mapping.records)
+    product_problems = staticmethod(mapping.problems)
+    overridable = staticmethod(mapping.overridable)

@@ -1,16 +1,22 @@
 """Reading a Bloomreach catalog back: the documented ``count``/``skip`` listing, which
 stops at count + skip ≤ 1001; past that the listing is incomplete (``Page.incomplete``),
 and items are read one by one with ``GET …/items/{item_id}`` (drift does so for the
-items of the state)."""
+items of the state).
+
+In ``partial`` update mode properties are merged, so another system may own some: a
+property only the remote holds is ours only if our mapping can produce it. In ``full``
+mode a replace owns every property."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import quote
 
 import httpx
 
 from reconciler.providers._common import read_body
-from reconciler.providers.base import Page, Request
+from reconciler.manifest.models import Target
+from reconciler.providers.base import FieldPath, Page, Request
+from reconciler.providers.bloomreach.mapping import mapped_properties
 from reconciler.providers.bloomreach.wire import Wire, flatten
 
 READ_PAGE = 1000
@@ -31,6 +37,13 @@ def _errors_text(body: Any) -> str | None:
 
 class Reads(Wire):
     """Bloomreach reads (the declared data is in the package)."""
+
+    @staticmethod
+    def ownership(target: Target) -> Callable[[FieldPath], bool]:
+        if (target.settings.get("update_mode") or "partial") == "full":
+            return lambda path: True
+        names = mapped_properties(target)
+        return lambda path: len(path) > 1 or path[0] in names
 
     def read_request(self, cursor: str | None) -> Request:
         """``GET …/items?count=&skip=``; the cursor is the next ``skip``."""

@@ -1,9 +1,12 @@
 """Meta (Facebook) Catalog: the provider as declared data (limits, capabilities, auth),
-assembled from its folder: ``wire`` (requests, answers, polling), ``reads`` (reading the
-catalog back) and ``simulator`` (its sandbox)."""
+assembled from its folder: ``settings``, ``mapping`` (what a product becomes), ``wire``
+(requests, answers, polling), ``reads`` (reading the catalog back) and ``simulator``
+(its sandbox)."""
 from __future__ import annotations
 
 from reconciler.providers.base import Capabilities, Limits
+from reconciler.providers.meta_catalog import mapping
+from reconciler.providers.meta_catalog.settings import Settings
 from reconciler.providers.meta_catalog.reads import Reads
 
 
@@ -19,7 +22,11 @@ class MetaCatalog(Reads):
         asynchronous=True,
     )
     auth_keys = ("access_token",)
-    setting_keys = ("catalog_id", "api_version")
     limit_scope = ("catalog_id",)
     default_base_url = "https://graph.facebook.com"
     simulator = "reconciler.providers.meta_catalog.simulator:MetaCatalogSimulator"
+    settings_model = Settings
+    required_fields = mapping.REQUIRED
+    override_fields = mapping.OVERRIDE_FIELDS
+    records = staticmethod(mapping.records)
+    product_problems = staticmethod(mapping.problems)

@@ -1,6 +1,7 @@
 """Reading a Meta catalog back, a page at a time:
 ``GET /{v}/{catalog_id}/products?limit=1000&fields=...&after=cursor``. Payloads come
-back in the mapping's shape (prices in minor units)."""
+back in the mapping's shape (prices in minor units). The read asks only for mapped
+fields, so every field it returns is ours (drift reports any the state lacks)."""
 from __future__ import annotations
 
 import re
@@ -25,6 +26,12 @@ class Reads(Wire):
     """Meta Catalog reads (the declared data is in the package)."""
 
     read_page_size = 1000
+
+    @staticmethod
+    def normalise_read(payload: dict) -> dict:
+        """``""`` and ``[]`` are absent: an empty string is how a Meta field is unset,
+        and the Graph API omits unset fields."""
+        return {k: v for k, v in payload.items() if v != "" and v != []}
 
     def read_request(self, cursor: str | None) -> Request:
         params = {"limit": str(self.read_page_size), "fields": ",".join(READ_FIELDS)}

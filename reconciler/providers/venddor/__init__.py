@@ -1,8 +1,10 @@
 """Venddor: the provider as declared data (limits, capabilities, auth), assembled from
-its folder: ``wire`` (requests and answers) and ``simulator`` (its sandbox)."""
+its folder: ``mapping`` (what a product becomes), ``wire`` (requests and answers) and
+``simulator`` (its sandbox)."""
 from __future__ import annotations
 
 from reconciler.providers.base import Capabilities, Limits
+from reconciler.providers.venddor import mapping
 from reconciler.providers.venddor.wire import Wire
 
 
@@ -18,8 +20,11 @@ class Venddor(Wire):
         asynchronous=False,
     )
     auth_keys = ("username", "password")
-    setting_keys = ()
     # apidoc.venddor.com.br gives the base as https://www.venddor.com.br/api; the
     # documented path /api/products/ is appended to the part before it.
     default_base_url = "https://www.venddor.com.br"
     simulator = "reconciler.providers.venddor.simulator:VenddorSimulator"
+    key_source = "gtin"  # two products could share one: the planner checks
+    required_fields = mapping.REQUIRED
+    override_fields = mapping.OVERRIDE_FIELDS
+    records = staticmethod(mapping.records)

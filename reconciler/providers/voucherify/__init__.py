@@ -1,9 +1,10 @@
 """Voucherify: the provider as declared data (limits, capabilities, auth), assembled
-from its folder: ``wire`` (requests, answers, polling), ``reads`` (reading the catalog
-back) and ``simulator`` (its sandbox)."""
+from its folder: ``mapping`` (what a product becomes), ``wire`` (requests, answers,
+polling), ``reads`` (reading the catalog back) and ``simulator`` (its sandbox)."""
 from __future__ import annotations
 
 from reconciler.providers.base import Capabilities, Limits
+from reconciler.providers.voucherify import mapping
 from reconciler.providers.voucherify.reads import Reads
 
 
@@ -19,6 +20,8 @@ class Voucherify(Reads):
         asynchronous=True,
     )
     auth_keys = ("app_id", "app_token")
-    setting_keys = ()
     default_base_url = "https://api.voucherify.io"
     simulator = "reconciler.providers.voucherify.simulator:VoucherifySimulator"
+    required_fields = mapping.REQUIRED
+    override_fields = mapping.OVERRIDE_FIELDS
+    records = staticmethod(mapping.records)

@@ -1,8 +1,10 @@
 """VTEX Ads: the provider as declared data (limits, capabilities, auth), assembled from
-its folder: ``wire`` (requests and answers) and ``simulator`` (its sandbox)."""
+its folder: ``mapping`` (what a product becomes), ``wire`` (requests and answers) and
+``simulator`` (its sandbox)."""
 from __future__ import annotations
 
 from reconciler.providers.base import Capabilities, Limits
+from reconciler.providers.vtex_ads import mapping
 from reconciler.providers.vtex_ads.wire import Wire
 
 
@@ -19,8 +21,11 @@ class VtexAds(Wire):
         local_deletes=("product",),
     )
     auth_keys = ("app_id", "api_key")
-    setting_keys = ()
     # "3 simultaneous requests" does not say per what: every target at one URL shares them.
     limit_scope = ()
     default_base_url = "https://api.ads.vtex.com"
     simulator = "reconciler.providers.vtex_ads.simulator:VtexAdsSimulator"
+    required_fields = mapping.REQUIRED
+    override_fields = mapping.OVERRIDE_FIELDS
+    records = staticmethod(mapping.records)
+    product_problems = staticmethod(mapping.problems)
