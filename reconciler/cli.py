@@ -18,9 +18,11 @@ import click
 import orjson
 
 from reconciler.errors import ReconcilerError, StateError
+from reconciler.global_options import hoist
 from reconciler.plan import Plan, build_plan
 from reconciler.plan import file as plan_file
 from reconciler.plan.render import chunks
+from reconciler.with_sandbox import serve as with_sandbox_serve
 from reconciler.workspace import Workspace
 
 # The distribution (pip's name); the command and the import name are `reconciler`.
@@ -58,7 +60,13 @@ pass_context = click.make_pass_decorator(Context)
 
 
 class ReconcilerGroup(click.Group):
-    """Turns library errors into one clear message and exit code 1."""
+    """Turns library errors into one clear message and exit code 1; at the root, takes
+    the global options after the subcommand too (see :mod:`reconciler.global_options`)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if ctx.parent is None:
+            args = hoist(self, ctx, args)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -84,10 +92,13 @@ class ReconcilerGroup(click.Group):
 @click.option("--with-sandbox", is_flag=True,
               help="Run the local simulators (`reconciler sandbox`) on 127.0.0.1 from port 8700 (one port per "
                    "provider) during this command only (their catalogs and jobs end with it).")
+@click.option("--sandbox-port", type=click.IntRange(min=0, max=65535), default=8700, show_default=True,
+              help="With --with-sandbox: first port (0: any free ports). Targets at the default addresses "
+                   "(127.0.0.1:8700 onwards) are pointed at these simulators for this command.")
 @click.version_option(None, "-V", "--version", package_name=DISTRIBUTION, prog_name="reconciler")
 @click.pass_context
 def cli(ctx: click.Context, root: str, manifests: str | None, state: str | None, no_color: bool, verbose: bool,
-        with_sandbox: bool) -> None:
+        with_sandbox: bool, sandbox_port: int) -> None:
     """Declarative, desired-state reconciler for product catalogs.
 
     \b
@@ -96,16 +107,15 @@ def cli(ctx: click.Context, root: str, manifests: str | None, state: str | None,
         reconciler plan --format markdown
         reconciler apply --auto-approve
         reconciler --with-sandbox apply --auto-approve   # the example workspace
+        reconciler plan --no-color -C shop               # global options go anywhere
     """
     color = wants_color(no_color)
-    ctx.obj = Context(Workspace.at(root, manifests, state), color, verbose)
+    workspace = Workspace.at(root, manifests, state)
     if with_sandbox:
-        from reconciler.sandbox import Sandbox, SandboxConfig, port_range
-
-        try:
-            ctx.with_resource(Sandbox(SandboxConfig(port=8700)))
-        except OSError as exc:
-            raise ReconcilerError(f"cannot start the sandbox on ports {port_range(8700)}: {exc}") from None
+        workspace = with_sandbox_serve(ctx, workspace, sandbox_port)
+    elif ctx.get_parameter_source("sandbox_port") is not click.core.ParameterSource.DEFAULT:
+        raise click.UsageError("--sandbox-port is for --with-sandbox")
+    ctx.obj = Context(workspace, color, verbose)
 
 
 def wants_color(no_color: bool, stream=None) -> bool:
@@ -121,9 +131,11 @@ def main() -> None:
 # -- init / validate -----------------------------------------------------------------------
 @cli.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False))
+@click.option("--force", is_flag=True, help="Write the example even where a workspace exists (says what first).")
 @pass_context
-def init(ctx: Context, directory: str) -> None:
-    """Scaffold a workspace with an example manifest.
+def init(ctx: Context, directory: str, force: bool) -> None:
+    """Scaffold a workspace with an example manifest. In an existing workspace it says
+    what it would overwrite, and does it only with --force.
 
     \b
     Example:
@@ -131,8 +143,8 @@ def init(ctx: Context, directory: str) -> None:
     """
     from reconciler.scaffold import scaffold
 
-    for path in scaffold(Path(directory)):
-        ctx.echo(f"created {path}")
+    for done, path in scaffold(Path(directory), force=force):
+        ctx.echo(f"{done} {path}")
     ctx.echo(f"\nNext: `reconciler -C {directory} plan`, then apply it to the local simulators:\n"
              f"  META_TOKEN=sandbox-token reconciler -C {directory} --with-sandbox apply --auto-approve")
 

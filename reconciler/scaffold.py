@@ -32,16 +32,38 @@ products:
 GITIGNORE = "state/*.db\nstate/*.db-*\n*.plan\n"
 
 
-def scaffold(directory: Path) -> list[Path]:
-    manifest = directory / "manifests" / "catalog.yaml"
-    if manifest.exists() or (directory / "manifests").is_dir() and any((directory / "manifests").iterdir()):
-        raise ReconcilerError(f"{directory / 'manifests'} already has manifests; not overwriting them")
+def scaffold(directory: Path, force: bool = False) -> list[tuple[str, Path]]:
+    """Write the example workspace into ``directory``: ``(what was done, path)`` pairs.
+
+    A directory that already has manifests is a workspace: without ``force`` nothing is
+    written and the error says what would be overwritten or added to. ``.gitignore`` is
+    never overwritten; the lines it lacks are appended."""
+    manifests = directory / "manifests"
+    manifest = manifests / "catalog.yaml"
+    others = sorted(p for p in manifests.rglob("*") if p.is_file() and p != manifest) if manifests.is_dir() else []
+    if not force and (manifest.exists() or others):
+        would = []
+        if manifest.exists():
+            would.append(f"overwrite {manifest}")
+        if others:
+            shown = ", ".join(str(p.relative_to(manifests)) for p in others[:5])
+            more = f" and {len(others) - 5} more" if len(others) > 5 else ""
+            would.append(f"add the example target and product to the {len(others)} other file(s) of "
+                         f"{manifests} ({shown}{more}), which stay")
+        raise ReconcilerError(f"{directory} is already a workspace: init would {'; and '.join(would)}. "
+                              f"Run `reconciler init --force {directory}` to do so.")
+    done = [("overwrote" if manifest.exists() else "created", manifest)]
     manifest.parent.mkdir(parents=True, exist_ok=True)
     (directory / "state").mkdir(exist_ok=True)
     manifest.write_text(EXAMPLE)
-    created = [manifest]
     ignore = directory / ".gitignore"
     if not ignore.exists():
         ignore.write_text(GITIGNORE)
-        created.append(ignore)
-    return created
+        done.append(("created", ignore))
+    else:
+        text = ignore.read_text()
+        missing = [line for line in GITIGNORE.splitlines() if line not in text.splitlines()]
+        if missing:
+            ignore.write_text(text + ("" if not text or text.endswith("\n") else "\n") + "\n".join(missing) + "\n")
+            done.append(("updated", ignore))
+    return done

@@ -43,11 +43,12 @@ def test_init_scaffolds_a_workspace_that_validates_and_plans(tmp_path):
     assert plan.exit_code == 0 and "Plan: 1 to create, 0 to update, 0 to delete." in plan.output
     # the next step it prints works as printed
     assert "META_TOKEN=sandbox-token reconciler -C" in result.output
-    applied = runner.invoke(cli, ["-C", str(tmp_path / "shop"), "--with-sandbox", "apply", "--auto-approve"],
-                            env={"META_TOKEN": "sandbox-token"})
+    # free ports (a `reconciler sandbox` may hold 8700): the scaffold's target follows them
+    applied = runner.invoke(cli, ["-C", str(tmp_path / "shop"), "--with-sandbox", "--sandbox-port", "0", "apply",
+                                  "--auto-approve"], env={"META_TOKEN": "sandbox-token"})
     assert applied.exit_code == 0 and "1 applied" in applied.output, applied.output
     again = runner.invoke(cli, ["init", str(tmp_path / "shop")])
-    assert again.exit_code == 1 and "already has manifests" in again.output
+    assert again.exit_code == 1 and "already a workspace: init would overwrite" in again.output
 
 
 def test_providers_shows_declared_limits():

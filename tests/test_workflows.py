@@ -1,6 +1,6 @@
 """The GitHub Actions recipe in examples/github-actions/ uses only commands and options
 that exist: every `reconciler ...` command line of every `run:` step is checked against
-the click command tree of ``reconciler.cli.cli`` (global options before the
+the click command tree of ``reconciler.cli.cli`` (global options before or after the
 subcommand, subcommand groups such as ``state``, options and their values)."""
 from __future__ import annotations
 
@@ -68,7 +68,8 @@ def check(args: list[str]) -> list[str]:
         token = rest.pop(0)
         if token.startswith("-") and token != "-":
             name, _, inline = token.partition("=")
-            option = options_of(command).get(name)
+            # global options go before or after the subcommand
+            option = options_of(command).get(name) or options_of(cli).get(name)
             if option is None and command.get_help_option(click.Context(command)) is not None \
                     and name in ("-h", "--help"):
                 continue
@@ -155,6 +156,8 @@ def test_the_checker_catches_mistakes():
     assert check(["state"]) == ["reconciler state: no subcommand given"]
     assert check(["plan", "--format"]) == ["reconciler plan: option --format needs a value"]
     assert check(["--auto-approve", "apply"]) == ["reconciler: no option --auto-approve"]
+    assert check(["plan", "--no-color", "-C", "catalog"]) == []
+    assert check(["show", "--auto-approve"]) == ["reconciler show: no option --auto-approve"]
     assert check(["validate", "extra"]) == ["reconciler validate: takes no argument 'extra'"]
     assert command_lines('set +e\nreconciler --no-color drift --format markdown > drift.md\ncode=$?') == [
         ["--no-color", "drift", "--format", "markdown"]]
