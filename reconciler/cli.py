@@ -9,6 +9,8 @@ or drift found (``drift``).
 from __future__ import annotations
 
 import os
+import re
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -17,11 +19,11 @@ from typing import Iterable
 import click
 import orjson
 
-from reconciler.errors import ReconcilerError, StateError
+from reconciler.errors import ReconcilerError, Terminated
 from reconciler.global_options import hoist
 from reconciler.plan import Plan, build_plan
 from reconciler.plan import file as plan_file
-from reconciler.plan.render import chunks
+from reconciler.plan.render import chunks, orphan_lines
 from reconciler.with_sandbox import serve as with_sandbox_serve
 from reconciler.workspace import Workspace
 
@@ -77,16 +79,20 @@ class ReconcilerGroup(click.Group):
                 traceback.print_exc()
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(1)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             click.echo("\nInterrupted. Everything the destinations confirmed so far is recorded in the "
                        "state; run the command again to finish.", err=True)
-            ctx.exit(130)
+            ctx.exit(143 if isinstance(exc, Terminated) else 130)
 
 
 @click.group(cls=ReconcilerGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-C", "--dir", "root", default=".", type=click.Path(file_okay=False), help="Workspace root.")
 @click.option("--manifests", type=click.Path(), help="Manifests directory (default DIR/manifests).")
-@click.option("--state", type=click.Path(dir_okay=False), help="State file (default DIR/state/reconciler.db).")
+@click.option("--state", metavar="PATH_OR_URL", envvar="RECONCILER_STATE",
+              help="State: a SQLite file (default DIR/state/reconciler.db) or a postgresql:// URL "
+                   "(env RECONCILER_STATE).")
+@click.option("--state-schema", metavar="NAME", envvar="RECONCILER_STATE_SCHEMA",
+              help="PostgreSQL schema holding the state (default reconciler; env RECONCILER_STATE_SCHEMA).")
 @click.option("--no-color", is_flag=True, help="No colour (NO_COLOR is honoured too).")
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and more detail.")
 @click.option("--with-sandbox", is_flag=True,
@@ -97,8 +103,8 @@ class ReconcilerGroup(click.Group):
                    "(127.0.0.1:8700 onwards) are pointed at these simulators for this command.")
 @click.version_option(None, "-V", "--version", package_name=DISTRIBUTION, prog_name="reconciler")
 @click.pass_context
-def cli(ctx: click.Context, root: str, manifests: str | None, state: str | None, no_color: bool, verbose: bool,
-        with_sandbox: bool, sandbox_port: int) -> None:
+def cli(ctx: click.Context, root: str, manifests: str | None, state: str | None, state_schema: str | None,
+        no_color: bool, verbose: bool, with_sandbox: bool, sandbox_port: int) -> None:
     """Declarative, desired-state reconciler for product catalogs.
 
     \b
@@ -110,7 +116,10 @@ def cli(ctx: click.Context, root: str, manifests: str | None, state: str | None,
         reconciler plan --no-color -C shop               # global options go anywhere
     """
     color = wants_color(no_color)
-    workspace = Workspace.at(root, manifests, state)
+    try:
+        workspace = Workspace.at(root, manifests, state, state_schema)
+    except ReconcilerError as exc:
+        raise click.BadParameter(str(exc), param_hint="--state-schema") from None
     if with_sandbox:
         workspace = with_sandbox_serve(ctx, workspace, sandbox_port)
     elif ctx.get_parameter_source("sandbox_port") is not click.core.ParameterSource.DEFAULT:
@@ -125,7 +134,26 @@ def wants_color(no_color: bool, stream=None) -> bool:
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     cli(prog_name="reconciler")
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
+
+
+def lock_timeout_option(command):
+    return click.option(
+        "--lock-timeout", default="0s", show_default=True, metavar="DURATION", callback=_seconds,
+        help="Wait this long (30s, 10m, 1h) for a lock held by another command, instead of failing at once.",
+    )(command)
+
+
+def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*", value or "0")
+    if not match:
+        raise click.BadParameter(f"{value!r} is not a duration such as 30s, 10m or 1h")
+    return float(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
 
 
 # -- init / validate -----------------------------------------------------------------------
@@ -185,19 +213,40 @@ def plan(ctx: Context, targets: tuple[str, ...], out: str | None, fmt: str, deta
         reconciler plan -o plan.out && reconciler apply plan.out
     """
     manifests = ctx.workspace.manifests()
-    state = ctx.workspace.state()
-    if refresh:
-        from reconciler.drift import refresh_state
-
-        state = refresh_state(manifests, state, targets, reporter=lambda line: ctx.echo(line, err=True))
-    result = build_plan(manifests, state, targets, allow_mass_delete=allow_mass_delete)
     if out:
-        plan_file.save(result, out)
+        writable_file(out, "the plan")
+    state = ctx.workspace.state()
+    try:
+        if refresh:
+            from reconciler.drift import refresh_state
+
+            state = refresh_state(manifests, state, targets, reporter=lambda line: ctx.echo(line, err=True))
+        result = build_plan(manifests, state, targets, allow_mass_delete=allow_mass_delete)
+    finally:
+        state.close()
+    if out:
+        try:
+            plan_file.save(result, out)
+        except OSError as exc:
+            Path(out).unlink(missing_ok=True)
+            raise ReconcilerError(f"cannot write the plan to {out}: {exc.strerror or exc}") from None
+    if fmt != "text":  # the text form says it in its summary
+        for line in orphan_lines(result):
+            ctx.echo(f"Warning: {line}", err=True)
     ctx.echo_chunks(chunks(result, fmt, color=ctx.color))
     if out:
         ctx.echo(f"\nSaved the plan to {out}. Apply exactly it with `reconciler apply {out}`.", err=True)
     if detailed_exitcode and result.has_changes:
         sys.exit(2)
+
+
+def writable_file(path: str, what: str) -> None:
+    """Refuse at once, before any work, a file that cannot be written."""
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise ReconcilerError(f"cannot write {what} to {path}: the directory {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (Path(path).exists() and not os.access(path, os.W_OK)):
+        raise ReconcilerError(f"cannot write {what} to {path}: permission denied")
 
 
 def read_plan(path: str) -> Plan:
@@ -252,7 +301,11 @@ def apply(ctx: Context, planfile: str | None, targets: tuple[str, ...], auto_app
         if missing:
             raise ReconcilerError(f"the plan names target {', '.join(missing)}, which the manifests no longer define")
     else:
-        chosen = build_plan(manifests, ctx.workspace.state(), targets, allow_mass_delete=allow_mass_delete)
+        state = ctx.workspace.state()
+        try:
+            chosen = build_plan(manifests, state, targets, allow_mass_delete=allow_mass_delete)
+        finally:
+            state.close()
         ctx.echo_chunks(chunks(chosen, "text", color=ctx.color, per_target=APPLY_PREVIEW))
         if not chosen.has_changes:
             return
@@ -264,6 +317,7 @@ def apply(ctx: Context, planfile: str | None, targets: tuple[str, ...], auto_app
             if answer.strip() != "yes":
                 ctx.echo("Apply cancelled.")
                 return
+    check_credentials(chosen, manifests)  # before the state is created or touched
     state = ctx.workspace.state(create=True)
     try:
         # every target, not only the plan's: a rate window is shared with its siblings
@@ -272,6 +326,24 @@ def apply(ctx: Context, planfile: str | None, targets: tuple[str, ...], auto_app
         state.close()
     if not result.ok:
         sys.exit(1)
+
+
+def check_credentials(plan: Plan, manifests) -> None:
+    """Every credential the plan's changes need is set (all missing ones named at once)."""
+    from reconciler import credentials
+    from reconciler.errors import ConfigError
+    from reconciler.providers import get_provider
+
+    problems = []
+    for name, target_plan in plan.targets.items():
+        if target_plan.changes:
+            target = manifests.targets[name]
+            try:
+                credentials.resolve(target, get_provider(target.provider).auth_keys)
+            except ConfigError as exc:
+                problems.append(str(exc))
+    if problems:
+        raise ConfigError("nothing was applied:\n  " + "\n  ".join(problems))
 
 
 @cli.command()
@@ -289,10 +361,10 @@ def status(ctx: Context, targets: tuple[str, ...]) -> None:
 
     manifests = ctx.workspace.manifests()
     configs = select_targets(manifests, targets)
-    if not ctx.workspace.state_path.exists():  # the state is made by the first apply, not here
+    if not exists(ctx.workspace):  # the state is made by the first apply, not here
         ctx.echo("No state yet: nothing was applied, so nothing is pending or failed.")
         return
-    state = ctx.workspace.state()
+    state = ctx.workspace.state(create=True)
     try:
         result = settle(state, configs, list(configs), reporter=default_reporter(color=ctx.color))
         failures = [f for f in state.failures() if f["target"] in configs]
@@ -312,84 +384,13 @@ def status(ctx: Context, targets: tuple[str, ...]) -> None:
         sys.exit(1)
 
 
-# -- state ------------------------------------------------------------------------------------
-@cli.group("state", cls=ReconcilerGroup)
-def state_group() -> None:
-    """Inspect or edit the state.
-
-    \b
-    Example:
-        reconciler state list -t meta-us
-        reconciler state show SKU-1
-    """
-
-
-@state_group.command("list")
-@click.option("-t", "--target", help="Only this target.")
-@pass_context
-def state_list(ctx: Context, target: str | None) -> None:
-    """List the items of the state: target, record, sku, key, remote id, last outcome.
-
-    \b
-    Example:
-        reconciler state list -t meta-us
-    """
-    state = ctx.workspace.state()
-    ctx.echo(f"lineage {state.lineage or '-'}  serial {state.serial}  schema {state.schema_version}")
-    for item in state.items(target):
-        ctx.echo(f"{item.target}\t{item.record}\t{item.sku}\t{item.key}\t{item.remote_id or '-'}\t{item.last_outcome}")
-
-
-@state_group.command("show")
-@click.argument("sku")
-@pass_context
-def state_show(ctx: Context, sku: str) -> None:
-    """Show what the state holds for one sku at every target.
-
-    \b
-    Example:
-        reconciler state show SKU-1
-    """
-    items = ctx.workspace.state().items_of_sku(sku)
-    if not items:
-        raise StateError(f"sku {sku!r} is not in the state")
-    for item in items:
-        ctx.echo(f"{item.target} ({item.record}, key {item.key}, remote id {item.remote_id or '-'}, "
-                 f"last {item.last_action} {item.last_outcome} at {item.updated_at}):")
-        ctx.echo(orjson.dumps(item.payload, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
-
-
-@state_group.command("rm")
-@click.argument("sku")
-@click.option("-t", "--target", help="Only at this target.")
-@pass_context
-def state_rm(ctx: Context, sku: str, target: str | None) -> None:
-    """Forget a sku (the destination is not told; the next plan will create it).
-
-    \b
-    Example:
-        reconciler state rm SKU-1 -t meta-us
-    """
-    state = ctx.workspace.state()
-    if not state.persistent:
-        raise StateError(f"there is no state at {ctx.workspace.state_path}")
-    removed = state.remove_sku(sku, target)
-    if not removed:
-        raise StateError(f"sku {sku!r} is not in the state" + (f" at target {target}" if target else ""))
-    ctx.echo(f"Removed {removed} record(s) of {sku}.")
-
-
-@state_group.command("unlock")
-@pass_context
-def state_unlock(ctx: Context) -> None:
-    """Remove the apply lock left by a process that can no longer release it.
-
-    \b
-    Example:
-        reconciler state unlock
-    """
-    released = ctx.workspace.state().unlock()
-    ctx.echo("Lock removed." if released else "The state was not locked.")
+def exists(workspace: Workspace) -> bool:
+    """Whether the workspace's state exists (found without creating or writing it)."""
+    state = workspace.state()
+    try:
+        return state.persistent
+    finally:
+        state.close()
 
 
 # -- drift / import ----------------------------------------------------------------------------
@@ -439,13 +440,13 @@ def import_(ctx: Context, targets: tuple[str, ...]) -> None:
 
     manifests = ctx.workspace.manifests()
     importable(manifests, targets)  # refused before a state file is created
-    new = not ctx.workspace.state_path.exists()
+    new = not exists(ctx.workspace)
     state = ctx.workspace.state(create=True)
     try:
         results = import_catalog(manifests, state, targets, progress=lambda line: ctx.echo(line, err=True))
     except ReconcilerError:
         state.close()
-        if new:  # nothing was imported: leave no empty state behind (SPEC: created on first apply)
+        if new and ctx.workspace.state_path is not None:  # nothing imported: leave no empty state behind
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{ctx.workspace.state_path}{suffix}").unlink(missing_ok=True)
         raise
@@ -502,3 +503,8 @@ def sandbox(port: int, time_scale: float, fault_rate: float, read_fault_rate: fl
 
     serve_forever(SandboxConfig(port=port, time_scale=time_scale, fault_rate=fault_rate,
                                 read_fault_rate=read_fault_rate, seed=seed))
+
+
+from reconciler.state.commands import state_group  # noqa: E402 (it builds on this module's helpers)
+
+cli.add_command(state_group)

@@ -55,3 +55,8 @@ class ConfigError(ReconcilerError):
 
 class ApplyError(ReconcilerError):
     """Applying could not proceed (not confirmed, network unusable...)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: stops a command the way Ctrl-C does (everything confirmed is recorded),
+    with exit code 143 instead of 130."""

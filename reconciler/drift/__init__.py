@@ -256,14 +256,6 @@ def detect_drift(manifests: Manifests, state: State, names: Sequence[str] = (), 
 
 
 # -- plan --refresh -------------------------------------------------------------------------------
-def in_memory_copy(state: State) -> State:
-    """A copy of ``state`` in an in-memory SQLite database (the backup API), with the
-    same lineage and serial; changing it never touches the real state."""
-    copy = State(":memory:", create=False)
-    state.conn.backup(copy.conn)
-    return copy
-
-
 def refresh_state(manifests: Manifests, state: State, names: Sequence[str] = (),
                   reporter: Reporter | None = None, *, environ: Mapping[str, str] | None = None,
                   tuning: Tuning | None = None, transport: httpx.AsyncBaseTransport | None = None) -> State:
@@ -276,7 +268,7 @@ def refresh_state(manifests: Manifests, state: State, names: Sequence[str] = (),
     errors = [f"{name}: {result}" for name, result in remote.items() if isinstance(result, ReconcilerError)]
     if errors:
         raise DriftError("cannot refresh the state:\n  " + "\n  ".join(errors))
-    refreshed = in_memory_copy(state)
+    refreshed = state.snapshot()
     for name, target in selected.items():
         if not readable(target):
             say(f"{name}: {target.provider} cannot be read; planning against the state as it is")
@@ -350,13 +342,13 @@ def import_catalog(manifests: Manifests, state: State, names: Sequence[str], *,
                    progress: Reporter | None = None) -> list[ImportResult]:
     """Adopt every item of the named targets' remote catalogs into ``state``."""
     selected = importable(manifests, names)
-    wanted_plan = build_plan(manifests, State(":memory:", create=False), list(selected), allow_mass_delete=True)
+    wanted_plan = build_plan(manifests, State.empty(), list(selected), allow_mass_delete=True)
     remote = _read(list(selected.values()), environ, tuning, transport, progress)
     errors = [f"{name}: {result}" for name, result in remote.items() if isinstance(result, ReconcilerError)]
     if errors:
         raise DriftError("nothing was imported:\n  " + "\n  ".join(errors))
     results = []
-    with state.locked(f"reconciler import (pid {os.getpid()})"):
+    with state.locked(f"reconciler import (pid {os.getpid()})", list(selected)):
         for name, target in selected.items():
             catalog: RemoteCatalog = remote[name]  # type: ignore[assignment]
             comparer = Comparer(target)

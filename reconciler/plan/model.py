@@ -1,9 +1,12 @@
 """A plan: the frozen list of changes ``apply`` will carry out, and nothing else.
 
 A :class:`Plan` is made by ``reconciler.plan.planner`` without side effects and is
-bound to the state it was made from by the state's lineage and serial: a saved plan
-is refused once the state has moved on. Its JSON form is SPEC's plan format (plus the
-item key and remote id each change needs to be applied later).
+bound to the state it was made from by the state's lineage and its targets' serials
+(``target_serials``): a saved plan is refused once one of its targets moved on (a plan
+without them, older, by the state's serial). ``orphans`` are the targets the state
+holds items of but the manifests no longer declare (reported, never deleted). Its
+JSON form is SPEC's plan format (plus the item key and remote id each change needs to
+be applied later, ``target_serials`` and ``orphaned_targets``).
 """
 from __future__ import annotations
 
@@ -83,6 +86,8 @@ class Plan:
     lineage: str | None
     serial: int
     targets: dict[str, TargetPlan]
+    target_serials: dict[str, int] | None = None
+    orphans: dict[str, int] = field(default_factory=dict)
 
     @property
     def has_changes(self) -> bool:
@@ -97,8 +102,13 @@ class Plan:
 
     def to_json(self, changes: bool = True) -> dict[str, Any]:
         """SPEC's plan JSON (``changes=False``: without the targets' lists of changes)."""
-        return {"format_version": FORMAT_VERSION, "lineage": self.lineage, "state_serial": self.serial,
-                "targets": {name: t.to_json(changes) for name, t in self.targets.items()}}
+        data = {"format_version": FORMAT_VERSION, "lineage": self.lineage, "state_serial": self.serial}
+        if self.target_serials is not None:
+            data["target_serials"] = self.target_serials
+        if self.orphans:
+            data["orphaned_targets"] = self.orphans
+        data["targets"] = {name: t.to_json(changes) for name, t in self.targets.items()}
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any], changes: Mapping[str, Sequence[Change]] | None = None) -> "Plan":
@@ -108,6 +118,9 @@ class Plan:
             raise ValueError(f"plan format_version {data.get('format_version')!r} is not {FORMAT_VERSION}")
         return cls(
             lineage=data.get("lineage"), serial=int(data.get("state_serial", 0)),
+            target_serials=({name: int(n) for name, n in data["target_serials"].items()}
+                            if data.get("target_serials") is not None else None),
+            orphans={name: int(n) for name, n in (data.get("orphaned_targets") or {}).items()},
             targets={
                 name: TargetPlan(
                     name=name, provider=t["provider"],

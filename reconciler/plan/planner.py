@@ -229,7 +229,9 @@ def build_plan(manifests: Manifests, state: State, names: Sequence[str] = (),
             errors.append(str(exc))
     if errors:
         raise MassDeleteError("\n".join(errors))
-    return Plan(lineage=state.lineage, serial=state.serial, targets=plans)
+    orphans = {name: count for name, count in state.targets().items() if name not in manifests.targets}
+    return Plan(lineage=state.lineage, serial=state.serial, targets=plans,
+                target_serials=state.target_serials(plans), orphans=orphans)
 
 
 class _Checker:

@@ -31,6 +31,19 @@ def closing_line(counts: dict[str, int]) -> str:
     return f"Plan: {counts['create']} to create, {counts['update']} to update, {counts['delete']} to delete."
 
 
+def orphan_lines(plan: Plan) -> list[str]:
+    """The targets the state holds items of that the manifests no longer declare."""
+    return [f"Target {name} is not declared in the manifests, but the state holds {count} of its items: "
+            f"they are left as they are, never deleted by omission (`reconciler state rm -t {name} --all` "
+            "forgets them)." for name, count in plan.orphans.items()]
+
+
+def no_changes(plan: Plan) -> str:
+    if plan.orphans:
+        return "No changes. The destinations of the declared targets match the manifests."
+    return "No changes. The destinations match the manifests."
+
+
 def summary_rows(plan: Plan) -> list[list[str]]:
     rows = []
     for name, target in plan.targets.items():
@@ -65,9 +78,11 @@ def text_chunks(plan: Plan, color: bool = False, per_target: int | None = None) 
     def bold(text: str) -> str:
         return click.style(text, bold=True) if color else text
 
+    orphans = "".join(f"\nWarning: {line}\n" for line in orphan_lines(plan))
     if not plan.has_changes:
-        yield "No changes. The destinations match the manifests.\n"
+        yield no_changes(plan) + "\n"
         yield from (f"  {name}: {t.unchanged} unchanged\n" for name, t in plan.targets.items())
+        yield orphans
         return
     header = ["target", "provider", *ACTIONS, "unchanged"]
     rows = summary_rows(plan)
@@ -76,6 +91,7 @@ def text_chunks(plan: Plan, color: bool = False, per_target: int | None = None) 
     for row in [header, *rows]:
         cells = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
         yield "  " + "  ".join(cells) + "\n"
+    yield orphans
     deletions = [(name, c) for name, t in plan.targets.items() for c in t.changes if c.action == "delete"]
     if deletions:
         yield "\n" + paint(f"Deletions ({len(deletions)}):", "delete", bold=True) + "\n"
@@ -128,9 +144,10 @@ def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
     totals = plan.totals()
     head = ["## reconciler plan", ""]
     if not plan.has_changes:
-        head.append("**No changes.** The destinations match the manifests.")
+        head.append(f"**No changes.** {no_changes(plan).removeprefix('No changes. ')}")
     else:
         head.append(f"**{closing_line(totals)}**")
+    head += [f"\n> :warning: {line}" for line in orphan_lines(plan)]
     head += ["", "| target | provider | create | update | delete | unchanged |",
              "|---|---|--:|--:|--:|--:|"]
     head += ["| " + " | ".join(f"`{c}`" if i < 2 else c for i, c in enumerate(row)) + " |" for row in summary_rows(plan)]

@@ -1,22 +1,29 @@
-"""The state: a SQLite snapshot of what each destination confirmed.
+"""The state: what each destination confirmed, in SQLite or PostgreSQL.
 
 One row per (target, record kind, item key) holds the payload the destination last
 confirmed, its digest, any remote id and the last outcome. Around it: the lineage (a
-random id fixed at creation) and a serial bumped by every apply, which together bind a
-saved plan to the state it was made from; outstanding asynchronous jobs; the apply
-history; the failures of the last attempt per item; the request history that rate
-windows need across runs; and a lock held during apply.
+random id fixed at creation), a serial per target and one for the whole state (a
+saved plan records its targets' serials and is stale once one moved), outstanding
+asynchronous jobs, the apply history, the failures of the last attempt per item, the
+request history rate windows need across runs and processes, and the locks.
 
-Rule: an item's row changes only for an outcome the destination confirmed. Every
+Rules: an item's row changes only for an outcome the destination confirmed; every
 batch of outcomes is written in one transaction, so a crash loses at most the batch
-in flight, which the next apply sends again.
+in flight, which the next apply sends again; every command that changes a target's
+rows bumps its serial (once per lock it holds); every writer holds a lock.
+
+Opening: ``State(location)`` opens for writing (creating a missing state, migrating
+an older schema under the whole-state lock); ``State(location, create=False)`` opens
+read-only and never writes, creates, migrates or switches journal modes: a missing
+state reads as empty, an older schema is upgraded in a copy in memory. Anything that
+is not a reconciler state (a 0-byte file, another program's database, random bytes)
+is refused as such, never taken for a new state.
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import socket
-import sqlite3
 import threading
 import uuid
 from contextlib import contextmanager
@@ -26,12 +33,27 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import orjson
-import sqlite_utils
 
 from reconciler.errors import StateError
 from reconciler.mapping import canonical
 from reconciler.providers.base import Job, Operation, Outcome
-from reconciler.state.migrations import MIGRATIONS, SCHEMA_VERSION
+from reconciler.state import schema
+from reconciler.state.dialect import Connection, NotAState, SQLite, connect
+from reconciler.state.location import Location
+from reconciler.state.locks import (
+    WHOLE, Holder, LockedError, describe_wanted, lock_strategy, new_holder, read_holders, wait_for,
+)
+
+ITEM_COLUMNS = "target, record, key, sku, payload, hash, remote_id, last_action, last_outcome, updated_at"
+UPSERT_ITEM = (f"INSERT INTO items ({ITEM_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) "
+               "ON CONFLICT (target, record, key) DO UPDATE SET sku = excluded.sku, payload = excluded.payload, "
+               "hash = excluded.hash, remote_id = excluded.remote_id, last_action = excluded.last_action, "
+               "last_outcome = excluded.last_outcome, updated_at = excluded.updated_at")
+FAILURE_COLUMNS = "apply_id, target, record, key, sku, action, reason, at"
+UPSERT_FAILURE = (f"INSERT INTO failures ({FAILURE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?) "
+                  "ON CONFLICT (target, record, key) DO UPDATE SET apply_id = excluded.apply_id, "
+                  "sku = excluded.sku, action = excluded.action, reason = excluded.reason, at = excluded.at")
+SET_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 
 
 def payload_digest(payload: dict, ignore: Sequence[str] = ()) -> bytes:
@@ -86,6 +108,10 @@ class Item:
     last_outcome: str | None
     updated_at: str | None
 
+    def to_row(self) -> tuple:
+        return (self.target, self.record, self.key, self.sku, canonical(self.payload).decode(), self.hash,
+                self.remote_id, self.last_action, self.last_outcome, self.updated_at)
+
 
 @dataclass(frozen=True)
 class PendingJob:
@@ -95,84 +121,177 @@ class PendingJob:
     created_at: str
 
 
-def _item(row: sqlite3.Row) -> Item:
-    data = dict(row)
-    data["payload"] = orjson.loads(data["payload"])
-    return Item(**data)
+def _item(row: Sequence) -> Item:
+    target, record, key, sku, payload, digest, *rest = row
+    return Item(target, record, key, sku, orjson.loads(payload), bytes(digest), *rest)
 
 
 class State:
-    """Open with ``State(path)``; a missing file is created only when ``create``.
+    """``State(location)`` opens for writing (creating it if missing); with
+    ``create=False`` read-only (a missing state reads as empty). ``location``: a path,
+    a ``postgresql://`` URL (``schema`` names its PostgreSQL schema) or a
+    :class:`Location`. Thread-safe: one connection, one lock."""
 
-    Without ``create`` a missing state reads as empty (no lineage, serial 0), which is
-    what ``plan`` sees before the first apply. Thread-safe: one connection, one lock.
-    """
-
-    def __init__(self, path: str | os.PathLike, create: bool = True):
-        self.path = Path(path)
-        exists = self.path.exists()
-        if not exists and create:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        target = str(self.path) if exists or create else ":memory:"
-        self.conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None, timeout=30)
-        self.conn.row_factory = sqlite3.Row
-        self.db = sqlite_utils.Database(self.conn)
+    def __init__(self, location: str | os.PathLike | Location, create: bool = True, *, schema: str | None = None):
+        self.location = location if isinstance(location, Location) else Location.parse(location, schema)
+        memory = self.location.path is not None and str(self.location.path) == ":memory:"
+        self.read_only = not create and not memory  # an in-memory state is a throwaway: writable
         self._lock = threading.RLock()
-        self.persistent = exists or create
-        if self.persistent:
-            self.db.enable_wal()
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self._migrate()
+        self._bumped: set[str] = set()   # targets whose serial this lock span (or this object) bumped
+        self._held: list[Holder] = []
+        self._locks = None
+        conn = None
+        if memory:
+            conn = None
+        elif create and self.location.path is not None and not self.location.path.exists():
+            _create_file(self.location)
+            conn = connect(self.location, read_only=False)
+        else:
+            conn = connect(self.location, read_only=self.read_only)
+        self.persistent = conn is not None
+        self.conn: Connection = conn if conn is not None else _empty_database()
+        try:
+            self._open()
+            if self.persistent and not self.read_only:
+                self.conn.prepare_writes()
+        except BaseException:
+            self.conn.close()
+            raise
 
-    # -- schema ------------------------------------------------------------------
-    def _version(self) -> int:
-        if "meta" not in self.db.table_names():
-            return 0
-        row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        return int(row[0]) if row else 0
+    @classmethod
+    def empty(cls) -> "State":
+        """A state with nothing in it, in memory (what a plan sees before the first apply)."""
+        return cls(":memory:", create=False)
 
-    def _migrate(self) -> None:
-        with self._lock:
-            version = self._version()
-            if version > SCHEMA_VERSION:
-                raise StateError(
-                    f"{self.path} has state schema version {version}, newer than this "
-                    f"reconciler knows ({SCHEMA_VERSION}); upgrade reconciler"
-                )
-            if version == SCHEMA_VERSION:
-                return
-            with self.transaction():
-                for migration in MIGRATIONS[version:]:
-                    migration(self.conn)
-                if version == 0 and self.persistent:
-                    self._set("lineage", str(uuid.uuid4()))
-                    self._set("serial", "0")
-                self._set("schema_version", str(SCHEMA_VERSION))
+    @property
+    def path(self) -> Path | None:
+        return self.location.path
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            self.conn.execute("COMMIT")
+    def reopen(self) -> "State":
+        """Another connection to the same state (same mode), for a second thread."""
+        if not self.persistent:
+            return self
+        return State(self.location, create=not self.read_only)
+
+    def snapshot(self) -> "State":
+        """A copy of this state in memory, same lineage and serials; changing it
+        never touches this one (``plan --refresh`` plans against such a copy)."""
+        copy = State.empty()
+        if isinstance(self.conn, SQLite):
+            self.conn.backup_to(copy.conn)
+        else:
+            from reconciler.state.transfer import copy_rows
+
+            copy_rows(self, copy)
+        copy.persistent = False
+        return copy
 
     def close(self) -> None:
+        if self._locks is not None:
+            self._locks.close()
         self.conn.close()
 
+    # -- schema --------------------------------------------------------------------------
+    def _open(self) -> None:
+        shown = self.location.display()
+        tables = self.conn.tables()
+        if not tables:
+            if not self.persistent:
+                _create_schema(self.conn, lineage=None)
+                return
+            if self.location.is_postgres and not self.read_only:
+                with self.conn.transaction():
+                    self.conn.exclusive("create")
+                    if not self.conn.tables():
+                        _create_schema(self.conn, lineage=str(uuid.uuid4()))
+                return
+            if self.location.is_postgres:  # an empty schema: nothing applied yet
+                self._replace_with_empty()
+                return
+            raise NotAState(f"{shown} is not a reconciler state: it is a SQLite database with no tables")
+        if "meta" not in tables:
+            raise NotAState(f"{shown} is not a reconciler state: it holds tables ({', '.join(sorted(tables))}) "
+                            "but no reconciler meta table")
+        version = self._stored_version(shown)
+        if version > schema.SCHEMA_VERSION:
+            raise StateError(f"{shown} has state schema version {version}, newer than this reconciler knows "
+                             f"({schema.SCHEMA_VERSION}); upgrade reconciler")
+        if version == schema.SCHEMA_VERSION:
+            return
+        if not self.read_only:
+            self._migrate(version)
+        elif isinstance(self.conn, SQLite):  # upgraded in a copy: a reader never writes
+            copy = _empty_database()
+            self.conn.backup_to(copy)
+            self.conn.close()
+            self.conn = copy
+            with self.conn.transaction():
+                _upgrade(self.conn, version)
+        else:
+            raise StateError(f"{shown} has state schema version {version}, older than this reconciler's "
+                             f"({schema.SCHEMA_VERSION}); a command that writes (apply, status) upgrades it")
+
+    def _replace_with_empty(self) -> None:
+        self.conn.close()
+        self.conn = _empty_database()
+        self.persistent = False
+        _create_schema(self.conn, lineage=None)
+
+    def _stored_version(self, shown: str) -> int:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            raise NotAState(f"{shown} is not a reconciler state: its meta table has no schema_version")
+        try:
+            return int(row[0])
+        except (TypeError, ValueError):
+            raise NotAState(f"{shown} is not a reconciler state: unknown schema_version {row[0]!r}") from None
+
+    def _migrate(self, version: int) -> None:
+        """Upgrade from ``version``, holding the whole-state lock (in the same
+        transaction on SQLite; an advisory lock on PostgreSQL)."""
+        strategy = None
+        if self.location.is_postgres:
+            strategy = lock_strategy(self.conn)
+            holders = new_holder([WHOLE], "reconciler (schema migration)", now_iso(), strategy.session_id())
+            blocking = strategy.try_acquire(holders)
+            if blocking:
+                strategy.close()
+                raise LockedError(self.location.display(), blocking, "the whole state to upgrade its schema")
+        try:
+            with self.conn.transaction():
+                if self._stored_version(self.location.display()) == version:  # nobody upgraded it meanwhile
+                    if not self.location.is_postgres:
+                        self._refuse_live_holders(version)
+                    _upgrade(self.conn, version)
+        finally:
+            if strategy is not None:
+                strategy.release(holders)
+
+    def _refuse_live_holders(self, version: int) -> None:
+        shown = self.location.display()
+        if version < schema.BASELINE_VERSION:
+            if version >= 2:  # the single lock row of versions 2 and 3
+                row = self.conn.execute("SELECT owner, pid, host, acquired_at FROM lock").fetchone()
+                if row is not None:
+                    holder = Holder(WHOLE, "(schema 3)", row[0], row[1], row[2], row[3])
+                    if lock_strategy(self.conn).alive(holder) is not False:
+                        raise LockedError(shown, [holder], "the whole state to upgrade its schema")
+            return
+        live = [h for h in read_holders(self.conn) if lock_strategy(self.conn).alive(h) is not False]
+        if live:
+            raise LockedError(shown, live, "the whole state to upgrade its schema")
+
     def _set(self, key: str, value: str) -> None:
-        self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        self.conn.execute(SET_META, (key, value))
 
     def _get(self, key: str) -> str | None:
-        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        with self._lock:
+            row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
     @property
     def schema_version(self) -> int:
-        return self._version()
+        return int(self._get("schema_version") or 0)
 
     @property
     def lineage(self) -> str | None:
@@ -180,46 +299,99 @@ class State:
 
     @property
     def serial(self) -> int:
+        """The whole state's serial: bumped by every command that changed anything."""
         return int(self._get("serial") or 0)
 
-    # -- items -------------------------------------------------------------------
+    def target_serials(self, names: Iterable[str] | None = None) -> dict[str, int]:
+        """Each target's serial (0 for a target never changed)."""
+        with self._lock:
+            rows = dict(self.conn.execute("SELECT name, serial FROM targets").fetchall())
+        if names is None:
+            return rows
+        return {name: rows.get(name, 0) for name in names}
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        if self.read_only:
+            raise StateError(f"the state {self.location.display()} was opened read-only")
+        with self._lock:
+            with self.conn.transaction():
+                yield self.conn
+
+    # -- items -------------------------------------------------------------------------------
     def hashes(self, target: str) -> dict[tuple[str, str], bytes]:
         """``{(record, key): digest}`` of every item of a target: all a plan needs
-        to decide that an item is unchanged."""
-        rows = self.conn.execute("SELECT record, key, hash FROM items WHERE target = ?", (target,))
-        return {(record, key): digest for record, key, digest in rows}
+        to decide that an item is unchanged (one query, read in bulk)."""
+        with self._lock:
+            rows = self.conn.execute("SELECT record, key, hash FROM items WHERE target = ?", (target,)).fetchall()
+        return {(record, key): bytes(digest) for record, key, digest in rows}
 
     def item(self, target: str, record: str, key: str) -> Item | None:
-        row = self.conn.execute(
-            "SELECT * FROM items WHERE target = ? AND record = ? AND key = ?", (target, record, key)
-        ).fetchone()
+        with self._lock:
+            row = self.conn.execute(f"SELECT {ITEM_COLUMNS} FROM items WHERE target = ? AND record = ? AND key = ?",
+                                    (target, record, key)).fetchone()
         return _item(row) if row else None
 
     def items(self, target: str | None = None) -> Iterator[Item]:
-        if target is None:
-            rows = self.conn.execute("SELECT * FROM items ORDER BY target, key, record")
-        else:
-            rows = self.conn.execute("SELECT * FROM items WHERE target = ? ORDER BY key, record", (target,))
-        return (_item(row) for row in rows)
+        with self._lock:
+            if target is None:
+                rows = self.conn.execute(f"SELECT {ITEM_COLUMNS} FROM items ORDER BY target, key, record")
+            else:
+                rows = self.conn.execute(f"SELECT {ITEM_COLUMNS} FROM items WHERE target = ? ORDER BY key, record",
+                                         (target,))
+        return self._read_all(rows)
+
+    def _read_all(self, rows) -> Iterator[Item]:
+        with self.conn.translated("read"):  # a damaged file fails while the rows are read
+            for row in rows:
+                yield _item(row)
 
     def items_of_sku(self, sku: str) -> list[Item]:
-        rows = self.conn.execute("SELECT * FROM items WHERE sku = ? ORDER BY target, record", (sku,))
+        with self._lock:
+            rows = self.conn.execute(f"SELECT {ITEM_COLUMNS} FROM items WHERE sku = ? ORDER BY target, record",
+                                     (sku,)).fetchall()
         return [_item(row) for row in rows]
 
     def targets(self) -> dict[str, int]:
-        rows = self.conn.execute("SELECT target, count(*) FROM items GROUP BY target ORDER BY target")
-        return dict(rows.fetchall())
+        """``{target: item count}`` of the targets with items in the state."""
+        with self._lock:
+            rows = self.conn.execute("SELECT target, count(*) FROM items GROUP BY target ORDER BY target")
+            return dict(rows.fetchall())
+
+    def _bump(self, targets: Iterable[str]) -> int:
+        """Bump the serials of ``targets`` (each once per lock span) and the state's."""
+        fresh = [name for name in dict.fromkeys(targets) if name not in self._bumped]
+        if not fresh:
+            return self.serial
+        self.conn.executemany("INSERT INTO targets (name, serial) VALUES (?, 1) "
+                              "ON CONFLICT (name) DO UPDATE SET serial = targets.serial + 1", [(n,) for n in fresh])
+        serial = int(self.conn.execute("SELECT value FROM meta WHERE key = 'serial'").fetchone()[0]) + 1
+        self._set("serial", str(serial))
+        self._bumped.update(fresh)
+        return serial
+
+    def remove(self, items: Sequence[Item]) -> int:
+        """Forget ``items`` (the destination is not told); returns rows removed."""
+        with self.transaction() as conn:
+            conn.executemany("DELETE FROM items WHERE target = ? AND record = ? AND key = ?",
+                             [(i.target, i.record, i.key) for i in items])
+            conn.executemany("DELETE FROM failures WHERE target = ? AND record = ? AND key = ?",
+                             [(i.target, i.record, i.key) for i in items])
+            if items:
+                self._bump(i.target for i in items)
+        return len(items)
 
     def remove_sku(self, sku: str, target: str | None = None) -> int:
-        """Forget an item (the destination is not told); returns rows removed."""
-        query, args = "DELETE FROM items WHERE sku = ?", [sku]
-        if target:
-            query, args = query + " AND target = ?", args + [target]
+        """Forget a sku (everywhere, or at ``target``); returns rows removed."""
+        return self.remove([i for i in self.items_of_sku(sku) if target is None or i.target == target])
+
+    def restore(self, items: Sequence[Item]) -> int:
+        """Put back ``items`` as they were (the undo of :meth:`remove`)."""
         with self.transaction() as conn:
-            removed = conn.execute(query, args).rowcount
-            if removed:
-                self._bump_serial()
-        return removed
+            conn.executemany(UPSERT_ITEM, [item.to_row() for item in items])
+            if items:
+                self._bump(i.target for i in items)
+        return len(items)
 
     def adopt(self, target: str, items: Iterable[tuple[str, str, str, dict]], ignore: Sequence[str] = ()) -> int:
         """Record ``(record, key, sku, payload)`` read from a destination as confirmed."""
@@ -227,8 +399,8 @@ class State:
         rows = [item_row(target, record, key, sku, payload, ignore, None, "import", stamp)
                 for record, key, sku, payload in items]
         with self.transaction() as conn:
-            conn.executemany("INSERT OR REPLACE INTO items VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
-            self._bump_serial()
+            conn.executemany(UPSERT_ITEM, rows)
+            self._bump([target])
         return len(rows)
 
     def overwrite(self, target: str, payloads: Iterable[tuple[str, str, dict]],
@@ -236,13 +408,16 @@ class State:
         """Replace the payloads of ``(record, key, payload)`` items and drop ``removed``
         ``(record, key)`` items, with no serial bump: only for a throwaway copy of the
         state (``plan --refresh`` plans against what drift read)."""
+        if self.persistent:
+            raise StateError("overwrite() is for an in-memory copy of the state only")
         rows = [(*stored(payload, ignore), target, record, key) for record, key, payload in payloads]
-        with self.transaction() as conn:
-            conn.executemany("UPDATE items SET payload = ?, hash = ? WHERE target = ? AND record = ? AND key = ?", rows)
-            conn.executemany("DELETE FROM items WHERE target = ? AND record = ? AND key = ?",
-                             [(target, record, key) for record, key in removed])
+        with self._lock, self.conn.transaction():
+            self.conn.executemany("UPDATE items SET payload = ?, hash = ? WHERE target = ? AND record = ? AND key = ?",
+                                  rows)
+            self.conn.executemany("DELETE FROM items WHERE target = ? AND record = ? AND key = ?",
+                                  [(target, record, key) for record, key in removed])
 
-    # -- recording outcomes ---------------------------------------------------------
+    # -- recording outcomes ---------------------------------------------------------------
     def record(self, target: str, outcomes: Iterable[Outcome], apply_id: int | None = None,
                ignore: Sequence[str] = (), settled_job: int | None = None) -> dict[str, int]:
         """Write a batch of outcomes in one transaction (and drop ``settled_job``).
@@ -251,6 +426,7 @@ class State:
         applied → the item's row takes ``after`` (or goes, for a delete); rejected →
         the row keeps its payload, the failure is kept for ``status`` and the summary;
         pending → a job to poll. retry and split outcomes are the executor's business.
+        The target's serial is bumped by the first change of a lock span.
         """
         stamp = now_iso()
         upserts, deletes, failures, cleared, jobs = [], [], [], [], {}
@@ -268,29 +444,30 @@ class State:
                 failures.append((apply_id, target, op.record, op.key, op.sku, op.action, outcome.reason, stamp))
             elif outcome.status == "pending" and outcome.job is not None:
                 jobs.setdefault(outcome.job.handle, outcome.job)
+        job_ids: dict[str, int] = {}
         with self.transaction() as conn:
             if upserts:
-                conn.executemany("INSERT OR REPLACE INTO items VALUES (?,?,?,?,?,?,?,?,?,?)", upserts)
+                conn.executemany(UPSERT_ITEM, upserts)
             if deletes:
                 conn.executemany("DELETE FROM items WHERE target = ? AND record = ? AND key = ?", deletes)
             if cleared and self._has_failures(target):
                 conn.executemany("DELETE FROM failures WHERE target = ? AND record = ? AND key = ?", cleared)
             if failures:
-                conn.executemany("INSERT OR REPLACE INTO failures VALUES (?,?,?,?,?,?,?,?)", failures)
-                conn.executemany(
-                    "UPDATE items SET last_outcome = 'rejected', updated_at = ? "
-                    "WHERE target = ? AND record = ? AND key = ?",
-                    [(stamp, f[1], f[2], f[3]) for f in failures],
-                )
-            job_ids: dict[str, int] = {}
+                conn.executemany(UPSERT_FAILURE, failures)
+                conn.executemany("UPDATE items SET last_outcome = 'rejected', updated_at = ? "
+                                 "WHERE target = ? AND record = ? AND key = ?",
+                                 [(stamp, f[1], f[2], f[3]) for f in failures])
             for job in jobs.values():
                 job_ids[job.handle] = conn.execute(
-                    "INSERT INTO jobs (target, handle, operations, created_at, apply_id) VALUES (?,?,?,?,?)",
+                    "INSERT INTO jobs (target, handle, operations, created_at, apply_id) VALUES (?,?,?,?,?) "
+                    "RETURNING id",
                     (target, job.handle, orjson.dumps([operation_to_json(op) for op in job.operations]).decode(),
                      stamp, apply_id),
-                ).lastrowid
+                ).fetchone()[0]
             if settled_job is not None:
                 conn.execute("DELETE FROM jobs WHERE id = ?", (settled_job,))
+            if upserts or deletes or failures or jobs or settled_job is not None:
+                self._bump([target])
         return job_ids
 
     def _has_failures(self, target: str) -> bool:
@@ -298,31 +475,30 @@ class State:
         return self.conn.execute("SELECT 1 FROM failures WHERE target = ? LIMIT 1", (target,)).fetchone() is not None
 
     def pending_jobs(self, target: str | None = None) -> list[PendingJob]:
-        query, args = "SELECT * FROM jobs", ()
+        query, args = "SELECT id, target, handle, operations, created_at FROM jobs", ()
         if target:
             query, args = query + " WHERE target = ?", (target,)
-        return [
-            PendingJob(
-                id=row["id"], target=row["target"], created_at=row["created_at"],
-                job=Job(row["handle"], tuple(operation_from_json(o) for o in orjson.loads(row["operations"]))),
-            )
-            for row in self.conn.execute(query + " ORDER BY id", args)
-        ]
+        with self._lock:
+            rows = self.conn.execute(query + " ORDER BY id", args).fetchall()
+        return [PendingJob(id=job_id, target=name, created_at=created,
+                           job=Job(handle, tuple(operation_from_json(o) for o in orjson.loads(operations))))
+                for job_id, name, handle, operations, created in rows]
 
     def failures(self, target: str | None = None) -> list[dict]:
-        query, args = "SELECT * FROM failures", ()
+        query, args = f"SELECT {FAILURE_COLUMNS} FROM failures", ()
         if target:
             query, args = query + " WHERE target = ?", (target,)
-        return [dict(row) for row in self.conn.execute(query + " ORDER BY target, key, record", args)]
+        names = FAILURE_COLUMNS.split(", ")
+        with self._lock:
+            rows = self.conn.execute(query + " ORDER BY target, key, record", args).fetchall()
+        return [dict(zip(names, row)) for row in rows]
 
-    # -- request history (rate windows across runs) --------------------------------
+    # -- request history (rate windows across runs) -------------------------------------------
     def log_request(self, target: str, endpoint: str, sent_at: float, status: int | None,
                     items: int, size: int) -> None:
         with self.transaction() as conn:
-            conn.execute(
-                "INSERT INTO requests (target, endpoint, sent_at, status, items, bytes) VALUES (?,?,?,?,?,?)",
-                (target, endpoint, sent_at, status, items, size),
-            )
+            conn.execute("INSERT INTO requests (target, endpoint, sent_at, status, items, bytes) VALUES (?,?,?,?,?,?)",
+                         (target, endpoint, sent_at, status, items, size))
 
     def prune_requests(self, target: str, before: float) -> int:
         """Forget a target's requests sent before ``before``; returns how many."""
@@ -334,71 +510,157 @@ class State:
         several) since ``since``."""
         names = [targets] if isinstance(targets, str) else list(targets)
         marks = ",".join("?" * len(names))
-        rows = self.conn.execute(
-            f"SELECT sent_at FROM requests WHERE target IN ({marks}) AND sent_at >= ? ORDER BY sent_at",
-            (*names, since),
-        )
+        with self._lock:
+            rows = self.conn.execute(
+                f"SELECT sent_at FROM requests WHERE target IN ({marks}) AND sent_at >= ? ORDER BY sent_at",
+                (*names, since)).fetchall()
         return [row[0] for row in rows]
 
-    # -- applies and the lock -------------------------------------------------------
-    def _bump_serial(self) -> int:
-        serial = self.serial + 1
-        self._set("serial", str(serial))
-        return serial
-
+    # -- applies ---------------------------------------------------------------------------
     def begin_apply(self, targets: Sequence[str]) -> int:
-        """Start an apply: bump the serial (so plans made before are stale) and open
-        a history row. Returns the apply id."""
+        """Start an apply: bump the serials of its targets (so plans made before are
+        stale) and open a history row. Returns the apply id."""
         with self.transaction() as conn:
-            serial = self._bump_serial()
-            cursor = conn.execute(
-                "INSERT INTO applies (started_at, serial, targets, status) VALUES (?,?,?,?)",
-                (now_iso(), serial, orjson.dumps(list(targets)).decode(), "running"),
-            )
-            return cursor.lastrowid
+            serial = self._bump(targets)
+            return conn.execute(
+                "INSERT INTO applies (started_at, serial, targets, status) VALUES (?,?,?,?) RETURNING id",
+                (now_iso(), serial, orjson.dumps(list(targets)).decode(), "running")).fetchone()[0]
 
     def finish_apply(self, apply_id: int, status: str, counts: dict) -> None:
         with self.transaction() as conn:
-            conn.execute(
-                "UPDATE applies SET finished_at = ?, status = ?, counts = ? WHERE id = ?",
-                (now_iso(), status, orjson.dumps(counts).decode(), apply_id),
-            )
+            conn.execute("UPDATE applies SET finished_at = ?, status = ?, counts = ? WHERE id = ?",
+                         (now_iso(), status, orjson.dumps(counts).decode(), apply_id))
 
     def applies(self) -> list[dict]:
-        return [dict(row) for row in self.conn.execute("SELECT * FROM applies ORDER BY id")]
+        names = ("id", "started_at", "finished_at", "serial", "targets", "status", "counts")
+        with self._lock:
+            rows = self.conn.execute(f"SELECT {', '.join(names)} FROM applies ORDER BY id").fetchall()
+        return [dict(zip(names, row)) for row in rows]
 
+    # -- locks ----------------------------------------------------------------------------
     @contextmanager
-    def locked(self, owner: str) -> Iterator[None]:
-        """Hold the apply lock. A lock left by a dead process on this host is taken
-        over; a live one is refused with who holds it."""
-        host, pid = socket.gethostname(), os.getpid()
-        with self.transaction() as conn:
-            row = conn.execute("SELECT * FROM lock WHERE id = 1").fetchone()
-            if row and not (row["host"] == host and not _alive(row["pid"])):
-                raise StateError(
-                    f"the state {self.path} is locked by {row['owner']} (pid {row['pid']} on "
-                    f"{row['host']} since {row['acquired_at']}); another apply is running. "
-                    "If it is not, remove the lock with `reconciler state unlock`."
-                )
-            conn.execute(
-                "INSERT OR REPLACE INTO lock VALUES (1, ?, ?, ?, ?)", (owner, pid, host, now_iso())
-            )
+    def locked(self, command: str | None = None, targets: Sequence[str] | None = None,
+               timeout: float = 0.0) -> Iterator[None]:
+        """Hold the lock of ``targets`` (default: the whole state) for ``command``,
+        waiting up to ``timeout`` seconds for its holders; refused naming them. A lock
+        left by a dead process on this host (SQLite) or by an ended session
+        (PostgreSQL) is taken over."""
+        if self.read_only or not self.persistent:
+            raise StateError(f"the state {self.location.display()} cannot be locked: it was opened read-only")
+        scopes = sorted(set(targets)) if targets else [WHOLE]
+        command = command or f"reconciler (pid {os.getpid()})"
+        strategy = lock_strategy(self.conn)
+        holders = new_holder(scopes, command, now_iso(), strategy.session_id())
+        with self._lock:
+            blocking = wait_for(lambda: strategy.try_acquire(holders), timeout)
+        if blocking:
+            strategy.close()
+            raise LockedError(self.location.display(), blocking, describe_wanted(scopes))
+        outer = self._held
+        self._held, self._bumped, self._locks = outer + holders, set(), strategy
         try:
             yield
         finally:
-            with self.transaction() as conn:
-                conn.execute("DELETE FROM lock WHERE id = 1 AND pid = ?", (pid,))
+            self._held, self._bumped = outer, set()
+            try:
+                with self._lock:
+                    strategy.release(holders)
+            except StateError:
+                pass  # a full disk: the rows name this process, dead once it exits, so they are taken over
 
-    def unlock(self) -> bool:
+    def holders(self) -> list[tuple[Holder, bool | None]]:
+        """Every lock row with whether its holder is alive (None: cannot be known
+        from here, a process on another host)."""
+        strategy = lock_strategy(self.conn)
+        with self._lock:
+            return [(holder, strategy.alive(holder)) for holder in read_holders(self.conn)]
+
+    def unlock(self, lock_id: str | None = None) -> list[Holder]:
+        """Without ``lock_id``: remove the locks of dead holders, refusing (naming
+        them) while one is alive or cannot be judged. With ``lock_id``: remove that
+        lock whoever holds it (on PostgreSQL its holder's session is ended).
+        Returns the holders removed."""
+        shown = self.location.display()
+        found = self.holders()
+        if lock_id is None:
+            live = [(holder, alive) for holder, alive in found if alive is not False]
+            if live:
+                raise StateError(
+                    "refusing to unlock:\n  " + "\n  ".join(
+                        holder.describe() + (": its holder is alive" if alive else
+                                             f": held from host {holder.host}, whose processes cannot be "
+                                             f"checked from {socket.gethostname()}")
+                        for holder, alive in live)
+                    + "\nIf you have checked that it is not running: "
+                    + " or ".join(f"`reconciler state unlock --force {i}`"
+                                  for i in dict.fromkeys(holder.lock_id for holder, _ in live)))
+            removed = [holder for holder, _ in found]
+        else:
+            removed = [holder for holder, _ in found if holder.lock_id == lock_id]
+            if not removed:
+                raise StateError(f"no lock with id {lock_id} in the state {shown} "
+                                 f"(held: {', '.join(sorted({h.lock_id for h, _ in found})) or 'none'})")
+            lock_strategy(self.conn).end(removed[0])
         with self.transaction() as conn:
-            return conn.execute("DELETE FROM lock").rowcount > 0
+            conn.executemany("DELETE FROM locks WHERE scope = ? AND lock_id = ?",
+                             [(holder.scope, holder.lock_id) for holder in removed])
+        return removed
 
 
-def _alive(pid: int) -> bool:
+# -- creating ------------------------------------------------------------------------------
+def _empty_database() -> SQLite:
+    return SQLite.memory()
+
+
+def _create_schema(conn: Connection, lineage: str | None) -> None:
+    """The current schema in an empty database (inside the caller's transaction, if any)."""
+    for table in schema.BASELINE:
+        conn.create(table)
+    for migration in schema.MIGRATIONS:
+        migration(conn)
+    rows = [("schema_version", str(schema.SCHEMA_VERSION))]
+    if lineage is not None:
+        rows += [("lineage", lineage), ("serial", "0")]
+    conn.executemany(SET_META, rows)
+
+
+def _upgrade(conn: Connection, version: int) -> None:
+    """From ``version`` to the current schema (in the caller's transaction)."""
+    for step in schema.LEGACY[version:]:
+        step(conn)
+    start = max(version, schema.BASELINE_VERSION) - schema.BASELINE_VERSION
+    for migration in schema.MIGRATIONS[start:]:
+        migration(conn)
+    conn.execute(SET_META, ("schema_version", str(schema.SCHEMA_VERSION)))
+
+
+def _create_file(location: Location) -> None:
+    """A new SQLite state at ``location.path``, made whole beside it and then linked
+    into place: a crash never leaves a half-made state, and of two processes creating
+    it at once one wins and the other opens it."""
+    path = location.path
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StateError(f"cannot create the state {path}: {exc.strerror or exc}") from None
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.new")
+    try:
+        conn = SQLite.open(Location(path=temporary), read_only=False)
+        try:
+            with conn.transaction():
+                _create_schema(conn, lineage=str(uuid.uuid4()))
+            conn.raw.execute("PRAGMA journal_mode=DELETE")  # no -wal file to carry along
+        finally:
+            conn.close()
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process created it first: use theirs
+        except OSError:  # a filesystem without hard links
+            if not path.exists():
+                os.replace(temporary, path)
+    except OSError as exc:
+        raise StateError(f"cannot create the state {path}: {exc.strerror or exc}") from None
+    finally:
+        temporary.unlink(missing_ok=True)
+

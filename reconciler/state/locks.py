@@ -1,0 +1,229 @@
+"""Locks on a state: per target, or on the whole state (scope ``*``).
+
+Every command that writes takes one: ``apply`` and ``status`` lock their targets,
+``import`` its targets, ``state rm`` the targets it forgets from, a schema migration
+and ``state migrate`` the whole state. A target lock conflicts with the same target's
+and with the whole-state lock; the whole-state lock conflicts with every lock. So
+``apply -t A`` and ``apply -t B`` run at once, from any machines.
+
+Each held scope has a row in ``locks`` naming its holder (lock id, command, pid,
+host, since), which is what a refused command and ``state unlock`` show. What makes a
+lock held differs by backend:
+
+* SQLite (:class:`RowLocks`): the row itself, written in a ``BEGIN IMMEDIATE``
+  transaction that first checks the others. A holder whose process is gone *on this
+  host* is dead and its rows are taken over; a holder on another host is never judged
+  dead by its pid (another machine's pids mean nothing here).
+* PostgreSQL (:class:`AdvisoryLocks`): a session advisory lock on a connection kept
+  for the lock's lifetime (target scopes also take ``*`` shared). A killed runner's
+  session ends and its locks go with it at once; its row is then stale and ignored.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Sequence
+
+from reconciler.errors import StateError
+from reconciler.state.dialect import Connection, Postgres, advisory_key
+
+WHOLE = "*"
+COLUMNS = "scope, lock_id, command, pid, host, acquired_at, session"
+
+
+@dataclass(frozen=True)
+class Holder:
+    scope: str
+    lock_id: str
+    command: str
+    pid: int
+    host: str
+    acquired_at: str
+    session: int | None = None
+
+    @property
+    def what(self) -> str:
+        return "the whole state" if self.scope == WHOLE else f"target {self.scope}"
+
+    def who(self) -> str:
+        return f"{self.command} (pid {self.pid} on {self.host}, since {self.acquired_at}, lock id {self.lock_id})"
+
+    def describe(self) -> str:
+        return f"{self.what} is locked by {self.who()}"
+
+
+class LockedError(StateError):
+    """A lock is held by someone else."""
+
+    def __init__(self, location: str, holders: Sequence[Holder], wanted: str):
+        self.holders = list(holders)
+        lines = "\n  ".join(h.describe() for h in self.holders)
+        super().__init__(
+            f"cannot lock {wanted} of the state {location}:\n  {lines}\n"
+            "Wait for it to finish (or use --lock-timeout). If it is certainly not running, "
+            "`reconciler state unlock` removes a dead holder's lock and "
+            "`reconciler state unlock --force LOCK_ID` any other.")
+
+
+def conflicts(scope: str, wanted: Sequence[str]) -> bool:
+    return WHOLE in wanted or scope == WHOLE or scope in wanted
+
+
+def new_holder(scopes: Sequence[str], command: str, stamp: str, session: int | None = None) -> list[Holder]:
+    lock_id = uuid.uuid4().hex[:12]
+    host, pid = socket.gethostname(), os.getpid()
+    return [Holder(scope, lock_id, command, pid, host, stamp, session) for scope in scopes]
+
+
+def read_holders(conn: Connection) -> list[Holder]:
+    return [Holder(*row) for row in conn.execute(f"SELECT {COLUMNS} FROM locks ORDER BY scope")]
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def describe_wanted(scopes: Sequence[str]) -> str:
+    return "the whole state" if WHOLE in scopes else "target " + ", ".join(scopes)
+
+
+class RowLocks:
+    """SQLite: a lock is its rows; a dead holder on this host is taken over."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    def alive(self, holder: Holder) -> bool | None:
+        """True, False, or None when it cannot be known from here (another host)."""
+        if holder.host != socket.gethostname():
+            return None
+        return pid_alive(holder.pid)
+
+    def try_acquire(self, holders: list[Holder]) -> list[Holder]:
+        """Take ``holders``' scopes; returns the live holders in the way (nothing taken then)."""
+        wanted = [h.scope for h in holders]
+        with self.conn.transaction():
+            blocking = []
+            for held in read_holders(self.conn):
+                if not conflicts(held.scope, wanted):
+                    continue
+                if self.alive(held) is False:
+                    self.conn.execute("DELETE FROM locks WHERE scope = ? AND lock_id = ?", (held.scope, held.lock_id))
+                else:
+                    blocking.append(held)
+            if not blocking:
+                self.conn.executemany(f"INSERT INTO locks ({COLUMNS}) VALUES (?,?,?,?,?,?,?)",
+                                      [_row(h) for h in holders])
+        return blocking
+
+    def release(self, holders: list[Holder]) -> None:
+        with self.conn.transaction():
+            self.conn.execute("DELETE FROM locks WHERE lock_id = ?", (holders[0].lock_id,))
+
+    def session_id(self) -> None:
+        return None
+
+    def end(self, holder: Holder) -> None:
+        """Nothing holds a row lock but its row."""
+
+    def close(self) -> None:
+        pass
+
+
+class AdvisoryLocks:
+    """PostgreSQL: session advisory locks on a connection of their own."""
+
+    def __init__(self, conn: Postgres):
+        self.conn = conn
+        self.session: Postgres | None = None
+        self.keys: list[tuple[int, bool]] = []
+
+    def _key(self, scope: str) -> int:
+        return advisory_key(self.conn.location.schema, scope)
+
+    def alive(self, holder: Holder) -> bool | None:
+        key = self._key(holder.scope) & 0xFFFFFFFFFFFFFFFF
+        row = self.conn.execute(
+            "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = ? "
+            "AND classid::bigint = ? AND objid::bigint = ? AND objsubid = 1",
+            (holder.session, key >> 32, key & 0xFFFFFFFF)).fetchone()
+        return row is not None
+
+    def session_id(self) -> int:
+        if self.session is None:
+            self.session = Postgres.open(self.conn.location, read_only=False)
+        return self.session.execute("SELECT pg_backend_pid()").fetchone()[0]
+
+    def try_acquire(self, holders: list[Holder]) -> list[Holder]:
+        wanted = [h.scope for h in holders]
+        keys = [(self._key(WHOLE), False)] if WHOLE in wanted else \
+            [(self._key(WHOLE), True)] + [(self._key(scope), False) for scope in wanted]
+        taken: list[tuple[int, bool]] = []
+        for key, shared in keys:
+            function = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
+            if not self.session.execute(f"SELECT {function}(?)", (key,)).fetchone()[0]:
+                self._unlock(taken)
+                blocking = [h for h in read_holders(self.conn) if conflicts(h.scope, wanted) and self.alive(h)]
+                # A holder between taking its advisory lock and writing its row
+                return blocking or [Holder(WHOLE if WHOLE in wanted else wanted[0], "?", "another session",
+                                           0, "?", "now")]
+            taken.append((key, shared))
+        self.keys = taken
+        with self.conn.transaction():
+            self.conn.executemany(
+                f"INSERT INTO locks ({COLUMNS}) VALUES (?,?,?,?,?,?,?) ON CONFLICT (scope) DO UPDATE SET "
+                "lock_id = excluded.lock_id, command = excluded.command, pid = excluded.pid, "
+                "host = excluded.host, acquired_at = excluded.acquired_at, session = excluded.session",
+                [_row(h) for h in holders])
+        return []
+
+    def _unlock(self, keys: list[tuple[int, bool]]) -> None:
+        for key, shared in reversed(keys):
+            function = "pg_advisory_unlock_shared" if shared else "pg_advisory_unlock"
+            self.session.execute(f"SELECT {function}(?)", (key,))
+
+    def release(self, holders: list[Holder]) -> None:
+        try:
+            with self.conn.transaction():
+                self.conn.execute("DELETE FROM locks WHERE lock_id = ?", (holders[0].lock_id,))
+        finally:
+            self.close()
+
+    def end(self, holder: Holder) -> None:
+        """End the holder's database session, which releases its advisory locks."""
+        if holder.session is not None and self.alive(holder):
+            self.conn.execute("SELECT pg_terminate_backend(?)", (holder.session,))
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()  # its advisory locks go with the session
+            self.session, self.keys = None, []
+
+
+def _row(holder: Holder) -> tuple:
+    return (holder.scope, holder.lock_id, holder.command, holder.pid, holder.host, holder.acquired_at,
+            holder.session)
+
+
+def lock_strategy(conn: Connection) -> RowLocks | AdvisoryLocks:
+    return AdvisoryLocks(conn) if isinstance(conn, Postgres) else RowLocks(conn)
+
+
+def wait_for(try_once, timeout: float, interval: float = 0.5):
+    """``try_once()`` until it returns no blockers or ``timeout`` seconds passed;
+    returns the last blockers (empty: acquired)."""
+    deadline = time.monotonic() + max(timeout, 0.0)
+    while True:
+        blocking = try_once()
+        if not blocking or time.monotonic() >= deadline:
+            return blocking
+        time.sleep(min(interval, max(deadline - time.monotonic(), 0.0)))
