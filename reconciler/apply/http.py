@@ -1,18 +1,44 @@
-"""The HTTP seam that apply and drift share: one client per target, and a provider's
-encoded :class:`~reconciler.providers.base.Request` sent exactly as encoded."""
+"""The HTTP seam of apply, settle and drift: one client per target, a provider's
+encoded :class:`~reconciler.providers.base.Request` sent exactly as encoded, and the
+one classification of what came back, applied before any provider sees an answer:
+
+* 401 and 403: the destination refused the credentials. A :class:`ConfigError`
+  naming the provider and its auth keys (never a value) stops the target;
+* 429: too fast. :class:`Failed` with ``rate_limited`` (the target's rate window
+  pauses) and the server's ``Retry-After``;
+* 5xx, and transport errors (timeouts, refused or dropped connections):
+  :class:`Failed`, tried again by the retry policy (:mod:`reconciler.apply.retry`);
+* anything else is the provider's to translate (``decode``, ``decode_poll``,
+  ``decode_read``): a provider's own throttling signals that are not an HTTP 429
+  (Meta's Graph error codes) come back as its outcomes.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import httpx
 
+from reconciler.errors import ConfigError
 from reconciler.manifest.models import Target
 from reconciler.providers import get_provider
-from reconciler.providers.base import Request
+from reconciler.providers._common import retry_after
+from reconciler.providers.base import Provider, Request
+
+
+@dataclass(frozen=True)
+class Failed:
+    """An attempt that may succeed later: no answer, a 429 or a 5xx."""
+
+    reason: str
+    retry_after: float | None = None   # seconds, when the server said so
+    rate_limited: bool = False         # a 429: the whole target should slow down
 
 
 def open_client(target: Target, tuning, connections: int,
                 transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
     """A client for ``target`` (its base URL, or the provider's), ``tuning``'s timeouts
-    and at most ``connections`` connections; no redirects followed."""
+    and at most ``connections`` connections; no redirects followed. ``transport``
+    replaces the network (``httpx.MockTransport`` in tests)."""
     return httpx.AsyncClient(
         base_url=target.base_url or get_provider(target.provider).default_base_url,
         timeout=httpx.Timeout(tuning.timeout, connect=tuning.connect_timeout),
@@ -25,3 +51,21 @@ async def send(client: httpx.AsyncClient, request: Request) -> httpx.Response:
     return await client.request(request.method, request.path, content=request.body,
                                 params=dict(request.params) if request.params else None,
                                 headers=dict(request.headers))
+
+
+async def exchange(client: httpx.AsyncClient, request: Request, provider: Provider) -> httpx.Response | Failed:
+    """Send ``request``; the answer for ``provider`` to decode, or :class:`Failed`.
+    Raises :class:`ConfigError` when the credentials are refused."""
+    try:
+        response = await send(client, request)
+    except httpx.TransportError as exc:
+        return Failed(f"{provider.name}: no answer ({type(exc).__name__}: {str(exc) or 'connection failed'})")
+    status = response.status_code
+    if status in (401, 403):
+        raise ConfigError(f"{provider.name} refused the target's credentials (HTTP {status}); "
+                          f"check the target's auth ({', '.join(provider.auth_keys)})")
+    if status == 429:
+        return Failed(f"{provider.name}: rate limited (HTTP 429)", retry_after(response), rate_limited=True)
+    if status >= 500:
+        return Failed(f"{provider.name}: server error (HTTP {status})", retry_after(response))
+    return response

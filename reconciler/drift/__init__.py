@@ -70,7 +70,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import httpx
 
-from reconciler.apply import Tuning
+from reconciler.apply.tuning import Tuning
 from reconciler.drift.compare import Comparer, FieldDrift, fold
 from reconciler.drift.reader import DriftError, RemoteCatalog, read_catalogs
 from reconciler.errors import ConfigError, ReconcilerError

@@ -12,12 +12,14 @@ Pacing, within a target:
   client's connection pool is capped by that limit too;
 * reads are not writes (``Request.write`` is false): they take no slot of the
   target's write rate window, and are not logged in the state's request history;
-* an answer the provider calls transient (``ReadError.transient``: 429, 5xx, Graph's
-  throttling codes) and transport errors (timeouts, dropped connections) are retried
-  after an exponential backoff with full jitter, never sooner than the server's
-  ``Retry-After``, at most ``Tuning.max_attempts`` times per page; the knobs are the
-  executor's :class:`reconciler.apply.Tuning`, so reads and writes back off alike;
-* anything else (a refused credential, a 4xx) stops that target with one message,
+* every answer goes through the engine's HTTP rules first
+  (:func:`reconciler.apply.http.exchange`): refused credentials (401, 403) stop the
+  target; 429, 5xx and transport errors (timeouts, dropped connections) are retried,
+  as is an answer the provider calls transient (``ReadError.transient``: Graph's
+  throttling codes), by the one retry policy of writes and polls
+  (:attr:`reconciler.apply.tuning.Tuning.retry`: at most ``max_attempts`` times per
+  page, full-jitter backoff, never sooner than ``Retry-After``);
+* anything else the provider refuses (a 4xx) stops that target with one message,
   redacted of the target's credentials.
 
 A listing that ends before the catalog does (``Page.incomplete``: Bloomreach lists at
@@ -38,8 +40,8 @@ from typing import Callable, Collection, Mapping, Sequence, TypeVar
 import httpx
 
 from reconciler import credentials
-from reconciler.apply import Tuning
-from reconciler.apply.http import open_client, send
+from reconciler.apply.http import Failed, exchange, open_client
+from reconciler.apply.tuning import Tuning
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.manifest.models import Target
 from reconciler.providers import ReadError, get_provider, limits_for
@@ -147,27 +149,25 @@ class _TargetReader:
     async def _fetch(self, client: httpx.AsyncClient, request: Request,
                      decode: Callable[[httpx.Response], T], catalog: RemoteCatalog) -> T:
         """Send a read and decode its answer, retrying what is transient."""
+        policy = self.tuning.retry
         attempt = 0
         while True:
             attempt += 1
             catalog.requests += 1
-            wait_at_least: float | None = None
-            try:
-                response = await send(client, request)
-                await response.aread()
-                return decode(response)
-            except httpx.TransportError as exc:
-                reason = f"no answer ({type(exc).__name__}: {exc or 'connection failed'})"
-            except ReadError as exc:
-                if not exc.transient:
-                    raise DriftError(str(exc)) from None
-                reason, wait_at_least = str(exc), exc.retry_after
-            if attempt >= self.tuning.max_attempts:
+            answer = await exchange(client, request, self.provider)
+            if not isinstance(answer, Failed):
+                try:
+                    return decode(answer)
+                except ReadError as exc:
+                    if not exc.transient:
+                        raise DriftError(str(exc)) from None
+                    answer = Failed(str(exc), exc.retry_after)
+            if policy.exhausted(attempt):
                 raise DriftError(f"{self.target.provider}: reading the remote catalog failed after "
-                                 f"{attempt} attempts: {reason}")
-            delay = self.tuning.backoff(attempt, wait_at_least, self.rng)
+                                 f"{attempt} attempts: {answer.reason}")
+            delay = policy.delay(attempt, answer.retry_after, self.rng)
             catalog.retries += 1
-            self.say(f"retrying a read in {delay:.1f}s: {reason}")
+            self.say(f"retrying a read in {delay:.1f}s: {answer.reason}")
             await asyncio.sleep(delay)
 
 

@@ -1,0 +1,111 @@
+"""Recording: what the destinations confirmed goes to the state, on the state's own
+thread, and into the counts and failures of the result.
+
+Every State call of a run is here (:class:`StateWriter`), except those of the apply as
+a whole (the lock, the apply's row, the request history's pruning:
+:mod:`reconciler.apply.session`) and the loading of a shared rate window's history
+(:mod:`reconciler.apply.scheduling`).
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Sequence
+
+from reconciler.apply.polling import poll
+from reconciler.apply.result import Failure
+from reconciler.providers.base import Job, Outcome, Request
+from reconciler.state.store import State
+
+if TYPE_CHECKING:
+    from reconciler.apply.target import TargetRun
+
+
+class StateWriter:
+    """The state's threads, shared by the targets of one apply. SQLite works without
+    the GIL, so writes overlap with the network; one thread commits outcomes in the
+    order they were asked for. Sends of a rate-limited target wait for their request
+    to be logged; on that thread they would queue behind big batches of outcomes, so
+    a second connection and thread log them: a log waits at most for the transaction
+    under way."""
+
+    def __init__(self, state: State):
+        self.state = state
+        self.outcomes = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconciler-state")
+        self.window_state = State(state.path) if state.persistent else state
+        self.window_log = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconciler-window")
+
+    def record(self, target: str, outcomes: Sequence[Outcome], apply_id: int | None, ignore: Sequence[str],
+               settled_job: int | None) -> "concurrent.futures.Future[dict[str, int]]":
+        """Commit ``outcomes`` (and drop ``settled_job``); the future gives the ids of
+        the jobs the outcomes added, by handle."""
+        return self.outcomes.submit(self.state.record, target, outcomes, apply_id,
+                                    ignore=ignore, settled_job=settled_job)
+
+    async def log_request(self, target: str, request: Request, committed: bool) -> None:
+        """Log a write request in the history that rate windows are loaded from. With
+        ``committed``, return once it is committed: a run killed after the send still
+        counts it in the window."""
+        size = len(request.body or b"")
+        args = (target, request.endpoint or request.path, time.time(), None, len(request.operations), size)
+        if committed:
+            log = functools.partial(self.window_state.log_request, *args)
+            await asyncio.get_running_loop().run_in_executor(self.window_log, log)
+        else:
+            self.outcomes.submit(self.state.log_request, *args)
+
+    def close(self) -> None:
+        """Wait for writes under way (an interrupted apply completes them first)."""
+        self.outcomes.shutdown(wait=True)
+        self.window_log.shutdown(wait=True)
+        if self.window_state is not self.state:
+            self.window_state.close()
+
+
+def record(run: "TargetRun", outcomes: list[Outcome], settled_job: int | None = None, local: bool = False) -> None:
+    """Commit ``outcomes`` of ``run``'s target (and drop ``settled_job``), count them,
+    and poll the jobs they add once committed. The write is submitted now, not when a
+    task gets to run: from here on an interrupt still commits it (the apply waits for
+    the state's thread before it ends)."""
+    ctx = run.ctx
+    if run.secrets:
+        outcomes = [replace(o, reason=run.redact(o.reason)) if o.reason and o.status == "rejected" else o
+                    for o in outcomes]
+    written = ctx.writer.record(run.name, outcomes, ctx.apply_id, run.ignore, settled_job)
+    applied = rejected = pending = 0
+    jobs: dict[str, Job] = {}
+    failures = ctx.result.failures
+    for outcome in outcomes:
+        status = outcome.status
+        if status == "applied":
+            applied += 1
+        elif status == "rejected":
+            rejected += 1
+            op = outcome.operation
+            failures.append(Failure(run.name, op.sku, op.record, op.action, outcome.reason or "refused", op.key))
+        elif status == "pending":
+            pending += 1
+            jobs.setdefault(outcome.job.handle, outcome.job)
+    result = run.result
+    if local:
+        result.local += applied
+    else:
+        result.applied += applied
+    result.rejected += rejected
+    result.pending += pending
+    run.spawn(_committed, run, written, jobs if ctx.wait else {})
+    ctx.reporter.recorded(run.name, {
+        "applied": 0 if local else applied, "local": applied if local else 0,
+        "rejected": rejected, "pending": pending,
+    })
+
+
+async def _committed(run: "TargetRun", written: "concurrent.futures.Future[dict[str, int]]",
+                     jobs: dict[str, Job]) -> None:
+    """Wait for a write (its error stops the target), then poll the jobs it added."""
+    job_ids = await asyncio.wrap_future(written)
+    for handle, job in jobs.items():
+        run.spawn(poll, run, job_ids[handle], job)

@@ -1,0 +1,228 @@
+"""The run of one target: its operations packed into requests, sent within the
+target's limits, and every answer turned into outcomes.
+
+* ``batching.pack`` turns the operations into requests (the provider's limits
+  lowered by the target's own), sent by the target's workers
+  (:mod:`reconciler.apply.workers`);
+* every write first takes a slot of its rate scope's strict sliding window
+  (:mod:`reconciler.apply.window`), and is logged to the state so that consecutive
+  applies share the window;
+* the answer goes through the engine's HTTP rules (:func:`reconciler.apply.http.exchange`),
+  then the provider decodes it into outcomes (:meth:`TargetRun.handle`): ``applied``,
+  ``rejected`` and ``pending`` are recorded at once (:mod:`reconciler.apply.recording`;
+  jobs are then polled, :mod:`reconciler.apply.polling`), ``retry`` is sent again
+  (:mod:`reconciler.apply.requeue`), ``split`` sends the operations again as two
+  halves (a lone one is rejected);
+* a ``ConfigError`` (credentials refused, bad settings) stops the target; the others
+  go on. Whatever reaches the reporter, the result or the state's failures is
+  redacted of the target's credentials.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections import deque
+from dataclasses import replace
+from typing import Any, Awaitable, Callable, Iterator, Sequence
+
+from reconciler import credentials
+from reconciler.apply.batching import pack
+from reconciler.apply.http import Failed, exchange, open_client
+from reconciler.apply.polling import settle_earlier
+from reconciler.apply.recording import record
+from reconciler.apply.requeue import retry_writes
+from reconciler.apply.result import TargetResult
+from reconciler.apply.scheduling import Context, needs_windows
+from reconciler.apply.window import SlidingWindow
+from reconciler.apply.workers import work
+from reconciler.errors import ConfigError
+from reconciler.manifest.models import Target
+from reconciler.plan.model import Change
+from reconciler.providers import get_provider, limits_for
+from reconciler.providers.base import Job, Operation, Outcome, Request
+
+
+class TargetRun:
+    """One target's part of an apply (or a settle: ``resend`` false, only jobs)."""
+
+    def __init__(self, ctx: Context, target: Target, changes: Sequence[Change],
+                 jobs: Sequence[tuple[int, Job]] = (), resend: bool = True, poll_once: bool = False):
+        self.ctx = ctx
+        self.target = target
+        self.name = target.name
+        self.changes = changes
+        self.old_jobs = list(jobs)
+        self.resend = resend            # False for settle: retry outcomes fail instead
+        self.poll_once = poll_once      # settle without waiting: one status call per job
+        self.result: TargetResult = ctx.result.targets[target.name]
+        self.ignore = tuple(target.ignore_fields)
+        self.secrets: list[str] = []
+        self.ready: deque[Request] = deque()
+        self.packer: Iterator[Request | Outcome] | None = None
+        self.local: list[Outcome] = []
+        self.attempts: dict[tuple[str, str], int] = {}
+        self.active = 0                 # sends, timers and polls under way
+        self.aux: set[asyncio.Task] = set()
+        self.fatal: BaseException | None = None
+        self.event = asyncio.Event()
+        self.rng = random.Random()
+        self.limits = limits_for(target)
+        self.long_pole = needs_windows(self.limits, len(changes))
+        self.answered = 0               # write requests answered (or failed)
+        self.first_window = asyncio.Event()  # its first window's requests are answered, or it ended
+
+    def redact(self, text: str | None) -> str:
+        return credentials.redact(text, self.secrets)
+
+    def spawn(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """Run ``fn(*args)`` as a task of this target (counted in ``active``; an error
+        stops the target). The coroutine is made when the task starts: a task cancelled
+        before then (an interrupt) leaves no coroutine never awaited."""
+        self.active += 1
+
+        async def guarded() -> None:
+            try:
+                await fn(*args)
+            except Exception as exc:  # a ConfigError, a bug or an unexpected answer: stop this target
+                self.fatal = exc
+            finally:
+                self.active -= 1
+                self.event.set()
+
+        task = asyncio.ensure_future(guarded())
+        self.aux.add(task)
+        task.add_done_callback(self.aux.discard)
+
+    async def run(self) -> None:
+        started = time.monotonic()
+        tuning = self.ctx.tuning
+        try:
+            cls = get_provider(self.target.provider)
+            secrets = credentials.resolve(self.target, cls.auth_keys, self.ctx.environ)
+            self.secrets = credentials.secrets_of(secrets)
+            self.provider = cls(self.target.settings, secrets)
+            shared = self.ctx.shared
+            self.window = (shared and shared.windows.get(self.name)) or SlidingWindow(None, None)
+            self.slots = (shared and shared.in_flight.get(self.name)) or contextlib.nullcontext()
+            # No documented cap: enough in flight to fill a rate window at once.
+            in_flight = self.limits.max_in_flight or max(tuning.default_in_flight,
+                                                         self.limits.max_requests_per_window or 0)
+            self.poll_slots = asyncio.Semaphore(tuning.poll_concurrency)
+            connections = in_flight + tuning.poll_concurrency
+            self.ctx.reporter.target_started(self.name, self.target.provider, self.result.total)
+            async with open_client(self.target, tuning, connections, self.ctx.transport) as client:
+                self.client = client
+                if self.old_jobs:
+                    await settle_earlier(self)
+                if self.changes:  # operations made as the packer needs them
+                    ops = (change.operation() for change in self.changes)
+                    self.packer = iter(pack(self.provider, ops, self.limits))
+                await work(self, in_flight)
+        except ConfigError as exc:
+            self._stop(exc)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            self.result.interrupted = True
+            raise
+        except Exception as exc:
+            self._stop(exc, internal=True)
+        finally:
+            self.first_window.set()
+            for task in list(self.aux):
+                task.cancel()
+            self.result.seconds = time.monotonic() - started
+        self.ctx.reporter.target_finished(self.name, self.result)
+
+    def _stop(self, exc: BaseException, internal: bool = False) -> None:
+        message = self.redact(str(exc))
+        if internal or not isinstance(exc, ConfigError):
+            message = f"internal error ({type(exc).__name__}): {message}"
+        self.result.error = message
+        self.ctx.reporter.message(self.name, f"stopped: {message}")
+
+    # -- sending and what comes back ----------------------------------------------------
+    async def send(self, request: Request) -> None:
+        """Send one write request and handle what comes back."""
+        ops = request.operations
+        waited = await self.window.acquire()
+        try:
+            if waited > 0.0005:
+                self.result.wait_seconds += waited
+                self.ctx.reporter.waiting(self.name, waited, "rate window")
+            # With a rate window, committed before sending: a killed run still counts it.
+            await self.ctx.writer.log_request(self.name, request, committed=bool(self.window.limit))
+            self.result.requests += 1
+            self.result.items_sent += len(ops)
+            self.ctx.reporter.request_sent(self.name, request.endpoint or request.path, len(ops))
+            async with self.slots:  # the in-flight cap shared with sibling targets, if any
+                answer = await exchange(self.client, request, self.provider)
+        finally:
+            self.window.release(time.time())
+            self.answered += 1
+            if self.answered >= (self.window.limit or 0) or (self.packer is None and not self.ready):
+                self.first_window.set()
+        transient = isinstance(answer, Failed)
+        if transient:
+            outcomes = [Outcome(op, "retry", answer.reason, retry_after=answer.retry_after,
+                                rate_limited=answer.rate_limited) for op in ops]
+        else:
+            try:
+                outcomes = self.provider.decode(request, answer)
+            except ConfigError:
+                raise
+            except Exception as exc:
+                outcomes = [Outcome(op, "retry", f"{self.target.provider}: unreadable answer (HTTP "
+                                                 f"{answer.status_code}): {type(exc).__name__}: {exc}")
+                            for op in ops]
+                transient = True
+        self.handle(ops, outcomes, transient)
+
+    def handle(self, ops: Sequence[Operation], outcomes: Sequence[Outcome], transient: bool,
+               settled_job: int | None = None) -> None:
+        """Record the final outcomes of ``ops`` (and drop ``settled_job``), split what
+        the destination refused as a whole, send again what is to be retried."""
+        final: list[Outcome] = []
+        retry: list[Outcome] = []
+        split: list[Outcome] = []
+        seen: set[int] = set()
+        for outcome in outcomes:
+            seen.add(id(outcome.operation))
+            status = outcome.status
+            if status == "applied" or status == "rejected":
+                final.append(outcome)
+            elif status == "pending":
+                if outcome.job is None:
+                    retry.append(replace(outcome, status="retry", reason="pending without a job to poll"))
+                else:
+                    final.append(outcome)
+            elif status == "split":
+                split.append(outcome)
+            else:
+                retry.append(outcome)
+        if len(seen) < len(ops):
+            retry.extend(Outcome(op, "retry", f"{self.target.provider} gave no outcome for it")
+                         for op in ops if id(op) not in seen)
+
+        if split:
+            split_ops = [o.operation for o in split]
+            reason = split[0].reason or "refused as a whole"
+            if len(split_ops) == 1 or not self.resend:
+                final.extend(Outcome(op, "rejected", reason) for op in split_ops)
+            else:
+                middle = len(split_ops) // 2
+                self.result.split += 1
+                self.ready.appendleft(self.provider.encode(split_ops[middle:]))
+                self.ready.appendleft(self.provider.encode(split_ops[:middle]))
+                self.event.set()
+
+        if retry:
+            if not self.resend:
+                final.extend(Outcome(o.operation, "rejected",
+                                     f"{o.reason or 'failed'} (the next apply sends it again)") for o in retry)
+            else:
+                final.extend(retry_writes(self, retry, transient, any(o.status == "rejected" for o in final)))
+
+        if final or settled_job is not None:
+            # Committed on the state's thread while this worker sends the next request.
+            record(self, final, settled_job=settled_job)

@@ -1,0 +1,195 @@
+"""The engine's HTTP rules, through ``httpx.MockTransport`` (``transport=`` of
+apply_plan and settle): 401/403 stop the target before any provider decodes, 429
+pauses the target and honours Retry-After, 5xx and transport errors are retried by
+the one retry policy, anything else is the provider's; the same for job polls."""
+from __future__ import annotations
+
+import time
+
+import httpx
+import orjson
+import pytest
+
+from reconciler.apply import NullReporter, RetryPolicy, Tuning, apply_plan, settle
+from reconciler.manifest.models import Target
+from reconciler.plan.model import Change, FieldDiff, Plan, TargetPlan
+from reconciler.providers import get_provider
+
+FAST = Tuning(backoff_base=0.01, backoff_cap=0.05, poll_initial=0.01, poll_cap=0.05, max_attempts=4)
+SECRET = "pass-secret-4321"
+
+
+def venddor() -> Target:
+    return Target(name="vend", provider="venddor", base_url="http://venddor.test",
+                  auth={"username": "shop-user-7", "password": SECRET})
+
+
+def voucherify() -> Target:
+    return Target(name="vouch", provider="voucherify", base_url="http://voucherify.test",
+                  auth={"app_id": "app-id-7", "app_token": SECRET})
+
+
+def plan_of(target: Target, count: int, state) -> Plan:
+    changes = []
+    for i in range(count):
+        key = f"K{i}"
+        after = ({"source_id": key, "metadata": {"n": i % 2}} if target.provider == "voucherify" else
+                 {"product_code": key, "product": f"P{i}", "price": "1,00", "amount": "1", "status": "A"})
+        changes.append(Change("create", "product", key, key, None, after, FieldDiff(added=tuple(after))))
+    return Plan(state.lineage, state.serial, {target.name: TargetPlan(target.name, target.provider, tuple(changes), 0)})
+
+
+def apply_with(handler, target: Target, state, count: int = 3, **kwargs):
+    kwargs.setdefault("tuning", FAST)
+    return apply_plan(plan_of(target, count, state), {target.name: target}, state, reporter=NullReporter(),
+                      transport=httpx.MockTransport(handler), **kwargs)
+
+
+def created(request: httpx.Request) -> httpx.Response:
+    body = orjson.loads(request.content)
+    return httpx.Response(201, json={"product_ids": [100 + i for i in range(len(body))]})
+
+
+@pytest.fixture
+def decoded(monkeypatch):
+    """The HTTP statuses the providers' decode and decode_poll were given."""
+    seen: list[int] = []
+    for provider, name in (("venddor", "decode"), ("voucherify", "decode"), ("voucherify", "decode_poll")):
+        cls = get_provider(provider)
+        original = getattr(cls, name)
+
+        def spy(self, subject, response, original=original):
+            seen.append(response.status_code)
+            return original(self, subject, response)
+        monkeypatch.setattr(cls, name, spy)
+    return seen
+
+
+def test_apply_through_a_mock_transport_records_what_was_confirmed(state):
+    sent = []
+
+    def handler(request):
+        sent.append(request)
+        return created(request)
+
+    result = apply_with(handler, venddor(), state)
+    assert result.ok and result.targets["vend"].applied == 3
+    assert [r.url.path for r in sent] == ["/api/products/"]
+    assert {item.key: item.remote_id for item in state.items("vend")} == {"K0": "100", "K1": "101", "K2": "102"}
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_refused_credentials_stop_the_target_before_the_provider_decodes(state, decoded, status):
+    sent = []
+
+    def handler(request):
+        sent.append(request)
+        return httpx.Response(status, json={"message": f"bad password {SECRET}"})
+
+    result = apply_with(handler, venddor(), state, count=200)  # four requests' worth
+    error = result.targets["vend"].error
+    assert "venddor refused the target's credentials" in error and "username, password" in error
+    assert SECRET not in error
+    assert len(sent) == 1 and decoded == []  # the first request goes alone
+    assert list(state.items("vend")) == [] and result.targets["vend"].not_sent == 200
+
+
+def test_429_pauses_the_target_and_honours_retry_after(state, decoded):
+    sent: list[float] = []
+
+    def handler(request):
+        sent.append(time.monotonic())
+        if len(sent) == 1:
+            return httpx.Response(429, headers={"Retry-After": "0.2"}, json={"message": "slow down"})
+        return created(request)
+
+    result = apply_with(handler, venddor(), state, count=120)  # two requests: the first goes alone
+    assert result.ok and result.targets["vend"].retried == 60
+    assert sent[1] - sent[0] >= 0.2
+    assert result.targets["vend"].wait_seconds > 0  # the other request waited too: the target paused
+    assert decoded == [201, 201]
+
+
+def test_5xx_and_transport_errors_are_retried_within_the_attempts(state, decoded):
+    answers = iter([httpx.Response(503), "drop", httpx.Response(502)])
+
+    def handler(request):
+        answer = next(answers, None)
+        if answer == "drop":
+            raise httpx.ConnectError("connection reset", request=request)
+        return answer or created(request)
+
+    result = apply_with(handler, venddor(), state)
+    assert result.ok and result.targets["vend"].requests == 4
+    assert decoded == [201]
+
+    answers = iter(())
+    always = lambda request: httpx.Response(500)  # noqa: E731
+    result = apply_with(always, venddor(), state, count=2, tuning=FAST)
+    assert [f.reason for f in result.failures] == ["venddor: server error (HTTP 500) (gave up after 4 attempts)"] * 2
+
+
+def test_other_statuses_go_to_the_provider(state, decoded):
+    result = apply_with(lambda request: httpx.Response(400, json={"message": "Bad Request"}), venddor(), state,
+                        count=1)
+    assert result.targets["vend"].rejected == 1 and decoded == [400]
+
+
+def test_job_polls_follow_the_same_rules(state, decoded):
+    polls = iter([httpx.Response(503), httpx.Response(429, headers={"Retry-After": "0.1"}),
+                  httpx.Response(200, json={"id": "aa_1", "status": "DONE", "result": {}})])
+
+    def handler(request):
+        if request.method == "POST":
+            return httpx.Response(202, json={"async_action_id": "aa_1"})
+        return next(polls)
+
+    result = apply_with(handler, voucherify(), state, count=1)
+    assert result.ok and result.targets["vouch"].applied == 1 and result.targets["vouch"].polls == 3
+    assert decoded == [202, 200]  # the 503 and the 429 were the engine's
+
+
+def test_a_job_whose_status_cannot_be_read_is_left_pending_after_the_attempts(state):
+    def handler(request):
+        if request.method == "POST":
+            return httpx.Response(202, json={"async_action_id": "aa_1"})
+        raise httpx.ReadTimeout("no status", request=request)
+
+    messages = []
+
+    class Messages(NullReporter):
+        def message(self, target, text):
+            messages.append(text)
+
+    result = apply_plan(plan_of(voucherify(), 1, state), {"vouch": voucherify()}, state, reporter=Messages(),
+                        tuning=FAST, transport=httpx.MockTransport(handler))
+    assert result.targets["vouch"].pending == 1 and result.targets["vouch"].polls == FAST.max_attempts
+    assert any("could not be read in 4 attempts" in m and "left pending" in m for m in messages)
+    assert len(state.pending_jobs("vouch")) == 1
+
+    done = lambda request: httpx.Response(200, json={"status": "DONE", "result": {}})  # noqa: E731
+    settled = settle(state, {"vouch": voucherify()}, reporter=NullReporter(), tuning=FAST,
+                     transport=httpx.MockTransport(done))
+    assert settled.targets["vouch"].applied == 1 and state.pending_jobs() == []
+
+
+def test_refused_credentials_on_a_poll_stop_the_settle(state):
+    accept = lambda request: httpx.Response(202, json={"async_action_id": "aa_1"})  # noqa: E731
+    apply_with(accept, voucherify(), state, count=1, wait=False)
+    refused = lambda request: httpx.Response(401, json={"message": "Unauthorized"})  # noqa: E731
+    settled = settle(state, {"vouch": voucherify()}, reporter=NullReporter(), tuning=FAST,
+                     transport=httpx.MockTransport(refused))
+    assert "voucherify refused the target's credentials" in settled.targets["vouch"].error
+    assert len(state.pending_jobs("vouch")) == 1
+
+
+def test_the_retry_policy():
+    import random
+
+    policy = RetryPolicy(max_attempts=3, backoff_base=1.0, backoff_cap=5.0)
+    rng = random.Random(1)
+    assert not policy.exhausted(2) and policy.exhausted(3)
+    assert all(0 <= policy.delay(1, None, rng) <= 1.0 for _ in range(50))
+    assert all(0 <= policy.delay(10, None, rng) <= 5.0 for _ in range(50))  # capped
+    assert policy.delay(1, 7.5, rng) == 7.5  # never sooner than Retry-After
+    assert FAST.retry == RetryPolicy(4, 0.01, 0.05)
