@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import textwrap
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable
 
 import orjson
+import psycopg
 import pytest
 import yaml
 from click.testing import CliRunner, Result
@@ -14,7 +16,8 @@ from click.testing import CliRunner, Result
 from reconciler.cli import cli
 from reconciler.apply.testing import expected_view, remote_view
 from reconciler.sandbox import CREDENTIALS, Sandbox, SandboxConfig
-from reconciler.state import State
+from reconciler.state import Location, State
+from postgres import Server
 
 SANDBOX_SETTINGS = {
     "meta_catalog": {"catalog_id": "1234567890", "api_version": "v21.0"},
@@ -48,6 +51,15 @@ class Workspace:
         self.root = root
         self.manifests = root / "manifests"
         self.manifests.mkdir(parents=True, exist_ok=True)
+        self.state_location = Location(path=root / "state" / "reconciler.db")
+        self.global_args: list[str] = []
+
+    def use_state(self, location: Location) -> "Workspace":
+        """Run the CLI with ``--state`` (and ``--state-schema``) at ``location``."""
+        self.state_location = location
+        self.global_args = (["--state", str(location.path)] if location.path is not None
+                            else ["--state", location.url, "--state-schema", location.schema])
+        return self
 
     def write(self, name: str, content: Any) -> Path:
         path = self.manifests / name
@@ -63,7 +75,8 @@ class Workspace:
         return path
 
     def run(self, *args: str, input: str | None = None) -> Result:
-        return CliRunner().invoke(cli, ["-C", str(self.root), *args], input=input, catch_exceptions=False)
+        return CliRunner().invoke(cli, ["-C", str(self.root), *self.global_args, *args], input=input,
+                                  catch_exceptions=False)
 
 
 @pytest.fixture
@@ -80,6 +93,40 @@ def make_ws(tmp_path: Path) -> Callable[[str], Workspace]:
 def state(tmp_path: Path):
     """An empty state in the test's directory."""
     st = State(tmp_path / "reconciler.db")
+    yield st
+    st.close()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server of the suite's own (see tests/postgres.py); the tests that
+    need it are skipped, with the reason, only where PostgreSQL is not installed."""
+    try:
+        server = Server()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_location(request, tmp_path: Path):
+    """Where a test's state lives, once per backend: a SQLite file in the test's
+    directory, or a schema of its own in the suite's PostgreSQL server."""
+    if request.param == "sqlite":
+        yield Location(path=tmp_path / "reconciler.db")
+        return
+    server = request.getfixturevalue("postgres")
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    yield Location(url=server.url, schema=schema)
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def any_state(state_location: Location):
+    """An empty state on each backend."""
+    st = State(state_location)
     yield st
     st.close()
 

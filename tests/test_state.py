@@ -17,6 +17,18 @@ from reconciler.state.schema import LEGACY
 from reconciler.state.store import payload_digest
 
 
+@pytest.fixture
+def state(any_state):
+    """This module's state tests run on both backends."""
+    return any_state
+
+
+@pytest.fixture
+def bws(ws, state_location):
+    """A workspace whose CLI runs use a state on each backend."""
+    return ws.use_state(state_location)
+
+
 def op(action="create", key="A", before=None, after=None, record="product"):
     return Operation(action, record, key, key, before, after if after is not None or action == "delete" else {"v": 1})
 
@@ -248,16 +260,20 @@ def test_disjoint_targets_lock_at_once_and_the_whole_state_waits_for_both(state)
 
 
 def test_a_holder_on_another_host_is_never_judged_dead(state):
-    with state.transaction() as conn:
-        conn.execute("INSERT INTO locks VALUES ('t', 'far1', 'reconciler apply', 1, 'elsewhere', 'then', NULL)")
-    with pytest.raises(LockedError, match="pid 1 on elsewhere"):
+    holder = state.reopen()
+    with holder.locked("reconciler apply", ["t"]):
+        with state.transaction() as conn:  # as if it ran elsewhere, under this process's pid
+            conn.execute("UPDATE locks SET host = 'elsewhere'")
+        with pytest.raises(LockedError, match="on elsewhere"):
+            with state.locked("here", ["t"]):
+                pass
+        # SQLite cannot check another host's pid; PostgreSQL sees the session alive
+        with pytest.raises(StateError, match="(?s)(held from host elsewhere|its holder is alive).*--force"):
+            state.unlock()
+        [(found, _)] = state.holders()
+        assert [h.lock_id for h in state.unlock(found.lock_id)] == [found.lock_id]
         with state.locked("here", ["t"]):
             pass
-    with pytest.raises(StateError, match="(?s)held from host elsewhere.*--force far1"):
-        state.unlock()
-    assert [h.lock_id for h in state.unlock("far1")] == ["far1"]
-    with state.locked("here", ["t"]):
-        pass
 
 
 def test_a_lock_timeout_waits_then_names_the_holder(state):
@@ -271,12 +287,13 @@ def test_a_lock_timeout_waits_then_names_the_holder(state):
 def vouch_state(ws, skus=("A",)):
     ws.write("t.yaml", {"targets": {"vouch": target("voucherify")}})
     ws.write("p.yaml", {"products": [product(s) for s in skus]})
-    state = State(ws.root / "state" / "reconciler.db")
+    state = State(ws.state_location)
     state.record("vouch", [Outcome(op(key=s, after={"source_id": s, "metadata": {"k": 1}}), "applied") for s in skus])
     return state
 
 
-def test_state_list_and_show(ws):
+def test_state_list_and_show(bws):
+    ws = bws
     state = vouch_state(ws, ("A", "B"))
     listed = ws.run("state", "list")
     assert listed.exit_code == 0
@@ -291,7 +308,8 @@ def test_state_list_and_show(ws):
     assert ws.run("state", "show", "Z").exit_code == 1
 
 
-def test_state_rm_keeps_a_backup_that_restore_puts_back(ws):
+def test_state_rm_keeps_a_backup_that_restore_puts_back(bws):
+    ws = bws
     state = vouch_state(ws, ("A", "B"))
     before = list(state.items())
     serial = state.target_serials()["vouch"]
@@ -304,7 +322,8 @@ def test_state_rm_keeps_a_backup_that_restore_puts_back(ws):
     assert list(state.items()) == before and state.target_serials()["vouch"] == serial + 2
 
 
-def test_state_rm_all_forgets_a_target(ws):
+def test_state_rm_all_forgets_a_target(bws):
+    ws = bws
     state = vouch_state(ws, ("A", "B"))
     assert ws.run("state", "rm", "--all").exit_code == 2  # needs -t
     result = ws.run("state", "rm", "-t", "vouch", "--all", "--backup", str(ws.root / "b.jsonl"))
@@ -312,7 +331,8 @@ def test_state_rm_all_forgets_a_target(ws):
     assert state.targets() == {} and len((ws.root / "b.jsonl").read_text().splitlines()) == 2
 
 
-def test_state_rm_respects_a_live_lock(ws):
+def test_state_rm_respects_a_live_lock(bws):
+    ws = bws
     state = vouch_state(ws)
     with state.reopen().locked("reconciler apply (pid 1)", ["vouch"]):
         result = ws.run("state", "rm", "A")
@@ -320,14 +340,17 @@ def test_state_rm_respects_a_live_lock(ws):
     assert set(state.hashes("vouch")) == {("product", "A")}
 
 
-def test_state_rm_without_a_state_creates_none(ws):
+def test_state_rm_without_a_state_creates_none(bws):
+    ws = bws
     ws.write("t.yaml", {"targets": {"vouch": target("voucherify")}})
     result = ws.run("state", "rm", "A")
     assert result.exit_code == 1 and "there is no state" in result.output
+    assert not State(ws.state_location, create=False).persistent
     assert not (ws.root / "state").exists()
 
 
-def test_state_unlock_refuses_a_live_holder_unless_forced_by_id(ws):
+def test_state_unlock_refuses_a_live_holder_unless_forced_by_id(bws):
+    ws = bws
     state = vouch_state(ws)
     with state.reopen().locked("reconciler apply (pid 7)", ["vouch"]):
         [(holder, alive)] = state.holders()
@@ -340,9 +363,12 @@ def test_state_unlock_refuses_a_live_holder_unless_forced_by_id(ws):
         forced = ws.run("state", "unlock", "--force", holder.lock_id)
         assert forced.exit_code == 0 and "Removed the lock on target vouch" in forced.output
         assert state.holders() == []
+        with state.locked("the next one", ["vouch"]):
+            pass
 
 
-def test_state_unlock_removes_a_dead_holders_lock(ws):
+def test_state_unlock_removes_a_dead_holders_lock(bws):
+    ws = bws
     state = vouch_state(ws)
     with state.transaction() as conn:
         conn.execute("INSERT INTO locks VALUES ('vouch', 'dead1', 'reconciler apply', 999999999, ?, 'then', NULL)",

@@ -235,3 +235,36 @@ def state_unlock(ctx: Context, lock_id: str | None) -> None:
         ctx.echo("The state was not locked.")
     for holder in removed:
         ctx.echo(f"Removed the lock on {holder.what} held by {holder.who()}.")
+
+
+@state_group.command("migrate")
+@click.option("--to", "destination", required=True, metavar="PATH_OR_URL",
+              help="The new state: a SQLite file or a postgresql:// URL (its schema: --state-schema, or --to-schema).")
+@click.option("--to-schema", metavar="NAME", help="PostgreSQL schema of the new state (default: --state-schema).")
+@lock_timeout_option
+@pass_context
+def state_migrate(ctx: Context, destination: str, to_schema: str | None, lock_timeout: float) -> None:
+    """Copy the state to another backend (SQLite to PostgreSQL or back), holding both
+    locks, and verify every table's rows before saying so. The source is left as it
+    was; point --state (or RECONCILER_STATE) at the new one afterwards.
+
+    \b
+    Example:
+        reconciler state migrate --to postgresql://ci@db.internal/catalog
+        reconciler --state postgresql://ci@db.internal/catalog state migrate --to state/reconciler.db
+    """
+    from reconciler.state.location import Location
+    from reconciler.state.transfer import migrate
+
+    target = Location.parse(destination, to_schema or ctx.workspace.state_location.schema)
+    if target == ctx.workspace.state_location:
+        raise StateError("--to names the state itself")
+    source = writer(ctx)
+    try:
+        lineage = source.lineage
+        copied = migrate(source, target, lock_timeout)
+    finally:
+        source.close()
+    counts = ", ".join(f"{copied[name]} {name}" for name in ("items", "jobs", "applies", "failures", "requests"))
+    ctx.echo(f"Copied the state (lineage {lineage}) to {target.display()}: {counts}; verified.")
+    ctx.echo(f"Use it with --state {target.display().split(' (schema')[0]} (or RECONCILER_STATE).")

@@ -72,6 +72,9 @@ class Connection:
     def sql(self, sql: str) -> str:
         return sql
 
+    def prepare_writes(self) -> None:
+        """Once the database is known to be a state, whatever a writer needs first."""
+
     def create(self, table: Table) -> None:
         """Create ``table`` (and its indexes) as the schema defines it."""
         columns = [f"{name} {self.types[kind]}{' ' + extra if extra else ''}" for name, kind, extra in table.columns]

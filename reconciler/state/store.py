@@ -365,10 +365,11 @@ class State:
             return self.serial
         self.conn.executemany("INSERT INTO targets (name, serial) VALUES (?, 1) "
                               "ON CONFLICT (name) DO UPDATE SET serial = targets.serial + 1", [(n,) for n in fresh])
-        serial = int(self.conn.execute("SELECT value FROM meta WHERE key = 'serial'").fetchone()[0]) + 1
-        self._set("serial", str(serial))
+        # One statement, so two writers bumping at once both count (no read-then-write)
+        serial = self.conn.execute("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) "
+                                   "WHERE key = 'serial' RETURNING value").fetchone()[0]
         self._bumped.update(fresh)
-        return serial
+        return int(serial)
 
     def remove(self, items: Sequence[Item]) -> int:
         """Forget ``items`` (the destination is not told); returns rows removed."""

@@ -1,0 +1,160 @@
+"""Both backends as a team uses them: PostgreSQL schemas made on first write and never
+by a reader, passwords never shown, RECONCILER_STATE from the environment, a killed
+lock holder, and `state migrate` from SQLite to PostgreSQL and back with nothing lost."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from conftest import eventually, product, target
+from reconciler.providers.base import Job, Operation, Outcome
+from reconciler.state import Location, LockedError, State
+from reconciler.state.transfer import COPIED, fingerprint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def schema_exists(url: str, schema: str) -> bool:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone() is not None
+
+
+def filled(location: Location) -> State:
+    """A state with items on two targets, a failure, a pending job, an apply and
+    request history: one of everything a migration must carry."""
+    state = State(location)
+    ops = [Operation("create", "product", f"K{i}", f"S{i}", None, {"v": i, "name": f"é {i}"}) for i in range(30)]
+    state.record("meta", [Outcome(op, "applied", remote_id=f"r{op.key}") for op in ops[:20]])
+    state.record("bloom", [Outcome(op, "applied") for op in ops[:10]] + [Outcome(ops[10], "rejected", reason="no")])
+    state.record("meta", [Outcome(op, "pending", job=Job("h-1", tuple(ops[20:25]))) for op in ops[20:25]])
+    apply_id = state.begin_apply(["meta"])
+    state.finish_apply(apply_id, "ok", {"applied": 20})
+    for i in range(5):
+        state.log_request("meta", "batch", time.time() - i, 200, 10, 1000)
+    return state
+
+
+def test_a_postgres_schema_is_made_on_first_write_and_never_by_a_reader(postgres):
+    schema = "made_on_first_write"
+    reader = State(postgres.url, create=False, schema=schema)
+    assert (reader.persistent, reader.lineage, reader.targets()) == (False, None, {})
+    assert not schema_exists(postgres.url, schema)
+    writer = State(postgres.url, schema=schema)
+    assert schema_exists(postgres.url, schema) and writer.lineage
+    assert State(postgres.url, create=False, schema=schema).lineage == writer.lineage
+
+
+def test_a_foreign_postgres_schema_is_not_a_state(postgres):
+    with psycopg.connect(postgres.url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS shop; CREATE TABLE IF NOT EXISTS shop.orders (id int)")
+    for create in (True, False):
+        with pytest.raises(Exception, match="is not a reconciler state: it holds tables \\(orders\\)"):
+            State(postgres.url, create=create, schema="shop")
+
+
+def test_passwords_are_never_shown(ws, postgres):
+    secret = "pa55-w0rd-never-shown"
+    url = postgres.url.replace("reconciler@", f"reconciler:{secret}@")  # trust auth ignores it
+    ws.write("t.yaml", {"targets": {"vouch": target("voucherify")}})
+    ws.write("p.yaml", {"products": [product("A")]})
+    ws.use_state(Location(url=url, schema="secretive"))
+    State(ws.state_location).record("vouch", [Outcome(Operation("create", "product", "A", "A", None, {"x": 1}),
+                                                      "applied")])
+    outputs = [ws.run("state", "list"), ws.run("plan"), ws.run("state", "list", "--format", "json")]
+    wrong = url.replace("/postgres", "/no_such_database")
+    outputs.append(ws.run("--state", wrong, "state", "list"))
+    outputs.append(ws.run("--state", wrong.replace(str(postgres.port), "1"), "plan"))
+    assert [r.exit_code for r in outputs] == [0, 0, 0, 1, 1]
+    assert "no_such_database" in outputs[3].output and "reconciler:***@" in outputs[3].output
+    for result in outputs:
+        assert secret not in result.output, result.output
+    with psycopg.connect(postgres.url) as conn:  # nor anything in the state
+        for table in ("meta", "items", "applies", "locks", "requests"):
+            assert secret not in str(conn.execute(f"SELECT * FROM secretive.{table}").fetchall())
+
+
+def test_the_state_comes_from_the_environment(ws, postgres, monkeypatch):
+    ws.write("t.yaml", {"targets": {"vouch": target("voucherify")}})
+    ws.write("p.yaml", {"products": [product("A")]})
+    state = State(postgres.url, schema="from_env")
+    state.record("vouch", [Outcome(Operation("create", "product", "A", "A", None, {"x": 1}), "applied")])
+    monkeypatch.setenv("RECONCILER_STATE", postgres.url)
+    monkeypatch.setenv("RECONCILER_STATE_SCHEMA", "from_env")
+    listed = ws.run("state", "list")
+    assert listed.exit_code == 0 and listed.stdout == "vouch\tproduct\tA\tA\t-\tapplied\n"
+    assert not (ws.root / "state").exists()
+
+
+HOLD = """
+import sys, time
+from reconciler.state import Location, State
+location = Location.parse(sys.argv[1]) if sys.argv[1] != "pg" else Location(url=sys.argv[2], schema=sys.argv[3])
+state = State(location)
+with state.locked("reconciler apply (holder)", ["meta"]):
+    print("locked", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_kill_9_of_a_holder_frees_its_lock(state_location):
+    State(state_location).close()
+    where = [str(state_location.path)] if state_location.path else ["pg", state_location.url, state_location.schema]
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, *where], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        state = State(state_location)
+        with pytest.raises(LockedError, match="reconciler apply \\(holder\\)"):
+            with state.locked("second", ["meta"]):
+                pass
+        with state.locked("other target", ["bloom"]):  # a disjoint target is free all along
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+
+    def free() -> bool:  # PostgreSQL ends the session as soon as it notices the dead client
+        try:
+            with state.locked("after the kill", ["meta"]):
+                return True
+        except LockedError:
+            return False
+    eventually(free, "the killed holder's lock going", timeout=10)
+
+
+def test_migrate_sqlite_to_postgres_and_back_keeps_everything(ws, postgres, tmp_path):
+    original = filled(ws.state_location)
+    prints = {t.name: fingerprint(original, t) for t in COPIED}
+    lineage, serials = original.lineage, original.target_serials()
+    original.close()
+    ws.write("t.yaml", {"targets": {"meta": target("meta_catalog")}})
+
+    to_pg = ws.run("state", "migrate", "--to", postgres.url, "--to-schema", "migrated")
+    assert to_pg.exit_code == 0, to_pg.output
+    assert "20 items" not in to_pg.output and "30 items" in to_pg.output and "verified" in to_pg.output
+    back_path = tmp_path / "back.db"
+    pg = Location(url=postgres.url, schema="migrated")
+    back = ws.use_state(pg).run("state", "migrate", "--to", str(back_path))
+    assert back.exit_code == 0, back.output
+    for location in (pg, Location(path=back_path)):
+        copy = State(location, create=False)
+        assert {t.name: fingerprint(copy, t) for t in COPIED} == prints
+        assert (copy.lineage, copy.target_serials()) == (lineage, serials)
+        assert len(copy.pending_jobs()) == 1 and len(copy.request_times("meta", 0)) == 5
+        copy.close()
+    again = ws.run("state", "migrate", "--to", str(back_path))
+    assert again.exit_code == 1 and "already holds a state" in again.output
+
+
+def test_migrate_refuses_while_the_state_is_locked(ws, postgres):
+    state = filled(ws.state_location)
+    with state.reopen().locked("reconciler apply (pid 9)", ["meta"]):
+        result = ws.run("state", "migrate", "--to", postgres.url, "--to-schema", "never_copied")
+    assert result.exit_code == 1 and "target meta is locked by reconciler apply (pid 9)" in result.output
+    assert not schema_exists(postgres.url, "never_copied")  # nothing made before both locks were held
+    assert os.path.exists(ws.state_location.path)
