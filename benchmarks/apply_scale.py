@@ -31,16 +31,15 @@ import time
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the package, and the tests' helpers
 
 from reconciler.apply import NullReporter, apply_plan  # noqa: E402
-from reconciler.apply.testing import (  # noqa: E402
-    PROVIDERS, fast_tuning, make_product, make_products, sandbox_targets, simple_plan,
-)
 from reconciler.providers import get_provider, limits_for  # noqa: E402
 from reconciler.state import State  # noqa: E402
-
-ASYNC = {"meta_catalog", "voucherify"}
+from support import (  # noqa: E402
+    PROVIDERS, fast_tuning, make_product, make_products, plan_products, sandbox_targets,
+)
 
 
 def _serve(config_kwargs: dict, queue, stop) -> None:
@@ -100,7 +99,7 @@ def lower_bound(result, targets, log, time_scale: float, async_delay: float) -> 
         if limits.max_requests_per_window and limits.window_seconds and requests:
             window = ((requests - 1) // limits.max_requests_per_window) * limits.window_seconds * time_scale + service
         bound = max(concurrency, window)
-        if targets[name].provider in ASYNC:
+        if get_provider(targets[name].provider).capabilities.asynchronous:
             bound += async_delay
         bounds[name] = bound
     return max(bounds.values()), bounds
@@ -135,7 +134,7 @@ def main() -> None:
             products = make_products(args.products)
 
             started = time.perf_counter()
-            plan = simple_plan(state, targets, products)
+            plan = plan_products(state, targets, products)
             plan_seconds = time.perf_counter() - started
             items = sum(len(tp.changes) for tp in plan.targets.values())
             minimum = minimum_requests(plan, targets)
@@ -148,7 +147,7 @@ def main() -> None:
             violations = [e for e in log if e.get("violation")]
 
             print(f"products: {args.products:,}  items (target records): {items:,}  time scale: {args.time_scale}")
-            print(f"plan (simple planner): {plan_seconds:.2f}s   apply ok: {result.ok}   violations: {len(violations)}")
+            print(f"plan: {plan_seconds:.2f}s   apply ok: {result.ok}   violations: {len(violations)}")
             print(f"{'target':<14}{'items':>9}{'requests':>10}{'minimum':>9}{'polls':>7}{'waited s':>10}"
                   f"{'seconds':>9}{'bound s':>9}")
             for name, tr in result.targets.items():
@@ -162,7 +161,7 @@ def main() -> None:
 
             # a 1% change
             changed = [make_product(i, version=1) if i % 100 == 0 else p for i, p in enumerate(products)]
-            plan = simple_plan(state, targets, changed)
+            plan = plan_products(state, targets, changed)
             result2 = apply_plan(plan, targets, state, reporter=NullReporter(), tuning=tuning)
             sent_items = sum(t.items_sent for t in result2.targets.values())
             full = sum(len(state.hashes(name)) for name in targets)

@@ -14,10 +14,10 @@ import yaml
 from click.testing import CliRunner, Result
 
 from reconciler.cli import cli
-from reconciler.apply.testing import expected_view, remote_view
 from reconciler.sandbox import CREDENTIALS, Sandbox, SandboxConfig
 from reconciler.state import Location, State
 from postgres import Server
+from support import expected_view, remote_view
 
 SANDBOX_SETTINGS = {
     "meta_catalog": {"catalog_id": "1234567890", "api_version": "v21.0"},
@@ -170,7 +170,7 @@ def assert_state_true(sandbox: Sandbox, state: State, targets, in_flight=()) -> 
     the process died before it could record the job, so the state is behind, not wrong,
     and the next apply sends that version again."""
     for name, target in targets.items():
-        remote = remote_view(sandbox.catalog, target)
+        remote = remote_view(sandbox, target)
         sent = expected_view(target, in_flight) if in_flight else {}
         for item in state.items(name):
             held = remote.get((item.record, item.key))

@@ -7,8 +7,8 @@ import io
 
 
 from reconciler.apply import ApplyResult, NullReporter, PlainReporter, apply_plan, settle
-from reconciler.apply.testing import (
-    PROVIDERS, convergence_problems, fast_tuning, make_product, make_products, sandbox_targets, simple_plan,
+from support import (
+    PROVIDERS, convergence_problems, fast_tuning, make_product, make_products, plan_products, sandbox_targets,
 )
 from conftest import sandbox_fixture
 
@@ -25,9 +25,9 @@ def run(plan, targets, state, **kwargs) -> ApplyResult:
 def test_all_providers_create_update_delete(sandbox, state):
     targets = sandbox_targets(sandbox.urls)
     products = make_products(700)
-    result = run(simple_plan(state, targets, products), targets, state)
+    result = run(plan_products(state, targets, products), targets, state)
     assert result.ok, (result.errors, result.failures[:3])
-    assert convergence_problems(sandbox.catalog, state, targets, products) == []
+    assert convergence_problems(sandbox, state, targets, products) == []
     # batching: the fewest requests the item limits allow
     counts = {name: t.requests for name, t in result.targets.items()}
     assert counts["vtex_ads"] == 4          # 700 products + 700 inventories, 500 per request
@@ -42,13 +42,13 @@ def test_all_providers_create_update_delete(sandbox, state):
     changed = [make_product(i, version=1) if 100 <= i < 200 else p for i, p in enumerate(kept)]
     changed += make_products(20, start=1000)
     deleted = products[600:]
-    plan = simple_plan(state, targets, changed)
+    plan = plan_products(state, targets, changed)
     summary = plan.targets["meta_catalog"].summary
     assert (summary["create"], summary["update"], summary["delete"]) == (20, 100, 100)
     result = run(plan, targets, state)
     assert result.ok, (result.errors, result.failures[:3])
     assert result.targets["vtex_ads"].local == 100   # a vtex product cannot be deleted: recorded locally
-    assert convergence_problems(sandbox.catalog, state, targets, changed, deleted) == []
+    assert convergence_problems(sandbox, state, targets, changed, deleted) == []
     assert sandbox.violations == []
     applies = state.applies()
     assert [a["status"] for a in applies] == ["ok", "ok"]
@@ -58,7 +58,7 @@ def test_all_providers_create_update_delete(sandbox, state):
 def test_no_wait_then_settle(sandbox, state):
     targets = sandbox_targets(sandbox.urls, providers=("meta_catalog", "voucherify"))
     products = make_products(120)
-    result = run(simple_plan(state, targets, products), targets, state, wait=False)
+    result = run(plan_products(state, targets, products), targets, state, wait=False)
     assert result.ok
     assert result.targets["meta_catalog"].pending == 120
     assert result.targets["voucherify"].pending == 120
@@ -70,20 +70,20 @@ def test_no_wait_then_settle(sandbox, state):
     assert settled.targets["meta_catalog"].applied == 120
     assert settled.targets["voucherify"].applied == 120
     assert state.pending_jobs() == []
-    assert convergence_problems(sandbox.catalog, state, targets, products) == []
+    assert convergence_problems(sandbox, state, targets, products) == []
 
 
 def test_pending_jobs_of_an_earlier_apply_are_settled_first(sandbox, state):
     targets = sandbox_targets(sandbox.urls, providers=("meta_catalog",))
     products = make_products(30)
-    run(simple_plan(state, targets, products), targets, state, wait=False)
+    run(plan_products(state, targets, products), targets, state, wait=False)
     assert state.pending_jobs()
     updated = [make_product(i, version=2) for i in range(30)]
-    plan = simple_plan(state, targets, updated)   # the state has nothing confirmed: 30 creates again
+    plan = plan_products(state, targets, updated)   # the state has nothing confirmed: 30 creates again
     result = run(plan, targets, state)
     assert result.ok
     assert state.pending_jobs() == []
-    assert convergence_problems(sandbox.catalog, state, targets, updated) == []
+    assert convergence_problems(sandbox, state, targets, updated) == []
 
 
 def test_bad_credentials_stop_one_target_only(sandbox, state):
@@ -91,7 +91,7 @@ def test_bad_credentials_stop_one_target_only(sandbox, state):
     targets = sandbox_targets(sandbox.urls, providers=("venddor", "bloomreach"), auth=auth)
     products = make_products(100)
     out = io.StringIO()
-    result = apply_plan(simple_plan(state, targets, products), targets, state,
+    result = apply_plan(plan_products(state, targets, products), targets, state,
                         reporter=PlainReporter(out), tuning=fast_tuning())
     assert not result.ok
     assert "venddor" in result.errors and "credentials" in result.errors["venddor"]
@@ -106,21 +106,21 @@ def test_unset_environment_variable_stops_that_target(sandbox, state):
     auth = {"voucherify": {"app_id": "sandbox-app", "app_token": "${VOUCHERIFY_TOKEN}"}}
     targets = sandbox_targets(sandbox.urls, providers=("voucherify", "venddor"), auth=auth)
     products = make_products(10)
-    result = run(simple_plan(state, targets, products), targets, state, environ={})
+    result = run(plan_products(state, targets, products), targets, state, environ={})
     assert "VOUCHERIFY_TOKEN" in result.errors["voucherify"]
     assert result.targets["venddor"].applied == 10
-    result = run(simple_plan(state, targets, products), targets, state,
+    result = run(plan_products(state, targets, products), targets, state,
                  environ={"VOUCHERIFY_TOKEN": "sandbox-token"})
     assert result.ok
-    assert convergence_problems(sandbox.catalog, state, targets, products) == []
+    assert convergence_problems(sandbox, state, targets, products) == []
 
 
 def test_ignore_fields_are_sent_on_create_and_never_updated(sandbox, state):
     targets = sandbox_targets(sandbox.urls, providers=("bloomreach",), ignore_fields=["stock"])
     products = make_products(5)
-    assert run(simple_plan(state, targets, products), targets, state).ok
+    assert run(plan_products(state, targets, products), targets, state).ok
     restocked = [make_product(i, stock=99) for i in range(5)]
-    assert simple_plan(state, targets, restocked).targets["bloomreach"].changes == ()
+    assert plan_products(state, targets, restocked).targets["bloomreach"].changes == ()
     stored = {row["item_id"]: row["properties"] for row in sandbox.catalog("bloomreach", catalog_id="cat-1")}
     assert stored["SKU-000003"]["stock"] == 3
 
@@ -128,6 +128,6 @@ def test_ignore_fields_are_sent_on_create_and_never_updated(sandbox, state):
 def test_empty_plan_changes_nothing(sandbox, state):
     targets = sandbox_targets(sandbox.urls, providers=PROVIDERS)
     serial = state.serial
-    result = run(simple_plan(state, targets, []), targets, state)
+    result = run(plan_products(state, targets, []), targets, state)
     assert result.ok and result.targets == {}
     assert state.serial == serial and state.applies() == []

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from reconciler.apply import NullReporter, apply_plan
-from reconciler.apply.testing import (
-    convergence_problems, fast_tuning, make_product, make_products, sandbox_targets, simple_plan,
+from support import (
+    convergence_problems, fast_tuning, make_product, make_products, plan_products, sandbox_targets,
 )
 from reconciler.sandbox import Sandbox, SandboxConfig
 from reconciler.state import State
@@ -23,12 +23,12 @@ def converge(sb, state, targets, products, deleted=(), runs=4):
     """Apply fresh plans until nothing is left to do; returns the results."""
     results = []
     for _ in range(runs):
-        plan = simple_plan(state, targets, products)
+        plan = plan_products(state, targets, products)
         if not plan.has_changes:
             break
         results.append(apply_plan(plan, targets, state, reporter=NullReporter(), tuning=fast_tuning()))
         assert_state_true(sb, state, targets)
-    assert convergence_problems(sb.catalog, state, targets, products, deleted) == []
+    assert convergence_problems(sb, state, targets, products, deleted) == []
     return results
 
 
@@ -72,7 +72,7 @@ def test_an_item_out_of_attempts_fails_with_the_last_reason(tmp_path):
         state = State(tmp_path / "reconciler.db")
         targets = sandbox_targets(sb.urls, providers=("venddor",))
         products = make_products(5)
-        result = apply_plan(simple_plan(state, targets, products), targets, state, reporter=NullReporter(),
+        result = apply_plan(plan_products(state, targets, products), targets, state, reporter=NullReporter(),
                             tuning=fast_tuning(max_attempts=3))
         assert not result.ok
         assert len(result.failures) == 5

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.apply import NullReporter, apply_plan
-from reconciler.apply.testing import (
-    convergence_problems, fast_tuning, make_product, make_products, sandbox_targets, simple_plan,
+from support import (
+    convergence_problems, fast_tuning, make_product, make_products, plan_products, sandbox_targets,
 )
 from reconciler.errors import StalePlanError, StateError
 from reconciler.plan.model import Plan
@@ -24,6 +24,7 @@ from reconciler.state import State
 from conftest import assert_state_true, eventually, sandbox_fixture
 
 ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = Path(__file__).with_name("apply_in_subprocess.py")
 
 
 sandbox = sandbox_fixture(time_scale=0.001, async_delay=0.05, latency=0.02, scope="function")
@@ -42,7 +43,7 @@ def test_a_second_apply_is_refused_while_the_lock_is_held(sandbox, tmp_path):
     path = tmp_path / "reconciler.db"
     holder, other = State(path), State(path)
     targets = sandbox_targets(sandbox.urls, providers=("venddor",))
-    plan = simple_plan(other, targets, make_products(10))
+    plan = plan_products(other, targets, make_products(10))
     with holder.locked("reconciler apply (pid 1)"):
         with pytest.raises(StateError, match="locked by reconciler apply"):
             apply(plan, targets, other)
@@ -53,8 +54,8 @@ def test_a_second_apply_is_refused_while_the_lock_is_held(sandbox, tmp_path):
 def test_a_stale_plan_is_refused(sandbox, tmp_path):
     state = State(tmp_path / "reconciler.db")
     targets = sandbox_targets(sandbox.urls, providers=("venddor",))
-    saved = simple_plan(state, targets, make_products(10))
-    assert apply(simple_plan(state, targets, make_products(5)), targets, state).ok
+    saved = plan_products(state, targets, make_products(10))
+    assert apply(plan_products(state, targets, make_products(5)), targets, state).ok
     with pytest.raises(StalePlanError, match="changed since the plan was made"):
         apply(saved, targets, state)
     foreign = Plan(lineage="another-lineage", serial=state.serial, targets=saved.targets)
@@ -67,7 +68,7 @@ def test_a_plan_made_before_any_state_existed_applies_to_a_new_state(sandbox, tm
     path = tmp_path / "state" / "reconciler.db"
     targets = sandbox_targets(sandbox.urls, providers=("venddor",))
     empty = State(path, create=False)  # what `plan` sees without a state file
-    plan = simple_plan(empty, targets, make_products(10))
+    plan = plan_products(empty, targets, make_products(10))
     assert plan.lineage is None and plan.serial == 0
     state = State(path)
     assert apply(plan, targets, state).ok
@@ -93,7 +94,7 @@ def test_interrupt_mid_apply_then_converge(sandbox, tmp_path):
                               limits={"meta_catalog": {"max_items_per_request": 50}})
     products = make_products(600)
     with pytest.raises(KeyboardInterrupt):
-        apply(simple_plan(state, targets, products), targets, state, reporter=InterruptAfter(3))
+        apply(plan_products(state, targets, products), targets, state, reporter=InterruptAfter(3))
     last = state.applies()[-1]
     assert last["status"] == "interrupted"
     assert json.loads(last["counts"])["venddor"]["applied"] >= 60
@@ -103,16 +104,16 @@ def test_interrupt_mid_apply_then_converge(sandbox, tmp_path):
     time.sleep(0.2)  # requests cut off by the interrupt finish on the server's side
     before = sent_items(sandbox, "venddor")
     # the lock was released: a fresh plan applies, sending only what was not confirmed
-    plan = simple_plan(state, targets, products)
+    plan = plan_products(state, targets, products)
     assert len(plan.targets["venddor"].changes) == 600 - confirmed
     assert apply(plan, targets, state).ok
     assert sent_items(sandbox, "venddor") - before == 600 - confirmed
-    assert convergence_problems(sandbox.catalog, state, targets, products) == []
+    assert convergence_problems(sandbox, state, targets, products) == []
     assert sandbox.violations == []
 
 
 def _spawn(state_path, urls, n, version=0, limits=None):
-    args = [sys.executable, "-m", "reconciler.apply.testing", str(state_path), json.dumps(urls), str(n), str(version)]
+    args = [sys.executable, str(SCRIPT), str(state_path), json.dumps(urls), str(n), str(version)]
     if limits:
         args.append(json.dumps(limits))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -144,8 +145,8 @@ def test_sigterm_is_an_interrupt(sandbox, tmp_path):
     targets = sandbox_targets(urls, providers=("venddor",), limits=SLOW)
     assert_state_true(sandbox, state, targets)
     products = make_products(400)
-    assert apply(simple_plan(state, targets, products), targets, state).ok
-    assert convergence_problems(sandbox.catalog, state, targets, products) == []
+    assert apply(plan_products(state, targets, products), targets, state).ok
+    assert convergence_problems(sandbox, state, targets, products) == []
 
 
 def test_kill_9_at_random_moments_then_converge(sandbox, tmp_path):
@@ -166,10 +167,10 @@ def test_kill_9_at_random_moments_then_converge(sandbox, tmp_path):
     targets = sandbox_targets(urls, providers=providers, limits=limits)
     products = [make_product(i, version=1) for i in range(n)]
     assert_state_true(sandbox, state, targets, in_flight=products)
-    plan = simple_plan(state, targets, products)
+    plan = plan_products(state, targets, products)
     result = apply(plan, targets, state)
     assert result.ok, result.failures[:3]
-    assert convergence_problems(sandbox.catalog, state, targets, products) == []
+    assert convergence_problems(sandbox, state, targets, products) == []
     assert sandbox.violations == []
     statuses = [a["status"] for a in state.applies()]
     assert statuses[-1] == "ok" and set(statuses[:-1]) <= {"aborted", "ok"}, statuses

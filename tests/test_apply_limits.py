@@ -8,8 +8,8 @@ import time
 
 
 from reconciler.apply import NullReporter, apply_plan
-from reconciler.apply.testing import (
-    convergence_problems, fast_tuning, make_product, make_products, sandbox_targets, simple_plan,
+from support import (
+    convergence_problems, fast_tuning, make_product, make_products, plan_products, sandbox_targets,
 )
 from reconciler.manifest.models import Select
 from reconciler.sandbox import Sandbox, SandboxConfig
@@ -29,14 +29,14 @@ def test_bloomreach_rate_window_under_a_small_time_scale(state):
         targets = sandbox_targets(sb.urls, providers=("bloomreach",),
                                   limits={"bloomreach": {"max_items_per_request": 20}})
         products = make_products(300)
-        result = apply_plan(simple_plan(state, targets, products), targets, state, reporter=NullReporter(),
+        result = apply_plan(plan_products(state, targets, products), targets, state, reporter=NullReporter(),
                             tuning=fast_tuning(window_scale=scale))
         assert result.ok
         assert result.targets["bloomreach"].requests == 15
         assert result.targets["bloomreach"].wait_seconds > 0.3
         assert sb.violations == []
         assert_window(sandbox_writes(sb, "bloomreach"), 5, 10 * scale)
-        assert convergence_problems(sb.catalog, state, targets, products) == []
+        assert convergence_problems(sb, state, targets, products) == []
 
 
 def test_a_lowered_window_and_in_flight_limit(state):
@@ -44,7 +44,7 @@ def test_a_lowered_window_and_in_flight_limit(state):
         targets = sandbox_targets(sb.urls, providers=("venddor",), limits={"venddor": {
             "max_items_per_request": 10, "max_requests_per_window": 4, "window_seconds": 0.3, "max_in_flight": 2}})
         products = make_products(120)
-        result = apply_plan(simple_plan(state, targets, products), targets, state, reporter=NullReporter(),
+        result = apply_plan(plan_products(state, targets, products), targets, state, reporter=NullReporter(),
                             tuning=fast_tuning(window_scale=1.0))
         assert result.ok and result.targets["venddor"].requests == 12
         entries = sandbox_writes(sb, "venddor")
@@ -59,26 +59,26 @@ def test_meta_window_is_shared_by_consecutive_applies(state):
     with Sandbox(SandboxConfig(port=0, time_scale=0.001, async_delay=0.02)) as sb:
         targets = sandbox_targets(sb.urls, providers=("meta_catalog",), limits=limits)
         first = make_products(40)
-        result = apply_plan(simple_plan(state, targets, first), targets, state, reporter=NullReporter(),
+        result = apply_plan(plan_products(state, targets, first), targets, state, reporter=NullReporter(),
                             tuning=fast_tuning())
         assert result.ok and result.targets["meta_catalog"].requests == 4
         assert len(state.request_times("meta_catalog", 0)) == 4
         second = [make_product(i, version=1) for i in range(40)]
-        result = apply_plan(simple_plan(state, targets, second), targets, state, reporter=NullReporter(),
+        result = apply_plan(plan_products(state, targets, second), targets, state, reporter=NullReporter(),
                             tuning=fast_tuning())
         assert result.ok and result.targets["meta_catalog"].requests == 4
         # 8 calls, 5 per window: the second apply waited for the first one's calls
         assert result.targets["meta_catalog"].wait_seconds > 2.5
         assert_window(sandbox_writes(sb, "meta_catalog", "POST"), 5, 3600 * 0.001)
         assert sb.violations == []
-        assert convergence_problems(sb.catalog, state, targets, second) == []
+        assert convergence_problems(sb, state, targets, second) == []
 
 
 def test_vtex_in_flight_and_items_per_request(state):
     with Sandbox(SandboxConfig(port=0, latency=0.03)) as sb:
         targets = sandbox_targets(sb.urls, providers=("vtex_ads",))
         products = make_products(3000)
-        result = apply_plan(simple_plan(state, targets, products), targets, state, reporter=NullReporter(),
+        result = apply_plan(plan_products(state, targets, products), targets, state, reporter=NullReporter(),
                             tuning=fast_tuning())
         assert result.ok and result.targets["vtex_ads"].requests == 12
         assert sb.violations == []
@@ -92,7 +92,7 @@ def test_oversize_item_rejected_and_never_sent(state):
                                   limits={"bloomreach": {"max_bytes_per_request": 4000}})
         products = make_products(40)
         products[7] = make_product(7, description="x" * 5000)
-        result = apply_plan(simple_plan(state, targets, products), targets, state, reporter=NullReporter(),
+        result = apply_plan(plan_products(state, targets, products), targets, state, reporter=NullReporter(),
                             tuning=fast_tuning())
         assert [f.sku for f in result.failures] == ["SKU-000007"]
         assert "bytes" in result.failures[0].reason
@@ -111,8 +111,10 @@ def test_vtex_422_rejects_the_named_items_and_resends_the_others(state):
         products = make_products(600)
         bad = {3, 250, 555}
         for i in bad:
-            products[i] = make_product(i, tags=["x" * 80])  # VTEX takes tags of at most 64 characters
-        result = apply_plan(simple_plan(state, targets, products), targets, state, reporter=NullReporter(),
+            # VTEX takes tags of at most 64 characters: validation refuses such a product,
+            # not an override (set as written, for the API to judge)
+            products[i] = make_product(i, overrides={"vtex_ads": {"tags": ["x" * 80]}})
+        result = apply_plan(plan_products(state, targets, products), targets, state, reporter=NullReporter(),
                             tuning=fast_tuning())
         assert sorted(f.sku for f in result.failures) == [f"SKU-{i:06d}" for i in sorted(bad)]
         assert all(f.record == "product" for f in result.failures)
@@ -128,7 +130,7 @@ def test_venddor_bisects_a_refused_request_down_to_the_bad_product(state):
         targets = sandbox_targets(sb.urls, providers=("venddor",))
         products = make_products(60)
         products[41] = make_product(41, overrides={"venddor": {"price": "8.99"}})  # a decimal point
-        result = apply_plan(simple_plan(state, targets, products), targets, state, reporter=NullReporter(),
+        result = apply_plan(plan_products(state, targets, products), targets, state, reporter=NullReporter(),
                             tuning=fast_tuning())
         assert [f.sku for f in result.failures] == ["SKU-000041"]
         target = result.targets["venddor"]
@@ -146,7 +148,7 @@ def test_request_history_is_kept_as_long_as_a_window_needs_it(state):
     limits = {"meta_catalog": {"window_seconds": 6000}}
     with Sandbox(SandboxConfig(port=0, async_delay=0.01)) as sb:
         targets = sandbox_targets(sb.urls, providers=("venddor", "meta_catalog"), limits=limits)
-        result = apply_plan(simple_plan(state, targets, make_products(10)), targets, state,
+        result = apply_plan(plan_products(state, targets, make_products(10)), targets, state,
                             reporter=NullReporter(), tuning=fast_tuning(window_scale=1.0))
         assert result.ok
     assert [round(now - t) for t in state.request_times("venddor", 0)[:1]] == [600]
@@ -166,7 +168,7 @@ def test_targets_on_one_catalog_share_its_rate_window(state):
     with Sandbox(SandboxConfig(port=0, time_scale=scale)) as sb:
         targets = sibling_targets(sb.urls, "bloomreach", {"max_items_per_request": 10}, (["t0"], ["t1", "t2"]))
         products = make_products(150)  # 50 + 100 items: 5 + 10 requests to one catalog
-        result = apply_plan(simple_plan(state, targets, products), targets, state, reporter=NullReporter(),
+        result = apply_plan(plan_products(state, targets, products), targets, state, reporter=NullReporter(),
                             tuning=fast_tuning(window_scale=scale))
         assert result.ok and [t.requests for t in result.targets.values()] == [5, 10]
         assert sb.violations == []
@@ -180,9 +182,9 @@ def test_a_target_applied_alone_counts_its_siblings_recent_requests(state):
         targets = sibling_targets(sb.urls, "meta_catalog", {"max_requests_per_window": 5, "max_items_per_request": 10},
                                   (["t0"], ["t1"]))
         products = make_products(90)  # 30 items each: 3 calls each
-        first = apply_plan(simple_plan(state, targets, products, names=["meta_catalog-t0"]), targets, state,
+        first = apply_plan(plan_products(state, targets, products, names=["meta_catalog-t0"]), targets, state,
                            reporter=NullReporter(), tuning=fast_tuning())
-        second = apply_plan(simple_plan(state, targets, products, names=["meta_catalog-t1"]), targets, state,
+        second = apply_plan(plan_products(state, targets, products, names=["meta_catalog-t1"]), targets, state,
                             reporter=NullReporter(), tuning=fast_tuning())
         assert first.ok and second.ok
         # 6 calls to one catalog, 5 per window: the sibling's third call waited for the window
@@ -194,7 +196,7 @@ def test_a_target_applied_alone_counts_its_siblings_recent_requests(state):
 def test_targets_at_one_vtex_url_share_its_three_requests_in_flight(state):
     with Sandbox(SandboxConfig(port=0, latency=0.03)) as sb:
         targets = sibling_targets(sb.urls, "vtex_ads", {"max_items_per_request": 50}, (["t0"], ["t1", "t2"]))
-        result = apply_plan(simple_plan(state, targets, make_products(1500)), targets, state,
+        result = apply_plan(plan_products(state, targets, make_products(1500)), targets, state,
                             reporter=NullReporter(), tuning=fast_tuning())
         assert result.ok and sum(t.requests for t in result.targets.values()) == 60
         assert sb.violations == []

@@ -8,7 +8,7 @@ import os
 from rich.console import Console
 
 from reconciler.apply import PlainReporter, RichReporter, apply_plan, default_reporter
-from reconciler.apply.testing import fast_tuning, make_products, sandbox_targets, simple_plan
+from support import fast_tuning, make_products, plan_products, sandbox_targets
 from reconciler.sandbox import Sandbox, SandboxConfig
 from reconciler.state import State
 
@@ -18,7 +18,7 @@ def test_plain_and_rich_reporters(tmp_path):
         targets = sandbox_targets(sb.urls, providers=("venddor", "meta_catalog"))
         state = State(tmp_path / "a.db")
         plain = io.StringIO()
-        result = apply_plan(simple_plan(state, targets, make_products(130)), targets, state,
+        result = apply_plan(plan_products(state, targets, make_products(130)), targets, state,
                             reporter=PlainReporter(plain), tuning=fast_tuning())
         assert result.ok
         text = plain.getvalue()
@@ -30,7 +30,7 @@ def test_plain_and_rich_reporters(tmp_path):
         state = State(tmp_path / "b.db")
         out = io.StringIO()
         console = Console(file=out, force_terminal=True, width=120)
-        result = apply_plan(simple_plan(state, targets, make_products(130)), targets, state,
+        result = apply_plan(plan_products(state, targets, make_products(130)), targets, state,
                             reporter=RichReporter(console), tuning=fast_tuning())
         assert result.ok
         rendered = out.getvalue()

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from reconciler.apply import NullReporter, apply_plan
-from reconciler.apply.testing import convergence_problems, fast_tuning, make_products, sandbox_targets, simple_plan
+from support import convergence_problems, fast_tuning, make_products, plan_products, sandbox_targets
 from reconciler.sandbox import Sandbox, SandboxConfig
 from conftest import sandbox_writes
 
@@ -23,10 +23,10 @@ def test_the_others_start_once_the_long_poles_first_window_is_answered(state):
     with Sandbox(SandboxConfig(port=0, time_scale=scale)) as sb:
         targets = sandbox_targets(sb.urls, providers=("bloomreach", "venddor", "vtex_ads"), limits=LONG_POLE)
         products = make_products(300)
-        result = apply_plan(simple_plan(state, targets, products), targets, state, reporter=NullReporter(),
+        result = apply_plan(plan_products(state, targets, products), targets, state, reporter=NullReporter(),
                             tuning=fast_tuning(window_scale=scale))
         assert result.ok and sb.violations == []
-        assert convergence_problems(sb.catalog, state, targets, products) == []
+        assert convergence_problems(sb, state, targets, products) == []
         lead = sandbox_writes(sb, "bloomreach")
         assert len(lead) == 15
         first_window_answered = max(e["finished"] for e in lead[:5])
@@ -39,7 +39,7 @@ def test_the_others_start_once_the_long_poles_first_window_is_answered(state):
 def test_a_target_that_fits_in_one_window_gets_no_head_start(state):
     with Sandbox(SandboxConfig(port=0, time_scale=0.05, latency=0.2)) as sb:
         targets = sandbox_targets(sb.urls, providers=("bloomreach", "venddor"))  # 300 items: one request
-        result = apply_plan(simple_plan(state, targets, make_products(300)), targets, state,
+        result = apply_plan(plan_products(state, targets, make_products(300)), targets, state,
                             reporter=NullReporter(), tuning=fast_tuning(window_scale=0.05))
         assert result.ok
         # held 0.2 s by the sandbox: the follower's first request went before it was answered
@@ -71,7 +71,7 @@ def test_a_hung_long_pole_holds_the_others_back_only_for_the_head_start(state, s
     with Sandbox(SandboxConfig(port=0)) as sb:
         urls = {**sb.urls, "bloomreach": silent_server}
         targets = sandbox_targets(urls, providers=("bloomreach", "venddor"), limits=LONG_POLE)
-        plan = simple_plan(state, targets, make_products(120))  # 6 requests: more than a window
+        plan = plan_products(state, targets, make_products(120))  # 6 requests: more than a window
         started = time.monotonic()
         result = apply_plan(plan, targets, state, reporter=NullReporter(),
                             tuning=fast_tuning(head_start=0.2, timeout=1.5, max_attempts=1))
@@ -92,11 +92,11 @@ def test_an_interrupt_during_the_head_start_then_converge(state):
         targets = sandbox_targets(sb.urls, providers=("bloomreach", "venddor"), limits=LONG_POLE)
         products = make_products(300)
         with pytest.raises(KeyboardInterrupt):
-            apply_plan(simple_plan(state, targets, products), targets, state, reporter=InterruptOnFirstBatch(),
+            apply_plan(plan_products(state, targets, products), targets, state, reporter=InterruptOnFirstBatch(),
                        tuning=fast_tuning(window_scale=0.05))
         assert state.applies()[-1]["status"] == "interrupted"
         assert sandbox_writes(sb, "venddor") == []  # it was still waiting for the head start
-        result = apply_plan(simple_plan(state, targets, products), targets, state, reporter=NullReporter(),
+        result = apply_plan(plan_products(state, targets, products), targets, state, reporter=NullReporter(),
                             tuning=fast_tuning(window_scale=0.05))
         assert result.ok and sb.violations == []
-        assert convergence_problems(sb.catalog, state, targets, products) == []
+        assert convergence_problems(sb, state, targets, products) == []

@@ -104,7 +104,7 @@ def test_no_provider_is_named_outside_its_folder_and_the_registry():
     package = Path(reconciler.__file__).parent
     names = re.compile("|".join(PROVIDERS))
     # scaffold.py writes `reconciler init`'s example manifest, a target of one provider.
-    exempt = {Path("scaffold.py"), Path("apply/testing.py")}
+    exempt = {Path("scaffold.py")}
     found = []
     for path in sorted(package.rglob("*.py")):
         relative = path.relative_to(package)

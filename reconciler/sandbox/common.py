@@ -43,7 +43,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Mapping
 
 import orjson
 from starlette.applications import Starlette
@@ -296,6 +296,12 @@ class Simulator:
 
     def items(self, **scope: Any) -> list[dict]:
         """The stored items as plain dicts."""
+        raise NotImplementedError
+
+    def stored(self, settings: Mapping[str, Any]) -> dict[tuple[str, str], dict]:
+        """What a target with these ``settings`` has here, as ``{(record, key): payload}``
+        in the shape the provider's mapping produces (blanked fields left out): what
+        tests compare with what the manifests want."""
         raise NotImplementedError
 
     def error_response(self, status: int, message: str, headers: dict | None = None) -> Response:

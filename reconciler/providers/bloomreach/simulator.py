@@ -47,12 +47,13 @@ Reads (not rate limited):
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from reconciler.mapping import present
 from reconciler.sandbox.common import (
     Exchange,
     InvalidJSON,
@@ -131,6 +132,10 @@ class BloomreachSimulator(Simulator):
                         row = {"project_id": pid, "catalog_id": cid, **row}
                     out.append(row)
         return out
+
+    def stored(self, settings: Mapping[str, Any]) -> dict[tuple[str, str], dict]:
+        return {("product", row["item_id"]): present(row["properties"])
+                for row in self.items(catalog_id=settings["catalog_id"], project_id=settings["project_id"])}
 
     # -- shared checks --------------------------------------------------------------
 

@@ -53,13 +53,14 @@ import base64
 import hashlib
 import re
 import time
-from typing import Any
+from typing import Any, Mapping
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from reconciler.mapping import present
 from reconciler.sandbox.common import (
     Exchange,
     InvalidJSON,
@@ -182,6 +183,10 @@ class MetaCatalogSimulator(Simulator):
             return [{"catalog_id": cid, "retailer_id": rid, **data}
                     for cid, items in sorted(self.catalogs.items())
                     for rid, data in sorted(items.items())]
+
+    def stored(self, settings: Mapping[str, Any]) -> dict[tuple[str, str], dict]:
+        return {("product", row.pop("retailer_id")): present(row)
+                for row in self.items(catalog_id=settings["catalog_id"])}
 
     # -- auth -----------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ bisect to find the bad one. Success is 201 ``{"product_id": <first id>,
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Mapping
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -101,6 +101,13 @@ class VenddorSimulator(Simulator):
         with self.lock:
             rows = [{"product_id": self.ids[code], **p} for code, p in self.products.items()]
         return sorted(rows, key=lambda r: r["product_id"])
+
+    def stored(self, settings: Mapping[str, Any]) -> dict[tuple[str, str], dict]:
+        view = {}
+        for row in self.items():
+            row.pop("product_id")
+            view[("product", row["product_code"])] = row
+        return view
 
     async def _send(self, request: Request, ex: Exchange) -> Response:
         if basic_auth(request) != (USERNAME, PASSWORD):

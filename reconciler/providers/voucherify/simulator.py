@@ -38,12 +38,13 @@ from __future__ import annotations
 import hashlib
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Mapping
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from reconciler.mapping import present
 from reconciler.sandbox.common import (
     Exchange,
     InvalidJSON,
@@ -154,6 +155,15 @@ class VoucherifySimulator(Simulator):
         with self.lock:
             self._settle()
             return [_copy_product(p) for p in self.products.values()]
+
+    def stored(self, settings: Mapping[str, Any]) -> dict[tuple[str, str], dict]:
+        """Products with metadata only (the API cannot remove keys: a delete nulls them)."""
+        view = {}
+        for row in self.items():
+            metadata = present(row.get("metadata") or {})
+            if metadata:
+                view[("product", row["source_id"])] = {"source_id": row["source_id"], "metadata": metadata}
+        return view
 
     def _authorized(self, request: Request) -> bool:
         return headers_match(request, {"x-app-id": APP_ID, "x-app-token": APP_TOKEN})

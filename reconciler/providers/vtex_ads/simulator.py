@@ -23,7 +23,7 @@ with an added ``"record"`` key.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -184,6 +184,13 @@ class VtexAdsSimulator(Simulator):
         return [{"record": "product", **p} for p in products] + [
             {"record": "inventory", **i} for i in inventories
         ]
+
+    def stored(self, settings: Mapping[str, Any]) -> dict[tuple[str, str], dict]:
+        view = {}
+        for row in self.items():
+            record = row.pop("record")
+            view[(record, row["product_sku"])] = row
+        return view
 
     async def _products(self, request: Request, ex: Exchange) -> Response:
         return self._bulk(ex, PRODUCT_REQUIRED, PRODUCT_PROPERTIES, "products")
