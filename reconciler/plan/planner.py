@@ -10,6 +10,7 @@ caller allows mass deletes.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import repeat
 from typing import Sequence
 
@@ -199,7 +200,10 @@ class _Scan:
 
 def _scan(manifests: Manifests, planners: dict[str, _TargetPlanner | _Checker], workers: int | None) -> int:
     """Feed every valid product to the planners; returns the number of valid products.
-    Problems go to ``manifests.problems``; any problem raises :class:`ManifestError`."""
+    Any problem (the loader's, and those found here) raises :class:`ManifestError`."""
+    # The checks append to a list of their own: the caller's manifests are left as they
+    # were, so that planning or validating them again finds the same problems, once.
+    manifests = replace(manifests, problems=list(manifests.problems))
     check_targets(manifests)
     evaluator = Evaluator(manifests.targets, manifests.target_locations, planners,
                           {name: planner.remaining for name, planner in planners.items()})
