@@ -277,9 +277,10 @@ def show(ctx: Context, planfile: str, fmt: str) -> None:
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--no-wait", is_flag=True, help="Leave asynchronous jobs pending; settle them with `status`.")
 @click.option("--allow-mass-delete", is_flag=True, help="Allow deleting more than max_delete_fraction of a target.")
+@lock_timeout_option
 @pass_context
 def apply(ctx: Context, planfile: str | None, targets: tuple[str, ...], auto_approve: bool, no_wait: bool,
-          allow_mass_delete: bool) -> None:
+          allow_mass_delete: bool, lock_timeout: float) -> None:
     """Apply a fresh plan, or exactly a saved one. A fresh plan is shown first (the
     details of at most 200 changes per target; `reconciler plan` shows them all).
 
@@ -321,7 +322,8 @@ def apply(ctx: Context, planfile: str | None, targets: tuple[str, ...], auto_app
     state = ctx.workspace.state(create=True)
     try:
         # every target, not only the plan's: a rate window is shared with its siblings
-        result = apply_plan(chosen, manifests.targets, state, wait=not no_wait, reporter=default_reporter(color=ctx.color))
+        result = apply_plan(chosen, manifests.targets, state, wait=not no_wait, reporter=default_reporter(color=ctx.color),
+                            lock_timeout=lock_timeout)
     finally:
         state.close()
     if not result.ok:
@@ -348,8 +350,9 @@ def check_credentials(plan: Plan, manifests) -> None:
 
 @cli.command()
 @click.option("-t", "--target", "targets", multiple=True, help="Only this target (repeatable).")
+@lock_timeout_option
 @pass_context
-def status(ctx: Context, targets: tuple[str, ...]) -> None:
+def status(ctx: Context, targets: tuple[str, ...], lock_timeout: float) -> None:
     """Poll outstanding asynchronous jobs, settle their items, list failed items.
 
     \b
@@ -366,7 +369,8 @@ def status(ctx: Context, targets: tuple[str, ...]) -> None:
         return
     state = ctx.workspace.state(create=True)
     try:
-        result = settle(state, configs, list(configs), reporter=default_reporter(color=ctx.color))
+        result = settle(state, configs, list(configs), reporter=default_reporter(color=ctx.color),
+                        lock_timeout=lock_timeout)
         failures = [f for f in state.failures() if f["target"] in configs]
         pending = [j for j in state.pending_jobs() if j.target in configs]
     finally:
@@ -426,8 +430,9 @@ def drift(ctx: Context, targets: tuple[str, ...], fmt: str) -> None:
 @cli.command("import")
 @click.option("-t", "--target", "targets", multiple=True, required=True,
               help="Target whose remote catalog to adopt (repeatable).")
+@lock_timeout_option
 @pass_context
-def import_(ctx: Context, targets: tuple[str, ...]) -> None:
+def import_(ctx: Context, targets: tuple[str, ...], lock_timeout: float) -> None:
     """Adopt the items of a readable remote catalog into the state, so that the first
     plan against an existing catalog is not all creates. Items already in the state
     are overwritten with the remote payload.
@@ -443,7 +448,8 @@ def import_(ctx: Context, targets: tuple[str, ...]) -> None:
     new = not exists(ctx.workspace)
     state = ctx.workspace.state(create=True)
     try:
-        results = import_catalog(manifests, state, targets, progress=lambda line: ctx.echo(line, err=True))
+        results = import_catalog(manifests, state, targets, progress=lambda line: ctx.echo(line, err=True),
+                                 lock_timeout=lock_timeout)
     except ReconcilerError:
         state.close()
         if new and ctx.workspace.state_path is not None:  # nothing imported: leave no empty state behind

@@ -184,7 +184,8 @@ def test_secrets_never_reach_output_or_state(shop, sandbox, monkeypatch):
     assert missing.exit_code == 1 and "META_SECRET_TOKEN is not set" in missing.output
 
 
-def test_sigterm_during_cli_apply_then_apply_again_converges(ws, sandbox):
+@pytest.mark.parametrize("signum, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_during_cli_apply_then_apply_again_converges(ws, sandbox, signum, code):
     import signal
     import subprocess
     import sys
@@ -198,9 +199,9 @@ def test_sigterm_during_cli_apply_then_apply_again_converges(ws, sandbox):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     eventually(lambda: sum(1 for e in sandbox.log if e["provider"] == "venddor") >= 20,
                "20 requests to venddor", timeout=30, interval=0.01)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(getattr(signal, signum))
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     assert "Interrupted." in err and "Traceback" not in err
     confirmed = len(State(ws.root / "state" / "reconciler.db").hashes("vend"))
     assert 0 < confirmed < 300

@@ -35,8 +35,9 @@ class StateWriter:
     def __init__(self, state: State):
         self.state = state
         self.outcomes = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconciler-state")
-        self.window_state = State(state.path) if state.persistent else state
+        self.window_state = state.reopen()
         self.window_log = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconciler-window")
+        self.uncounted: dict[concurrent.futures.Future, Counted] = {}  # writes submitted, not counted yet
 
     def record(self, target: str, outcomes: Sequence[Outcome], apply_id: int | None, ignore: Sequence[str],
                settled_job: int | None) -> "concurrent.futures.Future[dict[str, int]]":
@@ -58,54 +59,75 @@ class StateWriter:
             self.outcomes.submit(self.state.log_request, *args)
 
     def close(self) -> None:
-        """Wait for writes under way (an interrupted apply completes them first)."""
+        """Wait for writes under way (an interrupted apply completes them first) and
+        count those committed that no task was left to count."""
         self.outcomes.shutdown(wait=True)
         self.window_log.shutdown(wait=True)
+        for written, count in list(self.uncounted.items()):
+            if written.exception() is None:
+                count.add()
+        self.uncounted.clear()
         if self.window_state is not self.state:
             self.window_state.close()
 
 
 def record(run: "TargetRun", outcomes: list[Outcome], settled_job: int | None = None, local: bool = False) -> None:
-    """Commit ``outcomes`` of ``run``'s target (and drop ``settled_job``), count them,
-    and poll the jobs they add once committed. The write is submitted now, not when a
-    task gets to run: from here on an interrupt still commits it (the apply waits for
-    the state's thread before it ends)."""
+    """Commit ``outcomes`` of ``run``'s target (and drop ``settled_job``), and once
+    committed count them and poll the jobs they add. The write is submitted now, not
+    when a task gets to run: from here on an interrupt still commits it (the apply
+    waits for the state's thread, then counts what was committed). Only what the state
+    recorded is counted: a write that fails (a full disk) counts nothing."""
     ctx = run.ctx
     if run.secrets:
         outcomes = [replace(o, reason=run.redact(o.reason)) if o.reason and o.status == "rejected" else o
                     for o in outcomes]
     written = ctx.writer.record(run.name, outcomes, ctx.apply_id, run.ignore, settled_job)
-    applied = rejected = pending = 0
-    jobs: dict[str, Job] = {}
-    failures = ctx.result.failures
-    for outcome in outcomes:
-        status = outcome.status
-        if status == "applied":
-            applied += 1
-        elif status == "rejected":
-            rejected += 1
-            op = outcome.operation
-            failures.append(Failure(run.name, op.sku, op.record, op.action, outcome.reason or "refused", op.key))
-        elif status == "pending":
-            pending += 1
-            jobs.setdefault(outcome.job.handle, outcome.job)
-    result = run.result
-    if local:
-        result.local += applied
-    else:
-        result.applied += applied
-    result.rejected += rejected
-    result.pending += pending
-    run.spawn(_committed, run, written, jobs if ctx.wait else {})
-    ctx.reporter.recorded(run.name, {
-        "applied": 0 if local else applied, "local": applied if local else 0,
-        "rejected": rejected, "pending": pending,
-    })
+    count = Counted(run, outcomes, local)
+    ctx.writer.uncounted[written] = count
+    run.spawn(_committed, run, written, count)
 
 
-async def _committed(run: "TargetRun", written: "concurrent.futures.Future[dict[str, int]]",
-                     jobs: dict[str, Job]) -> None:
-    """Wait for a write (its error stops the target), then poll the jobs it added."""
+class Counted:
+    """The counts of one batch of outcomes, added to the result once, when committed."""
+
+    def __init__(self, run: "TargetRun", outcomes: list[Outcome], local: bool):
+        self.run, self.outcomes, self.local = run, outcomes, local
+        self.jobs: dict[str, Job] = {}
+
+    def add(self) -> None:
+        run = self.run
+        applied = rejected = pending = 0
+        failures = run.ctx.result.failures
+        for outcome in self.outcomes:
+            status = outcome.status
+            if status == "applied":
+                applied += 1
+            elif status == "rejected":
+                rejected += 1
+                op = outcome.operation
+                failures.append(Failure(run.name, op.sku, op.record, op.action, outcome.reason or "refused", op.key))
+            elif status == "pending":
+                pending += 1
+                self.jobs.setdefault(outcome.job.handle, outcome.job)
+        result = run.result
+        if self.local:
+            result.local += applied
+        else:
+            result.applied += applied
+        result.rejected += rejected
+        result.pending += pending
+        run.ctx.reporter.recorded(run.name, {
+            "applied": 0 if self.local else applied, "local": applied if self.local else 0,
+            "rejected": rejected, "pending": pending,
+        })
+
+
+async def _committed(run: "TargetRun", written: "concurrent.futures.Future[dict[str, int]]", count: Counted) -> None:
+    """Wait for a write (its error stops the target), count it, then poll the jobs it added."""
     job_ids = await asyncio.wrap_future(written)
-    for handle, job in jobs.items():
-        run.spawn(poll, run, job_ids[handle], job)
+    if run.ctx.writer.uncounted.pop(written, None) is None:
+        return
+    count.add()
+    if run.ctx.wait:
+        for handle, job in count.jobs.items():
+            run.spawn(poll, run, job_ids[handle], job)

@@ -25,6 +25,7 @@ from reconciler.apply.report import Reporter
 from reconciler.apply.result import ApplyResult
 from reconciler.apply.tuning import Tuning
 from reconciler.apply.window import SlidingWindow
+from reconciler.errors import Terminated
 from reconciler.manifest.models import Target
 from reconciler.providers import limit_scope, limits_for
 from reconciler.providers.base import Limits
@@ -114,7 +115,7 @@ async def run_all(runs: Sequence["TargetRun"], head_start: float) -> None:
 def run_loop(make: Callable[[], Awaitable[Any]]) -> Any:
     """Run a coroutine on a fresh loop; SIGINT and SIGTERM cancel it cleanly (tasks
     unwind at their next await, never inside a state transaction) and then surface
-    as KeyboardInterrupt."""
+    as KeyboardInterrupt (SIGTERM as its subclass Terminated: exit code 143)."""
     holder: dict[str, Any] = {}
     terminated = False
     previous = None
@@ -124,7 +125,7 @@ def run_loop(make: Callable[[], Awaitable[Any]]) -> Any:
             terminated = True
             task = holder.get("task")
             if task is None or task.done():
-                raise KeyboardInterrupt
+                raise Terminated
             runner.get_loop().call_soon_threadsafe(task.cancel)
 
         if threading.current_thread() is threading.main_thread():
@@ -138,7 +139,7 @@ def run_loop(make: Callable[[], Awaitable[Any]]) -> Any:
             return runner.run(main())
         except asyncio.CancelledError:
             if terminated:
-                raise KeyboardInterrupt from None
+                raise Terminated from None
             raise
         finally:
             if previous is not None:

@@ -26,7 +26,7 @@ from reconciler.apply.result import ApplyResult, TargetResult
 from reconciler.apply.scheduling import Context, SharedLimits, run_all, run_loop
 from reconciler.apply.target import TargetRun
 from reconciler.apply.tuning import Tuning
-from reconciler.errors import ConfigError, StalePlanError
+from reconciler.errors import ConfigError, StalePlanError, StateError
 from reconciler.manifest.models import Target
 from reconciler.plan.model import Plan
 from reconciler.providers import limits_for
@@ -39,34 +39,45 @@ REQUEST_HISTORY_SECONDS = 3600.0
 
 
 def _check_fresh(plan: Plan, state: State) -> None:
-    if plan.lineage == state.lineage and plan.serial == state.serial:
-        return
-    if plan.lineage is None and state.serial == 0:
-        return  # made before any state existed; nothing was applied since
+    """A saved plan is stale once one of ITS targets changed (its serial moved), or
+    when it was made from another state. A plan without target serials (older) is
+    judged by the whole state's serial."""
     if plan.lineage is not None and plan.lineage != state.lineage:
         raise StalePlanError(
             f"the plan was made from another state (lineage {plan.lineage}, this state is {state.lineage}); "
             "make a new plan")
-    raise StalePlanError(
-        f"the state changed since the plan was made (plan at serial {plan.serial}, state now at "
-        f"{state.serial}); make a new plan")
+    if plan.target_serials is None:
+        if plan.serial == state.serial or (plan.lineage is None and state.serial == 0):
+            return
+        raise StalePlanError(
+            f"the state changed since the plan was made (plan at serial {plan.serial}, state now at "
+            f"{state.serial}); make a new plan")
+    now = state.target_serials(plan.target_serials)
+    moved = [f"{name} (serial {serial} in the plan, now {now[name]})"
+             for name, serial in plan.target_serials.items() if now[name] != serial]
+    if moved:
+        raise StalePlanError(f"the state changed since the plan was made: target {', '.join(moved)}; "
+                             "make a new plan")
 
 
 def apply_plan(plan: Plan, targets: Mapping[str, Target], state: State, *, wait: bool = True,
                reporter: Reporter | None = None, environ: Mapping[str, str] | None = None,
-               tuning: Tuning | None = None, transport: httpx.AsyncBaseTransport | None = None) -> ApplyResult:
-    """Carry ``plan`` out. Holds the state's lock throughout; refuses a stale plan.
-    ``targets`` holds at least the plan's targets; give all of the manifests' so that
-    a rate window counts the recent requests of every target that shares it."""
+               tuning: Tuning | None = None, transport: httpx.AsyncBaseTransport | None = None,
+               lock_timeout: float = 0.0) -> ApplyResult:
+    """Carry ``plan`` out. Holds the lock of the plan's targets throughout (waiting up
+    to ``lock_timeout`` seconds for it); refuses a stale plan. ``targets`` holds at
+    least the plan's targets; give all of the manifests' so that a rate window counts
+    the recent requests of every target that shares it."""
     reporter = reporter if reporter is not None else default_reporter()
     tuning = tuning or Tuning()
     unknown = [name for name in plan.targets if name not in targets]
     if unknown:
         raise ConfigError(f"the plan names target(s) not in the manifests: {', '.join(unknown)}")
-    with state.locked(f"reconciler apply (pid {os.getpid()})"):
+    with state.locked(f"reconciler apply (pid {os.getpid()})", list(plan.targets) or None, lock_timeout):
         _check_fresh(plan, state)
         for row in state.applies():
-            if row["status"] == "running":  # we hold the lock: its process died (kill -9)
+            # We hold the lock of these targets: an apply of one of them still "running" died (kill -9)
+            if row["status"] == "running" and set(orjson.loads(row["targets"])) & set(plan.targets):
                 state.finish_apply(row["id"], "aborted", orjson.loads(row["counts"]) if row["counts"] else {})
         old_jobs: dict[str, list[tuple[int, Job]]] = {}
         for pending in state.pending_jobs():
@@ -107,18 +118,24 @@ def apply_plan(plan: Plan, targets: Mapping[str, Target], state: State, *, wait:
         finally:
             writer.close()
             result.seconds = time.monotonic() - started
-            state.finish_apply(apply_id, status, result.counts())
+            unrecorded = None
+            try:
+                state.finish_apply(apply_id, status, result.counts())
+            except StateError as exc:  # a full disk: the summary is still shown, then the error
+                unrecorded = exc
             try:
                 reporter.finished(result)
             except Exception:
                 pass
+            if unrecorded is not None:
+                raise unrecorded
         return result
 
 
 def settle(state: State, targets: Mapping[str, Target], names: Sequence[str] | None = None, *,
            reporter: Reporter | None = None, environ: Mapping[str, str] | None = None,
            wait: bool = False, tuning: Tuning | None = None,
-           transport: httpx.AsyncBaseTransport | None = None) -> ApplyResult:
+           transport: httpx.AsyncBaseTransport | None = None, lock_timeout: float = 0.0) -> ApplyResult:
     """Poll the outstanding asynchronous jobs (of ``names``, default all targets) and
     record the outcomes of those that finished. One status call per job, unless
     ``wait`` (then until every job is final). Sends no writes: an item whose job failed
@@ -126,7 +143,8 @@ def settle(state: State, targets: Mapping[str, Target], names: Sequence[str] | N
     reporter = reporter if reporter is not None else default_reporter()
     tuning = tuning or Tuning()
     result = ApplyResult()
-    with state.locked(f"reconciler status (pid {os.getpid()})"):
+    locked = list(names) if names is not None else list(targets)
+    with state.locked(f"reconciler status (pid {os.getpid()})", locked or None, lock_timeout):
         by_target: dict[str, list[tuple[int, Job]]] = {}
         for pending in state.pending_jobs():
             if names is None or pending.target in names:

@@ -37,7 +37,7 @@ from reconciler.apply.result import TargetResult
 from reconciler.apply.scheduling import Context, needs_windows
 from reconciler.apply.window import SlidingWindow
 from reconciler.apply.workers import work
-from reconciler.errors import ConfigError
+from reconciler.errors import ConfigError, StateError
 from reconciler.manifest.models import Target
 from reconciler.plan.model import Change
 from reconciler.providers import get_provider, limits_for
@@ -120,7 +120,7 @@ class TargetRun:
                     ops = (change.operation() for change in self.changes)
                     self.packer = iter(pack(self.provider, ops, self.limits))
                 await work(self, in_flight)
-        except ConfigError as exc:
+        except (ConfigError, StateError) as exc:  # said as it is: not an internal error
             self._stop(exc)
         except (asyncio.CancelledError, KeyboardInterrupt):
             self.result.interrupted = True
@@ -136,7 +136,7 @@ class TargetRun:
 
     def _stop(self, exc: BaseException, internal: bool = False) -> None:
         message = self.redact(str(exc))
-        if internal or not isinstance(exc, ConfigError):
+        if internal or not isinstance(exc, (ConfigError, StateError)):
             message = f"internal error ({type(exc).__name__}): {message}"
         self.result.error = message
         self.ctx.reporter.message(self.name, f"stopped: {message}")

@@ -339,8 +339,9 @@ def importable(manifests: Manifests, names: Sequence[str]) -> dict[str, Target]:
 def import_catalog(manifests: Manifests, state: State, names: Sequence[str], *,
                    environ: Mapping[str, str] | None = None, tuning: Tuning | None = None,
                    transport: httpx.AsyncBaseTransport | None = None,
-                   progress: Reporter | None = None) -> list[ImportResult]:
-    """Adopt every item of the named targets' remote catalogs into ``state``."""
+                   progress: Reporter | None = None, lock_timeout: float = 0.0) -> list[ImportResult]:
+    """Adopt every item of the named targets' remote catalogs into ``state`` (holding
+    their locks, waiting up to ``lock_timeout`` seconds for them)."""
     selected = importable(manifests, names)
     wanted_plan = build_plan(manifests, State.empty(), list(selected), allow_mass_delete=True)
     remote = _read(list(selected.values()), environ, tuning, transport, progress)
@@ -348,7 +349,7 @@ def import_catalog(manifests: Manifests, state: State, names: Sequence[str], *,
     if errors:
         raise DriftError("nothing was imported:\n  " + "\n  ".join(errors))
     results = []
-    with state.locked(f"reconciler import (pid {os.getpid()})", list(selected)):
+    with state.locked(f"reconciler import (pid {os.getpid()})", list(selected), lock_timeout):
         for name, target in selected.items():
             catalog: RemoteCatalog = remote[name]  # type: ignore[assignment]
             comparer = Comparer(target)

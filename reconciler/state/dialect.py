@@ -149,16 +149,24 @@ class SQLite(Connection):
             self.raw.execute("BEGIN IMMEDIATE")
         try:
             yield
-        except BaseException:
             with self.translated("write"):
-                self.raw.execute("ROLLBACK")
+                self.raw.execute("COMMIT")
+        except BaseException:
+            if self.raw.in_transaction:  # also when COMMIT itself failed (a full disk)
+                with self.translated("write"):
+                    self.raw.execute("ROLLBACK")
             raise
-        with self.translated("write"):
-            self.raw.execute("COMMIT")
 
     def exclusive(self, scope: str) -> None:
         """Serialise ``scope`` across processes until the transaction ends: BEGIN
         IMMEDIATE already holds the database's write lock."""
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database and truncate it (best effort)."""
+        try:
+            self.raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error:
+            pass
 
     def tables(self) -> set[str]:
         rows = self.execute("SELECT name FROM sqlite_master WHERE type = 'table'")

@@ -25,12 +25,14 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 from reconciler.errors import StateError
 from reconciler.state.dialect import Connection, Postgres, advisory_key
 
 WHOLE = "*"
+RESERVE = 64 * 1024  # bytes kept beside a SQLite state by a lock holder, given back on a full disk
 COLUMNS = "scope, lock_id, command, pid, host, acquired_at, session"
 
 
@@ -123,9 +125,33 @@ class RowLocks:
             if not blocking:
                 self.conn.executemany(f"INSERT INTO locks ({COLUMNS}) VALUES (?,?,?,?,?,?,?)",
                                       [_row(h) for h in holders])
+        if not blocking:
+            self.keep_reserve()
         return blocking
 
     def release(self, holders: list[Holder]) -> None:
+        try:
+            self._delete(holders)
+        except StateError:
+            # A full disk: even a deletion needs room in the log. The reserve file
+            # made when the lock was taken gives that room back; try once more.
+            self._reserve().unlink(missing_ok=True)
+            self._delete(holders)
+
+    def _reserve(self) -> Path:
+        path = self.conn.location.path
+        return path.with_name(path.name + "-reserve")
+
+    def keep_reserve(self) -> None:
+        """Room on the disk for releasing the lock when a full disk stops the holder."""
+        try:
+            reserve = self._reserve()
+            if not reserve.exists():
+                reserve.write_bytes(bytes(RESERVE))
+        except OSError:
+            pass  # no room even for that: the lock is released when this process has ended
+
+    def _delete(self, holders: list[Holder]) -> None:
         with self.conn.transaction():
             self.conn.execute("DELETE FROM locks WHERE lock_id = ?", (holders[0].lock_id,))
 
