@@ -132,7 +132,7 @@ def any_state(state_location: Location):
 
 
 def sandbox_fixture(scope: str = "module", **config: Any):
-    """A fixture running the five simulators in-process on ephemeral ports with
+    """A fixture running every registered simulator in-process on ephemeral ports with
     ``config`` (see ``SandboxConfig``)."""
     @pytest.fixture(scope=scope)
     def fixture():
