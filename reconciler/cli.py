@@ -14,7 +14,7 @@ import signal
 import sys
 import traceback
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import click
 import orjson
@@ -23,9 +23,12 @@ from reconciler.errors import ReconcilerError, Terminated
 from reconciler.global_options import hoist
 from reconciler.plan import Plan, build_plan
 from reconciler.plan import file as plan_file
-from reconciler.plan.render import chunks, orphan_lines
+from reconciler.plan.render import chunks, orphan_lines, render_refusal_markdown
 from reconciler.with_sandbox import serve as with_sandbox_serve
 from reconciler.workspace import Workspace
+
+if TYPE_CHECKING:
+    from reconciler.apply import ApplyResult
 
 # The distribution (pip's name); the command and the import name are `reconciler`.
 DISTRIBUTION = "reconciler-catalog"
@@ -45,17 +48,17 @@ class Context:
     def echo(self, text: str, err: bool = False, nl: bool = True) -> None:
         click.echo(text, err=err, nl=nl, color=self.color)
 
-    def echo_chunks(self, chunks: Iterable[str], size: int = 1 << 16) -> None:
+    def echo_chunks(self, chunks: Iterable[str], size: int = 1 << 16, err: bool = False) -> None:
         """Write ``chunks`` as they come, in writes of about ``size`` characters."""
         buffer, length = [], 0
         for chunk in chunks:
             buffer.append(chunk)
             length += len(chunk)
             if length >= size:
-                self.echo("".join(buffer), nl=False)
+                self.echo("".join(buffer), nl=False, err=err)
                 buffer, length = [], 0
         if buffer:
-            self.echo("".join(buffer), nl=False)
+            self.echo("".join(buffer), nl=False, err=err)
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -205,25 +208,20 @@ def validate(ctx: Context) -> None:
 def plan(ctx: Context, targets: tuple[str, ...], out: str | None, fmt: str, detailed_exitcode: bool,
          allow_mass_delete: bool, refresh: bool) -> None:
     """Compute and show what apply would change. Offline, no credentials needed
-    (unless --refresh).
+    (unless --refresh). When no plan can be made (the mass-delete guard, invalid
+    manifests), --format markdown still prints a comment saying why (exit 1).
 
     \b
     Example:
         reconciler plan -t meta-us --format markdown > plan.md
         reconciler plan -o plan.out && reconciler apply plan.out
     """
-    manifests = ctx.workspace.manifests()
-    if out:
-        writable_file(out, "the plan")
-    state = ctx.workspace.state()
     try:
-        if refresh:
-            from reconciler.drift import refresh_state
-
-            state = refresh_state(manifests, state, targets, reporter=lambda line: ctx.echo(line, err=True))
-        result = build_plan(manifests, state, targets, allow_mass_delete=allow_mass_delete)
-    finally:
-        state.close()
+        result = make_plan(ctx, targets, out, allow_mass_delete, refresh)
+    except ReconcilerError as exc:
+        if fmt == "markdown":  # the pull request learns why, and how to go on
+            ctx.echo(render_refusal_markdown(exc), nl=False)
+        raise
     if out:
         try:
             plan_file.save(result, out)
@@ -238,6 +236,23 @@ def plan(ctx: Context, targets: tuple[str, ...], out: str | None, fmt: str, deta
         ctx.echo(f"\nSaved the plan to {out}. Apply exactly it with `reconciler apply {out}`.", err=True)
     if detailed_exitcode and result.has_changes:
         sys.exit(2)
+
+
+def make_plan(ctx: Context, targets: tuple[str, ...], out: str | None, allow_mass_delete: bool,
+              refresh: bool) -> Plan:
+    """The plan ``plan`` shows, from the workspace's manifests and state."""
+    manifests = ctx.workspace.manifests()
+    if out:
+        writable_file(out, "the plan")
+    state = ctx.workspace.state()
+    try:
+        if refresh:
+            from reconciler.drift import refresh_state
+
+            state = refresh_state(manifests, state, targets, reporter=lambda line: ctx.echo(line, err=True))
+        return build_plan(manifests, state, targets, allow_mass_delete=allow_mass_delete)
+    finally:
+        state.close()
 
 
 def writable_file(path: str, what: str) -> None:
@@ -277,10 +292,13 @@ def show(ctx: Context, planfile: str, fmt: str) -> None:
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--no-wait", is_flag=True, help="Leave asynchronous jobs pending; settle them with `status`.")
 @click.option("--allow-mass-delete", is_flag=True, help="Allow deleting more than max_delete_fraction of a target.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: write a report of the outcome to stdout (per target counts, failed items and "
+                   "reasons); the plan and the progress go to stderr.")
 @lock_timeout_option
 @pass_context
 def apply(ctx: Context, planfile: str | None, targets: tuple[str, ...], auto_approve: bool, no_wait: bool,
-          allow_mass_delete: bool, lock_timeout: float) -> None:
+          allow_mass_delete: bool, fmt: str, lock_timeout: float) -> None:
     """Apply a fresh plan, or exactly a saved one. A fresh plan is shown first (the
     details of at most 200 changes per target; `reconciler plan` shows them all).
 
@@ -288,7 +306,28 @@ def apply(ctx: Context, planfile: str | None, targets: tuple[str, ...], auto_app
     Example:
         reconciler apply --auto-approve
         reconciler plan -o plan.out && reconciler apply plan.out
+        reconciler apply plan.out --format json > outcome.json
     """
+    from reconciler.apply.outcome import outcome
+
+    report = fmt == "json"
+    try:
+        result, cancelled = run_apply(ctx, planfile, targets, auto_approve, no_wait, allow_mass_delete, lock_timeout,
+                                      quiet=report)
+    except ReconcilerError as exc:
+        if report:
+            ctx.echo(json_text(outcome(None, error=exc)))
+        raise
+    if report:
+        ctx.echo(json_text(outcome(result, cancelled=cancelled)))
+    if result is not None and not result.ok:
+        sys.exit(1)
+
+
+def run_apply(ctx: Context, planfile: str | None, targets: tuple[str, ...], auto_approve: bool, no_wait: bool,
+              allow_mass_delete: bool, lock_timeout: float, quiet: bool) -> tuple[ApplyResult | None, bool]:
+    """What ``apply`` did (None: nothing was sent), and whether the answer was other
+    than yes. ``quiet``: the plan and the prompt go to stderr."""
     from reconciler.apply import apply_plan, default_reporter
     from reconciler.plan.planner import select_targets
 
@@ -307,27 +346,29 @@ def apply(ctx: Context, planfile: str | None, targets: tuple[str, ...], auto_app
             chosen = build_plan(manifests, state, targets, allow_mass_delete=allow_mass_delete)
         finally:
             state.close()
-        ctx.echo_chunks(chunks(chosen, "text", color=ctx.color, per_target=APPLY_PREVIEW))
+        ctx.echo_chunks(chunks(chosen, "text", color=ctx.color, per_target=APPLY_PREVIEW), err=quiet)
         if not chosen.has_changes:
-            return
+            return None, False
         if not auto_approve:
             if not sys.stdin.isatty():
                 raise ReconcilerError("refusing to apply without --auto-approve: standard input is not a terminal")
             answer = click.prompt("\nDo you want to apply these changes? Only 'yes' will be accepted", default="",
-                                  show_default=False)
+                                  show_default=False, err=quiet)
             if answer.strip() != "yes":
-                ctx.echo("Apply cancelled.")
-                return
+                ctx.echo("Apply cancelled.", err=quiet)
+                return None, True
     check_credentials(chosen, manifests)  # before the state is created or touched
     state = ctx.workspace.state(create=True)
     try:
         # every target, not only the plan's: a rate window is shared with its siblings
-        result = apply_plan(chosen, manifests.targets, state, wait=not no_wait, reporter=default_reporter(color=ctx.color),
-                            lock_timeout=lock_timeout)
+        return apply_plan(chosen, manifests.targets, state, wait=not no_wait,
+                          reporter=default_reporter(color=ctx.color), lock_timeout=lock_timeout), False
     finally:
         state.close()
-    if not result.ok:
-        sys.exit(1)
+
+
+def json_text(document: dict) -> str:
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2).decode()
 
 
 def check_credentials(plan: Plan, manifests) -> None:

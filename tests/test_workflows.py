@@ -125,10 +125,49 @@ def test_every_reconciler_command_exists(name, args):
 def test_the_workflows_use_the_commands_the_recipe_promises():
     used = {name: [" ".join(args) for n, args in all_invocations() if n == name] for name in
             ("plan.yml", "apply.yml", "drift.yml")}
-    assert any("validate" in line for line in used["plan.yml"])
-    assert any("plan --format markdown --detailed-exitcode" in line for line in used["plan.yml"])
-    assert any("apply --auto-approve" in line for line in used["apply.yml"])
+    assert "--no-color plan --format markdown --detailed-exitcode -o plan.out" in used["plan.yml"]
+    assert "--no-color plan --allow-mass-delete --format markdown --detailed-exitcode -o plan.out" in used["plan.yml"]
+    # on merge: the reviewed plan file, else a plan made (and posted) there; never a blind apply
+    assert "--no-color apply EXPR --format json" in used["apply.yml"]
+    assert "--no-color apply plan.out --format json" in used["apply.yml"]
+    assert not any("--auto-approve" in line for line in used["apply.yml"])
     assert any("drift --format markdown" in line for line in used["drift.yml"])
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((EXAMPLES / name).read_text())
+
+
+def steps(workflow: dict) -> list[dict]:
+    return [step for job in workflow["jobs"].values() for step in job["steps"]]
+
+
+def test_the_apply_on_merge_finds_the_plan_the_pull_request_kept():
+    plan, apply = load("plan.yml"), load("apply.yml")
+    [upload] = [s for s in steps(plan) if s.get("uses", "").startswith("actions/upload-artifact")]
+    assert "plan.out" in upload["with"]["path"]
+    assert apply["env"]["PLAN_WORKFLOW"] == plan["name"]
+    [find] = [s for s in steps(apply) if s.get("id") == "reviewed"]
+    assert f"--name {upload['with']['name']} " in find["run"] and '--commit "$head"' in find["run"]
+    assert plan["env"]["MASS_DELETE_LABEL"] == apply["env"]["MASS_DELETE_LABEL"]
+    assert apply["permissions"]["actions"] == "read"  # to download another run's artifact
+    # the apply tells a stale plan from any other failure by the outcome report
+    [reviewed] = [s for s in steps(apply) if s.get("id") == "apply_reviewed"]
+    assert "jq -r '.error.kind" in reviewed["run"] and '"stale_plan"' in reviewed["run"]
+    from reconciler.apply.outcome import error_kind
+    from reconciler.errors import StalePlanError
+
+    assert error_kind(StalePlanError("x")) == "stale_plan"
+
+
+def test_a_refused_plan_gets_the_recipe_s_approval_hint():
+    from reconciler.plan.render import MASS_DELETE_REFUSED
+
+    [plan_step] = [s for s in steps(load("plan.yml")) if s.get("id") == "plan"]
+    assert f'grep -qF "{MASS_DELETE_REFUSED}" plan.md' in plan_step["run"]
+    assert "env.MASS_DELETE_LABEL" in plan_step["env"]["APPROVED"]
+    [comment] = [s for s in steps(load("plan.yml")) if "github-script" in s.get("uses", "")]
+    assert comment["if"].startswith("always()")  # posted when no plan could be made, too
 
 
 def test_triggers_concurrency_and_secrets():

@@ -14,7 +14,8 @@ import orjson
 
 from reconciler.drift import DriftReport, ItemDrift, TargetDrift
 from reconciler.drift.compare import FieldDrift
-from reconciler.plan.render import fit_markdown, value_text
+from reconciler.markdown import Section, fit
+from reconciler.plan.render import value_text
 
 MARKDOWN_LIMIT = 60_000
 COLORS = {"+": "green", "~": "yellow", "-": "red"}
@@ -126,10 +127,10 @@ def render_json(report: DriftReport) -> str:
 
 
 # -- markdown ------------------------------------------------------------------------------
-def _diff_lines(t: TargetDrift) -> Iterator[str]:
+def _diff_units(t: TargetDrift) -> Iterator[str]:
+    """One unit of the markdown per item (see :mod:`reconciler.markdown`)."""
     for item in t.changed:
-        yield f"@@ {item.record} {item.sku} changed remotely @@"
-        yield from _item_lines(item)
+        yield "\n".join([f"@@ {item.record} {item.sku} changed remotely @@", *_item_lines(item)])
     for record, _, sku in t.missing:
         yield f"- {record} {sku} missing remotely"
     for record, key, payload in t.unknown:
@@ -169,21 +170,25 @@ def render_markdown(report: DriftReport, limit: int = MARKDOWN_LIMIT) -> str:
     advice = hints(report)
     if advice:
         head += [""] + [f"> {line}" for line in advice]
-    sections: list[str] = []
-    for name, t in report.targets.items():
-        if not t.drifted:
-            continue
-        c = t.counts()
-        sections.append(f"\n<details><summary><code>{name}</code> ({t.provider}): {c['changed']} changed, "
-                        f"{c['missing']} missing, {c['unknown']} unknown</summary>\n")
-        sections.append("```diff")
-        sections.extend(_diff_lines(t))
-        sections.append("```\n</details>")
-    return fit_markdown("\n".join(head), sections, limit, TRUNCATED_REPORT)
+    sections = [_details_section(name, t) for name, t in report.targets.items() if t.drifted]
+    return fit("\n".join(head), sections, limit, _truncated_report)
 
 
-TRUNCATED_REPORT = ("\n\n> **Report truncated** to fit a comment: {n} more lines not shown. "
-                    "Run `reconciler drift` or `reconciler drift --format json` for the full report.\n")
+def _details_section(name: str, t: TargetDrift) -> Section:
+    c = t.counts()
+    opening = (f"\n<details><summary><code>{name}</code> ({t.provider}): {c['changed']} changed, "
+               f"{c['missing']} missing, {c['unknown']} unknown</summary>\n\n```diff")
+
+    def closing(left: int) -> str:
+        more = f"\n_… and {left:,} more items of `{name}` not shown._\n" if left else ""
+        return f"```\n{more}</details>"
+
+    return Section(opening, lambda: _diff_units(t), c["changed"] + c["missing"] + c["unknown"], closing)
+
+
+def _truncated_report(left: int) -> str:
+    return (f"\n> **Report truncated** to fit a comment: {left:,} more items not shown. "
+            "Run `reconciler drift` or `reconciler drift --format json` for the full report.\n")
 
 
 def render(report: DriftReport, fmt: str, color: bool = False) -> str:

@@ -10,12 +10,15 @@ changes, and its rendering must not be one string of gigabytes held in memory.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+import re
+from collections import Counter
+from typing import Any, Iterator, Sequence
 
 import click
 import orjson
 
-from reconciler.plan.model import ACTIONS, Change, Plan
+from reconciler.markdown import Section, fit
+from reconciler.plan.model import ACTIONS, Change, Plan, TargetPlan
 
 MARKDOWN_LIMIT = 60_000
 SYMBOLS = {"create": "+", "update": "~", "delete": "-"}
@@ -140,33 +143,66 @@ def json_chunks(plan: Plan) -> Iterator[str]:
 
 
 # -- markdown ------------------------------------------------------------------------------
+# How many fields a target's line of the roll-up names before "and N more fields".
+ROLLUP_FIELDS = 12
+
+
 def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
-    totals = plan.totals()
+    """The plan for a pull-request comment: the summary table and a roll-up of the
+    updates by field, whole; then the deletions and each target's details, sharing
+    what is left of ``limit`` fairly (see :mod:`reconciler.markdown`)."""
     head = ["## reconciler plan", ""]
     if not plan.has_changes:
         head.append(f"**No changes.** {no_changes(plan).removeprefix('No changes. ')}")
     else:
-        head.append(f"**{closing_line(totals)}**")
+        head.append(f"**{closing_line(plan.totals())}**")
     head += [f"\n> :warning: {line}" for line in orphan_lines(plan)]
     head += ["", "| target | provider | create | update | delete | unchanged |",
              "|---|---|--:|--:|--:|--:|"]
     head += ["| " + " | ".join(f"`{c}`" if i < 2 else c for i, c in enumerate(row)) + " |" for row in summary_rows(plan)]
-    sections: list[str] = []
+    rollup = [f"- `{name}`: {text}" for name, target in plan.targets.items() if (text := field_rollup(target.changes))]
+    if rollup:
+        head += ["", "### Updates by field", "", *rollup]
+    sections = []
     deletions = [(name, c) for name, t in plan.targets.items() for c in t.changes if c.action == "delete"]
     if deletions:
-        sections.append(f"\n### :warning: Deletions ({len(deletions)})\n")
-        sections.extend(f"- `{name}`: `{c.sku}` ({c.record})" for name, c in deletions)
+        sections.append(Section(
+            f"\n### :warning: Deletions ({len(deletions)})\n",
+            lambda: (f"- `{name}`: `{c.sku}` ({c.record})" for name, c in deletions), len(deletions),
+            lambda left: f"- _… and {left:,} more deletions not shown_" if left else None))
     for name, target in plan.targets.items():
-        if not target.changes:
-            continue
-        s = target.summary
-        sections.append(f"\n<details><summary><code>{name}</code> ({target.provider}): "
-                        f"{s['create']} to create, {s['update']} to update, {s['delete']} to delete</summary>\n")
-        sections.append("```diff")
-        for change in target.changes:
-            sections.extend(diff_lines(change))
-        sections.append("```\n</details>")
-    return fit_markdown("\n".join(head), sections, limit, TRUNCATED_PLAN)
+        if target.changes:
+            sections.append(details_section(name, target))
+    return fit("\n".join(head), sections, limit, truncated_plan)
+
+
+def field_rollup(changes: Sequence[Change]) -> str:
+    """The updates of one target by field, most frequent first: "`price` changed on
+    1,204 items, `name` changed on 3, `gtin` added on 2"."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for change in changes:
+        if change.action == "update":
+            fields = change.fields
+            counts.update(("changed", name) for name in fields.changed)
+            counts.update(("added", name) for name in fields.added)
+            counts.update(("removed", name) for name in fields.removed)
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0][1], item[0][0]))
+    parts = [f"`{name}` {verb} on {n:,} item{'s' if n != 1 else ''}" for (verb, name), n in ranked[:ROLLUP_FIELDS]]
+    if len(ranked) > ROLLUP_FIELDS:
+        parts.append(f"and {len(ranked) - ROLLUP_FIELDS} more fields")
+    return ", ".join(parts)
+
+
+def details_section(name: str, target: TargetPlan) -> Section:
+    s = target.summary
+    opening = (f"\n<details><summary><code>{name}</code> ({target.provider}): {s['create']} to create, "
+               f"{s['update']} to update, {s['delete']} to delete</summary>\n\n```diff")
+
+    def closing(left: int) -> str:
+        more = f"\n_… and {left:,} more changes to `{name}` not shown._\n" if left else ""
+        return f"```\n{more}</details>"
+
+    return Section(opening, lambda: ("\n".join(diff_lines(c)) for c in target.changes), len(target.changes), closing)
 
 
 def diff_lines(change: Change) -> Iterator[str]:
@@ -186,28 +222,38 @@ def diff_lines(change: Change) -> Iterator[str]:
         yield from (f"-     {name} = {value_text(before[name])}" for name in change.fields.removed)
 
 
-TRUNCATED_PLAN = ("\n\n> **Plan truncated** to fit a comment: {n} more lines not shown. "
-                  "Run `reconciler plan -o plan.out` then `reconciler show plan.out`, or "
-                  "`reconciler plan --format json`, for the full plan.\n")
+def truncated_plan(left: int) -> str:
+    return (f"\n> **Plan truncated** to fit a comment: {left:,} more changes not shown. "
+            "Run `reconciler plan -o plan.out` then `reconciler show plan.out`, or "
+            "`reconciler plan --format json`, for the full plan.\n")
 
 
-def fit_markdown(head: str, sections: list[str], limit: int, notice: str) -> str:
-    """Join ``head`` and as many section lines as fit in ``limit`` characters; when
-    cut, close an open code block and details, and add ``notice`` (``{n}``: the
-    number of lines left out), which says how to see everything."""
-    budget = limit - len(head) - len(notice) - 40
-    kept, used = [], 0
-    for index, line in enumerate(sections):
-        if used + len(line) + 1 > budget:
-            text = "\n".join(kept)
-            if text.count("```") % 2:
-                text += "\n```"
-            if text.count("<details>") > text.count("</details>"):
-                text += "\n</details>"
-            return head + "\n" + text + notice.format(n=len(sections) - index)
-        kept.append(line)
-        used += len(line) + 1
-    return head + "\n" + "\n".join(kept) + "\n"
+# The marker of a plan the mass-delete guard refused, for tools that post the comment
+# (the GitHub Actions recipe adds how to approve it there).
+MASS_DELETE_REFUSED = "<!-- reconciler: mass-delete refused -->"
+
+
+def render_refusal_markdown(error: Exception) -> str:
+    """What a pull request should say when no plan could be made: for the mass-delete
+    guard, which targets, why the guard exists and how to approve the deletions."""
+    from reconciler.plan.planner import MassDeleteError
+
+    if isinstance(error, MassDeleteError):
+        reasons = [f"- {line}" for line in str(error).splitlines()]
+        return "\n".join([
+            "## reconciler plan", "", MASS_DELETE_REFUSED,
+            "**:no_entry: Refused by the mass-delete guard.** No plan was made; nothing will be applied.", "",
+            *reasons, "",
+            "A target may lose at most its `max_delete_fraction` of its items in one plan (default 10%), so "
+            "that an emptied or truncated manifest file cannot wipe a catalog.", "",
+            "* If these deletions are a mistake, fix the manifests; this comment is updated on the next push.",
+            "* If they are intended, approve them: `reconciler plan --allow-mass-delete -o plan.out` makes the "
+            "plan with them (review it with `reconciler show plan.out`), and `reconciler apply plan.out` applies "
+            "exactly it.", ""])
+    message = str(error)
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", message)), default=0))
+    return "\n".join(["## reconciler plan", "", "**:x: No plan could be made.**", "",
+                      f"{fence}text", message, fence, ""])
 
 
 def chunks(plan: Plan, fmt: str, color: bool = False, per_target: int | None = None) -> Iterator[str]:
