@@ -11,6 +11,8 @@ import orjson
 import pytest
 
 from reconciler.apply import NullReporter, RetryPolicy, Tuning, apply_plan, settle
+from reconciler.apply.http import Failed, classify
+from reconciler.errors import ConfigError
 from reconciler.manifest.models import Target
 from reconciler.plan.model import Change, FieldDiff, Plan, TargetPlan
 from reconciler.providers import get_provider
@@ -63,6 +65,22 @@ def decoded(monkeypatch):
             return original(self, subject, response)
         monkeypatch.setattr(cls, name, spy)
     return seen
+
+
+def test_the_one_status_classification():
+    provider = get_provider("voucherify")({}, {"app_id": "app-id-7", "app_token": SECRET})
+    for status in (401, 403):
+        with pytest.raises(ConfigError) as info:
+            classify(httpx.Response(status, text=SECRET), provider)
+        assert str(info.value) == (f"voucherify refused the target's credentials (HTTP {status}); "
+                                   "check the target's auth (app_id, app_token)")
+    assert classify(httpx.Response(429, headers={"Retry-After": "6"}), provider) == Failed(
+        "voucherify: rate limited (HTTP 429)", 6.0, rate_limited=True)
+    for status in (500, 502, 503):
+        assert classify(httpx.Response(status), provider) == Failed(f"voucherify: server error (HTTP {status})")
+    for status in (200, 202, 400, 404, 409, 413, 422):
+        answer = httpx.Response(status)
+        assert classify(answer, provider) is answer  # the provider's to decode
 
 
 def test_apply_through_a_mock_transport_records_what_was_confirmed(state):

@@ -10,7 +10,8 @@ import pytest
 from reconciler.errors import ConfigError
 from reconciler.providers import ReadError, get_provider
 from test_provider_common import client  # noqa: F401 (a fixture)
-from test_provider_common import CREDENTIALS, assert_no_secret, op, read_all, response, send
+from test_provider_common import CREDENTIALS, assert_no_secret, op, read_all, response, send, through_engine
+from reconciler.apply.http import classify
 from conftest import sandbox_fixture
 
 Bloomreach = get_provider("bloomreach")
@@ -103,14 +104,9 @@ def test_decode_global_400(message, expected):
     assert message in outcomes[0].reason
 
 
-def test_decode_429_401_404():
+def test_decode_404_is_a_wrong_catalog():
     provider = make()
     request = provider.encode([op("create", "a", after=props("a"))])
-    [o] = provider.decode(request, response(429, {"errors": {"_global": ["Too many requests"]}},
-                                            {"Retry-After": "3"}))
-    assert (o.status, o.retry_after, o.rate_limited) == ("retry", 3.0, True)
-    with pytest.raises(ConfigError, match="bloomreach.*key_id"):
-        provider.decode(request, response(401, {"errors": {"_global": ["Access key is not valid"]}}))
     with pytest.raises(ConfigError, match="catalog_id"):
         provider.decode(request, response(404, {"errors": {"_global": ["not found"]}}))
 
@@ -150,8 +146,8 @@ def test_read_one_item():
     missing = {"errors": {"_global": ["The requested URL was not found on the server."]}, "success": False}
     assert provider.decode_read_item(response(404, missing, request=url)) is None
     with pytest.raises(ReadError) as error:
-        provider.decode_read_item(response(503, {"success": False}, request=url))
-    assert error.value.transient
+        provider.decode_read_item(response(400, {"success": False}, request=url))
+    assert not error.value.transient
 
 
 # -- contract, against the sandbox ----------------------------------------------------
@@ -224,11 +220,11 @@ def test_sandbox_per_item_errors(sandbox, client, url):
 def test_sandbox_bad_credentials(client, url):
     provider = make(credentials={"key_id": "sandbox-key", "key_secret": "nope"})
     request = provider.encode([op("create", "a", after=props("a"))])
-    with pytest.raises(ConfigError, match="bloomreach") as info:
-        provider.decode(request, paced_send(client, url, request))
+    with pytest.raises(ConfigError, match="bloomreach.*key_id") as info:
+        classify(paced_send(client, url, request), provider)
     assert "nope" not in str(info.value)
     with pytest.raises(ConfigError):
-        provider.decode_read(send(client, url, provider.read_request(None)))
+        classify(send(client, url, provider.read_request(None)), provider)
 
 
 def test_sandbox_refuses_too_many_items(sandbox, client, url):
@@ -256,10 +252,9 @@ def test_sandbox_rate_window_is_shared_by_the_bulk_endpoints(sandbox, client, ur
     time.sleep(WINDOW)
     requests = [provider.encode([op("create", f"k{i}", after=props("x"))]) for i in range(3)]
     requests += [provider.encode([op("delete", f"k{i}", before={})]) for i in range(3)]
-    outcomes = [provider.decode(r, send(client, url, r))[0] for r in requests]
-    assert [o.status for o in outcomes[:5]] == ["applied"] * 5
-    assert (outcomes[5].status, outcomes[5].rate_limited) == ("retry", True)
-    assert outcomes[5].retry_after is not None
+    answers = [through_engine(provider, r, send(client, url, r)) for r in requests]
+    assert [a[0].status for a in answers[:5]] == ["applied"] * 5
+    assert answers[5].rate_limited and answers[5].retry_after is not None  # a 429
     assert "bulk requests" in sandbox.violations[0]["violation"]
     sandbox.reset()
 

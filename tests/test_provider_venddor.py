@@ -8,6 +8,7 @@ from reconciler.errors import ConfigError
 from reconciler.providers import get_provider
 from test_provider_common import client  # noqa: F401 (a fixture)
 from test_provider_common import CREDENTIALS, assert_no_secret, op, response, send
+from reconciler.apply.http import classify
 from conftest import sandbox_fixture
 
 Venddor = get_provider("venddor")
@@ -58,14 +59,6 @@ def test_decode_400_splits_or_rejects_a_lone_product(provider):
     assert o.status == "rejected" and "refused" in o.reason and "price" in o.reason
 
 
-def test_decode_401_and_transient(provider):
-    request = provider.encode([op("create", GTINS[0], after=product(GTINS[0]))])
-    with pytest.raises(ConfigError, match="venddor.*username"):
-        provider.decode(request, response(401, {"message": "Unauthorized", "status": 401}))
-    [o] = provider.decode(request, response(503, {"message": "x"}, {"Retry-After": "5"}))
-    assert (o.status, o.retry_after) == ("retry", 5.0)
-
-
 # -- contract, against the sandbox ----------------------------------------------------
 sandbox = sandbox_fixture(async_delay=0.05, time_scale=0.001, latency=0.001)
 
@@ -113,8 +106,8 @@ def test_sandbox_400_bisects_to_the_bad_product(sandbox, client, url, provider):
 def test_sandbox_bad_credentials(client, url):
     provider = Venddor({}, {"username": "sandbox-user", "password": "nope"})
     request = provider.encode([op("create", GTINS[0], after=product(GTINS[0]))])
-    with pytest.raises(ConfigError, match="venddor") as info:
-        provider.decode(request, send(client, url, request))
+    with pytest.raises(ConfigError, match="venddor.*username") as info:
+        classify(send(client, url, request), provider)
     assert "nope" not in str(info.value)
 
 

@@ -10,7 +10,8 @@ import pytest
 from reconciler.errors import ConfigError
 from reconciler.providers import get_provider
 from test_provider_common import client  # noqa: F401 (a fixture)
-from test_provider_common import CREDENTIALS, assert_no_secret, op, response, send
+from test_provider_common import CREDENTIALS, assert_no_secret, op, response, send, through_engine
+from reconciler.apply.http import Failed, classify
 from conftest import sandbox_fixture
 
 VtexAds = get_provider("vtex_ads")
@@ -99,20 +100,6 @@ def test_decode_422_without_item_paths(provider):
     assert "500 items" in outcomes[0].reason
 
 
-def test_decode_401_stops_the_target_without_leaking(provider):
-    request = provider.encode([op("create", "a", after=product("a"))])
-    with pytest.raises(ConfigError) as info:
-        provider.decode(request, response(401, {"message": "Unauthorized"}))
-    assert "vtex_ads" in str(info.value) and "sandbox-key" not in str(info.value)
-
-
-@pytest.mark.parametrize("status,limited", [(429, True), (500, False), (503, False)])
-def test_decode_transient(provider, status, limited):
-    request = provider.encode([op("create", "a", after=product("a"))])
-    [outcome] = provider.decode(request, response(status, {"message": "x"}, {"Retry-After": "2"}))
-    assert (outcome.status, outcome.retry_after, outcome.rate_limited) == ("retry", 2.0, limited)
-
-
 # -- contract, against the sandbox ----------------------------------------------------
 sandbox = sandbox_fixture(async_delay=0.05, latency=0.05)
 
@@ -157,8 +144,8 @@ def test_sandbox_422_rejects_the_bad_item_and_retries_the_rest(sandbox, client, 
 def test_sandbox_bad_credentials(client, url):
     provider = VtexAds({}, {"app_id": "sandbox-app", "api_key": "wrong"})
     request = provider.encode([op("create", "a", after=product("a"))])
-    with pytest.raises(ConfigError, match="vtex_ads"):
-        provider.decode(request, send(client, url, request))
+    with pytest.raises(ConfigError, match="vtex_ads.*app_id, api_key"):
+        classify(send(client, url, request), provider)
 
 
 def test_sandbox_refuses_over_500_items(sandbox, client, url, provider):
@@ -179,15 +166,15 @@ def test_sandbox_refuses_a_fourth_request_in_flight(sandbox, url, provider):
     def fire():
         with httpx.Client(timeout=10) as c:
             barrier.wait()
-            results.append(provider.decode(request, send(c, url, request))[0])
+            results.append(through_engine(provider, request, send(c, url, request)))
 
     threads = [threading.Thread(target=fire) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    statuses = sorted(o.status for o in results)
-    assert statuses == ["applied", "applied", "applied", "retry"]
-    assert [o.rate_limited for o in results if o.status == "retry"] == [True]
+    refused = [r for r in results if isinstance(r, Failed)]
+    assert sorted(r[0].status for r in results if r not in refused) == ["applied"] * 3
+    assert [r.rate_limited for r in refused] == [True]  # a 429
     assert any("in flight" in (v["violation"] or "") for v in sandbox.violations)
     sandbox.reset()

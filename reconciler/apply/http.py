@@ -53,13 +53,10 @@ async def send(client: httpx.AsyncClient, request: Request) -> httpx.Response:
                                 headers=dict(request.headers))
 
 
-async def exchange(client: httpx.AsyncClient, request: Request, provider: Provider) -> httpx.Response | Failed:
-    """Send ``request``; the answer for ``provider`` to decode, or :class:`Failed`.
-    Raises :class:`ConfigError` when the credentials are refused."""
-    try:
-        response = await send(client, request)
-    except httpx.TransportError as exc:
-        return Failed(f"{provider.name}: no answer ({type(exc).__name__}: {str(exc) or 'connection failed'})")
+def classify(response: httpx.Response, provider: Provider) -> httpx.Response | Failed:
+    """The engine's rules for an answer to ``provider``'s request (the module doc): the
+    answer for the provider to decode, or :class:`Failed`. Raises
+    :class:`ConfigError` when the credentials are refused."""
     status = response.status_code
     if status in (401, 403):
         raise ConfigError(f"{provider.name} refused the target's credentials (HTTP {status}); "
@@ -69,3 +66,13 @@ async def exchange(client: httpx.AsyncClient, request: Request, provider: Provid
     if status >= 500:
         return Failed(f"{provider.name}: server error (HTTP {status})", retry_after(response))
     return response
+
+
+async def exchange(client: httpx.AsyncClient, request: Request, provider: Provider) -> httpx.Response | Failed:
+    """Send ``request`` and :func:`classify` the answer; no answer at all (a transport
+    error) is :class:`Failed` too."""
+    try:
+        response = await send(client, request)
+    except httpx.TransportError as exc:
+        return Failed(f"{provider.name}: no answer ({type(exc).__name__}: {str(exc) or 'connection failed'})")
+    return classify(response, provider)

@@ -2,7 +2,8 @@
 parsing and the outcome shapes every provider answers the same way.
 
 Nothing here touches the network; these functions only build bytes and read
-``httpx.Response`` objects handed in by the executor (or by tests).
+``httpx.Response`` objects handed in by the engine (or by tests), which has already
+classified them: 401/403, 429 and 5xx never reach a provider (:mod:`reconciler.apply.http`).
 """
 from __future__ import annotations
 
@@ -77,22 +78,19 @@ def retry_after(response: httpx.Response) -> float | None:
 
 
 def read_error(provider_name: str, response: httpx.Response, detail: str | None = None) -> ReadError:
-    status = response.status_code
+    """A read the destination refused (the engine retries 429 and 5xx before a provider
+    sees them: this one is not transient, unless the provider says otherwise)."""
     return ReadError(
-        f"{provider_name}: reading the remote catalog failed (HTTP {status}): "
+        f"{provider_name}: reading the remote catalog failed (HTTP {response.status_code}): "
         f"{detail or body_excerpt(response)}",
-        status=status, transient=status == 429 or status >= 500, retry_after=retry_after(response),
+        status=response.status_code, retry_after=retry_after(response),
     )
 
 
-def read_body(provider_name: str, auth_keys: Sequence[str], response: httpx.Response,
-              message: Callable[[Any], str | None]) -> dict:
-    """The JSON object of a successful read: refused credentials are a ConfigError,
-    anything but a 200 with an object a ReadError (transient for a 429 or 5xx), with
-    ``message(body)`` as the destination's words."""
+def read_body(provider_name: str, response: httpx.Response, message: Callable[[Any], str | None]) -> dict:
+    """The JSON object of a successful read: anything but a 200 with an object is a
+    ReadError, with ``message(body)`` as the destination's words."""
     status = response.status_code
-    if status in (401, 403):
-        raise auth_error(provider_name, auth_keys, response)
     body = json_body(response)
     if status != 200 or not isinstance(body, dict):
         raise read_error(provider_name, response, message(body))
@@ -113,31 +111,6 @@ def refusal(op: Operation, reason: str) -> Outcome:
 
 def outcomes(ops: Iterable[Operation], status: str, reason: str | None = None, **extra: Any) -> list[Outcome]:
     return [Outcome(operation=op, status=status, reason=reason, **extra) for op in ops]  # type: ignore[arg-type]
-
-
-def transient(provider_name: str, ops: Sequence[Operation], response: httpx.Response) -> list[Outcome] | None:
-    """``retry`` outcomes for a 429 or a 5xx (with the server's ``Retry-After``), or
-    ``None`` when the response is neither."""
-    status = response.status_code
-    if status == 429:
-        return outcomes(ops, "retry", f"{provider_name}: rate limited (HTTP 429)",
-                        retry_after=retry_after(response), rate_limited=True)
-    if status >= 500:
-        return outcomes(ops, "retry", f"{provider_name}: server error (HTTP {status})",
-                        retry_after=retry_after(response))
-    return None
-
-
-def auth_error(provider_name: str, auth_keys: Sequence[str], response: httpx.Response,
-               detail: str | None = None) -> ConfigError:
-    """The destination refused the credentials: this stops the target. The message
-    names the provider and the auth keys to check, never a credential's value."""
-    keys = ", ".join(auth_keys)
-    extra = f": {detail}" if detail else ""
-    return ConfigError(
-        f"{provider_name} refused the target's credentials (HTTP {response.status_code}{extra}); "
-        f"check the target's auth ({keys})"
-    )
 
 
 def split_or_reject(ops: Sequence[Operation], reason: str) -> list[Outcome]:

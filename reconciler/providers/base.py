@@ -22,8 +22,9 @@ Readable providers may also say how their reads differ from what was sent
 ``reconciler.drift.compare``).
 
 Everything else (batching by items and bytes, rate windows, requests in flight,
-retries with backoff, splitting, polling loops, recording) lives once, in
-``reconciler.apply``. Providers never touch the network or the state themselves.
+the HTTP status rules, retries with backoff, splitting, polling loops, recording)
+lives once, in ``reconciler.apply``: a decode never sees a 401, 403, 429 or 5xx
+(:mod:`reconciler.apply.http`). Providers never touch the network or the state themselves.
 
 An :class:`Operation` carries the payloads *as mapped* (see ``reconciler.mapping``);
 ``before`` is what the destination last confirmed, ``after`` what the manifests want.
@@ -183,8 +184,9 @@ class Page:
 
 
 class ReadError(ApplyError):
-    """Reading a remote catalog page failed. ``transient`` (429, 5xx) says the same
-    read may succeed later, after ``retry_after`` seconds when the server said so."""
+    """Reading a remote catalog page failed. ``transient`` (a provider's own throttling
+    signal, such as Graph's codes on a 400) says the same read may succeed later, after
+    ``retry_after`` seconds when the server said so."""
 
     def __init__(self, message: str, *, status: int | None = None, transient: bool = False,
                  retry_after: float | None = None):

@@ -26,6 +26,6 @@ class Reads(Wire):
                        endpoint="items", write=False)
 
     def decode_read(self, response: httpx.Response) -> Page:
-        body = read_body(self.name, self.auth_keys, response, _error)
+        body = read_body(self.name, response, _error)
         items = [("product", str(item["id"]), item.get("fields") or {}) for item in body.get("items") or ()]
         return Page(items=items, cursor=body.get("next"))

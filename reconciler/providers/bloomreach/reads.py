@@ -53,7 +53,7 @@ class Reads(Wire):
                        headers=self._headers(body=False), endpoint="items", write=False)
 
     def decode_read(self, response: httpx.Response) -> Page:
-        body = read_body(self.name, self.auth_keys, response, _errors_text)
+        body = read_body(self.name, response, _errors_text)
         data = body.get("data") or []
         items = [entry for entry in map(_item, data) if entry is not None]
         params = response.request.url.params
@@ -77,4 +77,4 @@ class Reads(Wire):
     def decode_read_item(self, response: httpx.Response) -> tuple[str, str, dict] | None:
         if response.status_code == 404:
             return None
-        return _item(read_body(self.name, self.auth_keys, response, _errors_text).get("data"))
+        return _item(read_body(self.name, response, _errors_text).get("data"))

@@ -13,7 +13,7 @@ Base path ``/data/v2/projects/{project_id}/catalogs/{catalog_id}/items``.
   another system owns are therefore never touched in partial mode.
 * Deletes go to ``DELETE …/items/bulk-delete`` with a body ``["id", ...]``.
   All three endpoints share one window of 5 requests per 10 s per catalog.
-* Auth: ``Authorization: Basic base64(key_id:key_secret)``; 401/403 stop the target.
+* Auth: ``Authorization: Basic base64(key_id:key_secret)``.
 * 200 answers a list of per-item results *in request order* (matched by position):
   ``{"success": "True"|true, ...}`` or ``{"success": "False"|false, "errors": {...}}``;
   both string and boolean forms are accepted. A failed item is rejected with its
@@ -21,7 +21,7 @@ Base path ``/data/v2/projects/{project_id}/catalogs/{catalog_id}/items``.
 * Global 400 ``{"errors": {"_global": [msg]}}``: "Item parsing error", "Too many
   items" and "Payload size exceeded" are resolved by smaller requests (``split``, the
   executor bisects down to the culprit); "Invalid JSON" / "Payload not a list" cannot
-  be (rejected). 429 → retry after ``Retry-After``.
+  be (rejected). 401/403, 429 and 5xx are the engine's (:mod:`reconciler.apply.http`).
 * Limits: 5000 items and 10,000,000 bytes per request (measured on the serialized
   body), 5 requests / 10 s.
 """
@@ -34,8 +34,8 @@ import httpx
 
 from reconciler.errors import ConfigError
 from reconciler.providers._common import (
-    JSON_HEADERS, auth_error, basic_auth, body_excerpt, diff_fields, dumps, json_body, outcomes,
-    refusal, setting, split_or_reject, transient,
+    JSON_HEADERS, basic_auth, body_excerpt, diff_fields, dumps, json_body, outcomes, refusal, setting,
+    split_or_reject,
 )
 from reconciler.providers.base import Operation, Outcome, Provider, Request
 
@@ -129,12 +129,6 @@ class Wire(Provider):
         ops = request.operations
         status = response.status_code
         body = json_body(response)
-        if status in (401, 403):
-            detail = "; ".join(flatten(body.get("errors"))) if isinstance(body, dict) else ""
-            raise auth_error(self.name, self.auth_keys, response, detail or None)
-        retry = transient(self.name, ops, response)
-        if retry is not None:
-            return retry
         if 200 <= status < 300 and isinstance(body, list):
             result = []
             for index, op in enumerate(ops):

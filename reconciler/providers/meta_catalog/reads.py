@@ -44,7 +44,7 @@ class Reads(Wire):
         body = json_body(response)
         if response.status_code != 200 or not isinstance(body, dict) or "error" in body:
             error = self._graph_error(response) or {}
-            if error.get("code") in AUTH_CODES or response.status_code == 401:
+            if error.get("code") in AUTH_CODES:
                 self._error_outcomes((), response)  # raises ConfigError
             exc = read_error(self.name, response, error.get("message"))
             if error.get("code") in RATE_LIMIT_CODES or error.get("is_transient"):

@@ -20,6 +20,7 @@
   80014 (batch calls), 80009 (status calls) and the generic throttling codes 4, 17,
   32 and 613 are rate limits; ``is_transient`` errors are retried; 190 (bad token) stops
   the target; anything else refuses the operations of that call with its message.
+  Plain HTTP 401/403, 429 and 5xx are the engine's (:mod:`reconciler.apply.http`).
 * Limits: 5000 requests per call, 100 calls per hour per catalog.
 """
 from __future__ import annotations
@@ -91,14 +92,14 @@ class Wire(Provider):
         code = error.get("code")
         message = str(error.get("message") or body_excerpt(response) or f"HTTP {status}")
         described = f"meta_catalog error {code}: {message}" if code is not None else f"meta_catalog: {message}"
-        if code in AUTH_CODES or (status == 401 and not error):
+        if code in AUTH_CODES:
             raise ConfigError(
                 f"meta_catalog refused the target's access token (HTTP {status}, code {code}); "
                 "check the target's auth (access_token)"
             )
-        if code in RATE_LIMIT_CODES or status == 429:
+        if code in RATE_LIMIT_CODES:
             return outcomes(ops, "retry", described, retry_after=retry_after(response), rate_limited=True)
-        if error.get("is_transient") or status >= 500:
+        if error.get("is_transient"):
             return outcomes(ops, "retry", described, retry_after=retry_after(response))
         return outcomes(ops, "rejected", described)
 
@@ -145,10 +146,9 @@ class Wire(Provider):
         if response.status_code != 200 or not isinstance(body, dict) or "error" in body:
             error = self._graph_error(response) or {}
             code = error.get("code")
-            if code in AUTH_CODES or (response.status_code == 401 and not error):
+            if code in AUTH_CODES:
                 self._error_outcomes(ops, response)  # raises ConfigError
-            if (code in RATE_LIMIT_CODES or error.get("is_transient") or response.status_code == 429
-                    or response.status_code >= 500 or not isinstance(body, dict)):
+            if code in RATE_LIMIT_CODES or error.get("is_transient") or not isinstance(body, dict):
                 # The batch is still on Meta's side: only the status call failed.
                 # Poll again later rather than sending the items a second time.
                 return None

@@ -5,13 +5,14 @@
   ``product_code``, the GTIN.
 * There is no delete: a deleted product is the last confirmed payload (``before``)
   re-sent with ``status: "D"`` (disabled).
-* Auth is HTTP Basic (``username``/``password``); 401 stops the target.
+* Auth is HTTP Basic (``username``/``password``).
 * 201 answers ``{"product_id": n, "product_ids": [n, ...]}``, one id per product in
   request order: each operation is applied with its id as ``remote_id``.
 * 400 is always the bare ``{"message": "Bad Request", "status": 400}``: the API does
   not say which product is at fault, so a request of several products is ``split``
   (the executor bisects) and a lone product is rejected.
-* No rate limits are documented; 429/5xx are retried anyway.
+* No rate limits are documented; 401/403, 429 and 5xx are the engine's
+  (:mod:`reconciler.apply.http`).
 """
 from __future__ import annotations
 
@@ -20,8 +21,7 @@ from typing import Any, Hashable, Sequence
 import httpx
 
 from reconciler.providers._common import (
-    JSON_HEADERS, auth_error, basic_auth, body_excerpt, dumps, json_body, outcomes,
-    split_or_reject, transient,
+    JSON_HEADERS, basic_auth, body_excerpt, dumps, json_body, outcomes, split_or_reject,
 )
 from reconciler.providers.base import Operation, Outcome, Provider, Request
 
@@ -72,11 +72,6 @@ class Wire(Provider):
     def decode(self, request: Request, response: httpx.Response) -> list[Outcome]:
         ops = request.operations
         status = response.status_code
-        if status == 401 or status == 403:
-            raise auth_error(self.name, self.auth_keys, response)
-        retry = transient(self.name, ops, response)
-        if retry is not None:
-            return retry
         if 200 <= status < 300:
             body = json_body(response)
             ids: list = []

@@ -41,7 +41,7 @@ class Reads(Wire):
                        headers=self._headers(body=False), endpoint="products", write=False)
 
     def decode_read(self, response: httpx.Response) -> Page:
-        body = read_body(self.name, self.auth_keys, response, api_message)
+        body = read_body(self.name, response, api_message)
         products = body.get(body.get("data_ref") or "products") or []
         items = []
         for product in products:

@@ -8,12 +8,14 @@
   update sends the changed and added keys with their new values and each removed key
   as ``null``; a delete sends every key of ``before.metadata`` as ``null`` (the API
   cannot remove keys, only set them to null).
-* Auth headers ``X-App-Id`` / ``X-App-Token``; 401 stops the target.
+* Auth headers ``X-App-Id`` / ``X-App-Token``.
 * 202 ``{"async_action_id": "aa_..."}`` → ``pending`` on that job;
   ``GET /v1/async-actions/{id}`` reports ``status`` ENQUEUED / IN_PROGRESS (still
   running), DONE (applied, except the products listed in ``result.errors``) or FAILED
   (all retried).
-* 413 (body over 10,485,760 bytes) → ``split``; 429 carries ``Retry-After``.
+* 413 (body over 10,485,760 bytes) → ``split``. 401/403, 429 (with ``Retry-After``) and
+  5xx, of writes and status calls alike, are the engine's (:mod:`reconciler.apply.http`):
+  a failed status call is polled again, never sent again.
 """
 from __future__ import annotations
 
@@ -24,8 +26,7 @@ import httpx
 
 from reconciler.mapping import canonical
 from reconciler.providers._common import (
-    JSON_HEADERS, auth_error, body_excerpt, diff_fields, dumps, json_body, outcomes,
-    split_or_reject, transient,
+    JSON_HEADERS, body_excerpt, diff_fields, dumps, json_body, outcomes, split_or_reject,
 )
 from reconciler.providers.base import Job, Operation, Outcome, Provider, Request
 
@@ -73,11 +74,6 @@ class Wire(Provider):
     def decode(self, request: Request, response: httpx.Response) -> list[Outcome]:
         ops = request.operations
         status = response.status_code
-        if status in (401, 403):
-            raise auth_error(self.name, self.auth_keys, response)
-        retry = transient(self.name, ops, response)
-        if retry is not None:
-            return retry
         body = json_body(response)
         if 200 <= status < 300:
             action = body.get("async_action_id") if isinstance(body, dict) else None
@@ -99,10 +95,6 @@ class Wire(Provider):
     def decode_poll(self, job: Job, response: httpx.Response) -> list[Outcome] | None:
         ops = job.operations
         status = response.status_code
-        if status in (401, 403):
-            raise auth_error(self.name, self.auth_keys, response)
-        if status == 429 or status >= 500:
-            return None  # only the status call failed; the action goes on: poll later
         body = json_body(response)
         if status == 404:
             return outcomes(ops, "retry", f"voucherify does not know async action {job.handle}")

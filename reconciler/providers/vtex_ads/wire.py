@@ -14,7 +14,7 @@
 * 422 carries an Ajv-style list ``[{instancePath: "/3" | "/3/name", message, ...}]``:
   the whole request was refused because of the items it names. Those are rejected
   with their messages; the others are ``retry`` (sent again without the bad ones).
-* 401/403 stop the target (``ConfigError``); 429/5xx are retried.
+* 401/403, 429 and 5xx are the engine's (:mod:`reconciler.apply.http`).
 * 500 items per request and 3 requests in flight; no byte limit, no rate window.
 """
 from __future__ import annotations
@@ -25,8 +25,7 @@ from typing import Hashable, Sequence
 import httpx
 
 from reconciler.providers._common import (
-    JSON_HEADERS, auth_error, body_excerpt, dumps, json_body, outcomes, split_or_reject,
-    transient,
+    JSON_HEADERS, body_excerpt, dumps, json_body, outcomes, split_or_reject,
 )
 from reconciler.providers.base import Operation, Outcome, Provider, Request
 
@@ -84,11 +83,6 @@ class Wire(Provider):
         status = response.status_code
         if 200 <= status < 300:
             return outcomes(ops, "applied")
-        if status in (401, 403):
-            raise auth_error(self.name, self.auth_keys, response)
-        retry = transient(self.name, ops, response)
-        if retry is not None:
-            return retry
         if status == 422:
             return self._validation(ops, json_body(response), response)
         return split_or_reject(ops, f"vtex_ads refused the request (HTTP {status}): {body_excerpt(response)}")
