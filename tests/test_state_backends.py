@@ -26,13 +26,14 @@ def schema_exists(url: str, schema: str) -> bool:
 
 
 def filled(location: Location) -> State:
-    """A state with items on two targets, a failure, a pending job, an apply and
-    request history: one of everything a migration must carry."""
+    """A state with items on two targets, a failure, a pending job, a target's
+    identity, an apply and request history: one of everything a migration must carry."""
     state = State(location)
     ops = [Operation("create", "product", f"K{i}", f"S{i}", None, {"v": i, "name": f"é {i}"}) for i in range(30)]
     state.record("meta", [Outcome(op, "applied", remote_id=f"r{op.key}") for op in ops[:20]])
     state.record("bloom", [Outcome(op, "applied") for op in ops[:10]] + [Outcome(ops[10], "rejected", reason="no")])
     state.record("meta", [Outcome(op, "pending", job=Job("h-1", tuple(ops[20:25]))) for op in ops[20:25]])
+    state.record_identity("meta", {"provider": "meta_catalog", "base_url": "http://127.0.0.1:9", "catalog_id": "1"})
     apply_id = state.begin_apply(["meta"])
     state.finish_apply(apply_id, "ok", {"applied": 20})
     for i in range(5):

@@ -24,6 +24,10 @@ Tables (version 4):
   runs and processes: ``scope`` is the window's, ``answered_at`` null while in flight);
 * ``locks``: one row per held lock scope (a target name, or ``*`` for the whole
   state) naming its holder.
+
+Added by migrations: ``identities`` (version 5), each target's identity as its first
+write recorded it (see :mod:`reconciler.plan.binding`). ``CURRENT`` lists the tables
+of ``SCHEMA_VERSION``: the baseline's, as later steps changed them.
 """
 from __future__ import annotations
 
@@ -89,8 +93,21 @@ BASELINE = (
 TABLES = {table.name: table for table in BASELINE}
 
 # Steps after the baseline: MIGRATIONS[i] takes version BASELINE_VERSION + i to the next.
-MIGRATIONS: list[Callable[["Connection"], None]] = []
+IDENTITIES = _t("identities", [
+    ("target", "text", "NOT NULL"), ("identity", "text", "NOT NULL"), ("recorded_at", "text", "NOT NULL"),
+], ["target"])
+
+
+def _v5_target_identities(conn: "Connection") -> None:
+    # Each target's identity (provider, base URL, the settings naming its remote
+    # catalog): a plan is refused for a target the manifests now point elsewhere than
+    # where its items were confirmed. Older states have none: their next write records it.
+    conn.create(IDENTITIES)
+
+
+MIGRATIONS: list[Callable[["Connection"], None]] = [_v5_target_identities]
 SCHEMA_VERSION = BASELINE_VERSION + len(MIGRATIONS)
+CURRENT = (*BASELINE, IDENTITIES)
 
 
 # -- SQLite files older than the baseline (frozen) ----------------------------------------------

@@ -418,6 +418,22 @@ class State:
             self.conn.executemany("DELETE FROM items WHERE target = ? AND record = ? AND key = ?",
                                   [(target, record, key) for record, key in removed])
 
+    # -- target identities -------------------------------------------------------------
+    def identities(self) -> dict[str, dict[str, str]]:
+        """Each target's identity (the remote catalog its items are confirmed at), as
+        the first write to it recorded it (see :mod:`reconciler.plan.binding`)."""
+        with self._lock:
+            rows = self.conn.execute("SELECT target, identity FROM identities").fetchall()
+        return {target: orjson.loads(identity) for target, identity in rows}
+
+    def record_identity(self, target: str, identity: dict[str, str]) -> None:
+        """Record ``identity`` as ``target``'s (a writer, under its lock)."""
+        with self.transaction() as conn:
+            conn.execute("INSERT INTO identities (target, identity, recorded_at) VALUES (?,?,?) "
+                         "ON CONFLICT (target) DO UPDATE SET identity = excluded.identity, "
+                         "recorded_at = excluded.recorded_at", (target, orjson.dumps(identity).decode(), now_iso()))
+            self._bump([target])
+
     # -- recording outcomes ---------------------------------------------------------------
     def record(self, target: str, outcomes: Iterable[Outcome], apply_id: int | None = None,
                ignore: Sequence[str] = (), settled_job: int | None = None) -> dict[str, int]:

@@ -17,10 +17,10 @@ from typing import Iterator, Sequence
 
 from reconciler.errors import StateError
 from reconciler.state.location import Location
-from reconciler.state.schema import BASELINE, Table
+from reconciler.state.schema import CURRENT, Table
 from reconciler.state.store import State
 
-COPIED = tuple(table for table in BASELINE if table.name != "locks")
+COPIED = tuple(table for table in CURRENT if table.name != "locks")
 BATCH = 5000
 
 
