@@ -13,6 +13,7 @@ import re
 import signal
 import sys
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
@@ -250,7 +251,7 @@ def make_plan(ctx: Context, targets: tuple[str, ...], out: str | None, allow_mas
             from reconciler.drift import refresh_state
 
             state = refresh_state(manifests, state, targets, reporter=lambda line: ctx.echo(line, err=True))
-        return build_plan(manifests, state, targets, allow_mass_delete=allow_mass_delete)
+        return replace(build_plan(manifests, state, targets, allow_mass_delete=allow_mass_delete), refreshed=refresh)
     finally:
         state.close()
 
@@ -264,25 +265,19 @@ def writable_file(path: str, what: str) -> None:
         raise ReconcilerError(f"cannot write {what} to {path}: permission denied")
 
 
-def read_plan(path: str) -> Plan:
-    try:
-        return plan_file.load(path)
-    except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise ReconcilerError(f"{path} is not a reconciler plan file: {exc}") from None
-
-
 @cli.command()
 @click.argument("planfile", type=click.Path(exists=True, dir_okay=False))
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 @pass_context
 def show(ctx: Context, planfile: str, fmt: str) -> None:
-    """Render a saved plan.
+    """Render a saved plan (checked as apply checks it: a file changed since it was
+    saved is refused). Also renders a plan in the JSON format (`plan --format json`).
 
     \b
     Example:
         reconciler show plan.out --format markdown
     """
-    ctx.echo_chunks(chunks(read_plan(planfile), fmt, color=ctx.color))
+    ctx.echo_chunks(chunks(plan_file.load(planfile), fmt, color=ctx.color))
 
 
 # -- apply / status -------------------------------------------------------------------------
@@ -301,6 +296,8 @@ def apply(ctx: Context, planfile: str | None, targets: tuple[str, ...], auto_app
           allow_mass_delete: bool, fmt: str, lock_timeout: float) -> None:
     """Apply a fresh plan, or exactly a saved one. A fresh plan is shown first (the
     details of at most 200 changes per target; `reconciler plan` shows them all).
+    A saved plan is checked before anything is sent (intact, made for these targets
+    and this state, and exactly what the manifests give now), else refused.
 
     \b
     Example:
@@ -331,15 +328,23 @@ def run_apply(ctx: Context, planfile: str | None, targets: tuple[str, ...], auto
     from reconciler.apply import apply_plan, default_reporter
     from reconciler.plan.planner import select_targets
 
+    if planfile:
+        saved = read_saved(planfile)
     manifests = ctx.workspace.manifests()
     select_targets(manifests, targets)  # unknown names are an error
     if planfile:
-        chosen = read_plan(planfile)
-        if targets:
-            chosen = Plan(chosen.lineage, chosen.serial, {n: t for n, t in chosen.targets.items() if n in targets})
-        missing = [n for n in chosen.targets if n not in manifests.targets]
-        if missing:
-            raise ReconcilerError(f"the plan names target {', '.join(missing)}, which the manifests no longer define")
+        from reconciler.plan.verify import verify
+
+        def refresh(state, names):
+            from reconciler.drift import refresh_state
+
+            return refresh_state(manifests, state, names, reporter=lambda line: ctx.echo(line, err=True))
+
+        state = ctx.workspace.state()
+        try:
+            chosen = verify(saved, manifests, state, targets, allow_mass_delete, refresh=refresh)
+        finally:
+            state.close()
     else:
         state = ctx.workspace.state()
         try:
@@ -369,6 +374,19 @@ def run_apply(ctx: Context, planfile: str | None, targets: tuple[str, ...], auto
 
 def json_text(document: dict) -> str:
     return orjson.dumps(document, option=orjson.OPT_INDENT_2).decode()
+
+
+def read_saved(path: str) -> plan_file.Saved:
+    """The saved plan at ``path``, found intact (see :mod:`reconciler.plan.file`)."""
+    from reconciler.errors import PlanFileError
+
+    if plan_file.document(path) is not None:
+        raise PlanFileError(f"{path} is a plan in the JSON format (`plan --format json`), which is for reading: it "
+                            "carries no digest, so it cannot be applied. Save a plan with `reconciler plan -o FILE`.")
+    try:
+        return plan_file.read(path)
+    except PlanFileError as exc:
+        raise PlanFileError(f"{exc}. Nothing was sent.") from None
 
 
 def check_credentials(plan: Plan, manifests) -> None:

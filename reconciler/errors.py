@@ -46,11 +46,22 @@ class StateError(ReconcilerError):
 
 
 class StalePlanError(StateError):
-    """A saved plan no longer matches the state it was made from."""
+    """A saved plan is no longer what would be applied: the state, a target or the
+    manifests changed since it was made (nothing was sent; make a new plan)."""
+
+
+class PlanFileError(ReconcilerError):
+    """A file given as a saved plan is not one reconciler wrote, as it wrote it
+    (corrupted, edited, truncated, or not a plan at all)."""
 
 
 class ConfigError(ReconcilerError):
     """A target cannot be used as configured (missing credential, bad setting...)."""
+
+
+class TargetMovedError(ConfigError):
+    """A target now names another destination (provider, base URL, catalog) than the
+    one the state's items of it were confirmed at."""
 
 
 class ApplyError(ReconcilerError):

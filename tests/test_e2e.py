@@ -121,6 +121,11 @@ def test_saved_plan_applies_exactly_and_is_refused_once_stale(shop, sandbox):
     planfile = shop.root / "plan.out"
     assert shop.run("plan", "-o", str(planfile)).exit_code == 0
     shop.write("products.yaml", {"products": catalog(4)})  # the saved plan does not know P03
+    refused = shop.run("apply", str(planfile))
+    assert refused.exit_code == 1 and "the manifests and state now give create P03 (product), which the plan " \
+        "does not have" in refused.output
+    assert sandbox.log == []
+    shop.write("products.yaml", {"products": catalog(3)})  # as the plan was made
     result = shop.run("apply", str(planfile))
     assert result.exit_code == 0, result.output
     assert [p["product_sku"] for p in sandbox.catalog("vtex_ads", record="product")] == ["P00", "P01", "P02"]

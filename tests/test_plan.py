@@ -1,6 +1,7 @@
 """The planner and `reconciler plan` / `show`: actions, diffs, guards, renderings."""
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -147,7 +148,7 @@ def test_saved_plan_round_trips_through_show(ws):
     bad = ws.root / "bad.out"
     bad.write_text("{}")
     result = ws.run("show", str(bad))
-    assert result.exit_code == 1 and "is not a reconciler plan file" in result.output
+    assert result.exit_code == 1 and "is not a reconciler plan" in result.output
 
 
 def test_a_saved_plan_is_json_lines_and_show_also_takes_the_json_format(ws):
@@ -156,14 +157,18 @@ def test_a_saved_plan_is_json_lines_and_show_also_takes_the_json_format(ws):
     shown = ws.run("plan", "--allow-mass-delete", "-o", str(out), "--format", "json")
     as_json.write_text(shown.stdout)
     lines = [orjson.loads(line) for line in out.read_bytes().splitlines()]
-    head, changes = lines[0], lines[1:]
+    head, changes, end = lines[0], lines[1:-1], lines[-1]
     assert head["format_version"] == 1 and all("changes" not in t for t in head["targets"].values())
+    assert end["end_of_plan"]["changes"] == len(changes)
+    assert end["end_of_plan"]["blake2b"] == hashlib.blake2b(out.read_bytes().rsplit(b"\n", 2)[0] + b"\n",
+                                                            digest_size=32).hexdigest()
     assert len(changes) == sum(t["summary"][a] for t in head["targets"].values() for a in ("create", "update", "delete"))
     assert [c["target"] for c in changes] == sorted((c["target"] for c in changes), key=list(head["targets"]).index)
     assert ws.run("show", str(as_json), "--format", "json").stdout == ws.run("show", str(out), "--format", "json").stdout
     out.write_bytes(out.read_bytes() + b'{"target": "nope", "sku": "X"}\n')
     result = ws.run("show", str(out))
-    assert result.exit_code == 1 and "is not a reconciler plan file" in result.output
+    assert result.exit_code == 1
+    assert f"was edited since it was saved: line {len(lines) + 1} comes after its end line" in result.output
 
 
 def test_no_secret_in_plan_output_or_file(ws, monkeypatch):

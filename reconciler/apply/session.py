@@ -2,9 +2,11 @@
 sent, the apply's row in the state, one :class:`~reconciler.apply.target.TargetRun`
 per target (run by :mod:`reconciler.apply.scheduling`), and the result.
 
-* ``apply_plan`` refuses a stale plan, marks an apply whose process died as aborted,
-  settles the jobs earlier applies left pending, forgets request history older than
-  any rate window needs, and records how the apply ended (ok, failed, interrupted);
+* ``apply_plan`` refuses a stale plan, and a target the manifests point at another
+  catalog than the one its items were confirmed at (it records the identity of a
+  target it writes to first), marks an apply whose process died as aborted, settles
+  the jobs earlier applies left pending, forgets request history older than any rate
+  window needs, and records how the apply ended (ok, failed, interrupted);
 * ``settle`` only polls pending jobs: no writes.
 
 Both take ``transport=`` (an ``httpx.AsyncBaseTransport``, e.g. ``httpx.MockTransport``)
@@ -26,9 +28,11 @@ from reconciler.apply.result import ApplyResult, TargetResult
 from reconciler.apply.scheduling import Context, SharedLimits, run_all, run_loop
 from reconciler.apply.target import TargetRun
 from reconciler.apply.tuning import Tuning
-from reconciler.errors import ConfigError, StalePlanError, StateError
+from reconciler.errors import ConfigError, StateError
 from reconciler.manifest.models import Target
+from reconciler.plan.binding import record_identities
 from reconciler.plan.model import Plan
+from reconciler.plan.verify import check_fresh
 from reconciler.providers import limits_for
 from reconciler.providers.base import Job
 from reconciler.state.store import State
@@ -36,28 +40,6 @@ from reconciler.state.store import State
 # Requests older than this (or than the target's rate window, if longer) are forgotten
 # at the start of an apply: the longest documented window (Meta's) is an hour.
 REQUEST_HISTORY_SECONDS = 3600.0
-
-
-def _check_fresh(plan: Plan, state: State) -> None:
-    """A saved plan is stale once one of ITS targets changed (its serial moved), or
-    when it was made from another state. A plan without target serials (older) is
-    judged by the whole state's serial."""
-    if plan.lineage is not None and plan.lineage != state.lineage:
-        raise StalePlanError(
-            f"the plan was made from another state (lineage {plan.lineage}, this state is {state.lineage}); "
-            "make a new plan")
-    if plan.target_serials is None:
-        if plan.serial == state.serial or (plan.lineage is None and state.serial == 0):
-            return
-        raise StalePlanError(
-            f"the state changed since the plan was made (plan at serial {plan.serial}, state now at "
-            f"{state.serial}); make a new plan")
-    now = state.target_serials(plan.target_serials)
-    moved = [f"{name} (serial {serial} in the plan, now {now[name]})"
-             for name, serial in plan.target_serials.items() if now[name] != serial]
-    if moved:
-        raise StalePlanError(f"the state changed since the plan was made: target {', '.join(moved)}; "
-                             "make a new plan")
 
 
 def apply_plan(plan: Plan, targets: Mapping[str, Target], state: State, *, wait: bool = True,
@@ -74,7 +56,7 @@ def apply_plan(plan: Plan, targets: Mapping[str, Target], state: State, *, wait:
     if unknown:
         raise ConfigError(f"the plan names target(s) not in the manifests: {', '.join(unknown)}")
     with state.locked(f"reconciler apply (pid {os.getpid()})", list(plan.targets) or None, lock_timeout):
-        _check_fresh(plan, state)
+        check_fresh(plan, state, list(plan.targets))
         for row in state.applies():
             # We hold the lock of these targets: an apply of one of them still "running" died (kill -9)
             if row["status"] == "running" and set(orjson.loads(row["targets"])) & set(plan.targets):
@@ -88,6 +70,7 @@ def apply_plan(plan: Plan, targets: Mapping[str, Target], state: State, *, wait:
         if not names:
             reporter.finished(result)
             return result
+        record_identities(state, {name: targets[name] for name in names})
         for name in names:
             total = len(plan.targets[name].changes) + sum(len(j.operations) for _, j in old_jobs.get(name, ()))
             result.targets[name] = TargetResult(name, targets[name].provider, total=total,

@@ -76,6 +76,7 @@ from reconciler.drift.reader import DriftError, RemoteCatalog, read_catalogs
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.manifest.loader import Manifests
 from reconciler.manifest.models import Target
+from reconciler.plan.binding import check_identities, identity
 from reconciler.plan.planner import build_plan, select_targets
 from reconciler.providers import PROVIDERS, get_provider
 from reconciler.state import State
@@ -264,6 +265,7 @@ def refresh_state(manifests: Manifests, state: State, names: Sequence[str] = (),
     refreshed state would not repair what it claims to."""
     say = reporter or (lambda line: None)
     selected = select_targets(manifests, names)
+    check_identities(state, selected)  # before reading a catalog the state's items are not of
     remote = _read(list(selected.values()), environ, tuning, transport, say, state)
     errors = [f"{name}: {result}" for name, result in remote.items() if isinstance(result, ReconcilerError)]
     if errors:
@@ -306,6 +308,7 @@ class ImportResult:
     unchanged: int = 0
     not_in_manifests: int = 0
     missing_remotely: int = 0
+    forgotten: int = 0  # items confirmed at the target's previous catalog (its identity changed)
 
     @property
     def adopted(self) -> int:
@@ -318,6 +321,9 @@ class ImportResult:
         if self.not_in_manifests:
             out.append(f"  {self.not_in_manifests} adopted items are not in the manifests: the next plan "
                        "deletes them (max_delete_fraction guards it).")
+        if self.forgotten:
+            out.append(f"  {self.forgotten} items of the state were confirmed at the target's previous catalog "
+                       "and are not in this one: forgotten (the next plan creates those the manifests declare).")
         if self.missing_remotely:
             out.append(f"  {self.missing_remotely} items of the state are missing remotely (left as they are; "
                        f"`reconciler drift -t {self.target}` lists them).")
@@ -357,6 +363,11 @@ def import_catalog(manifests: Manifests, state: State, names: Sequence[str], *,
             result = ImportResult(name, target.provider, read=len(catalog.items))
             rows = []
             held = {(item.record, item.key): item for item in state.items(name)}
+            if state.identities().get(name, identity(target)) != identity(target):
+                # the state's items of it are another catalog's: only those read here stay
+                gone = [item for at, item in held.items() if at not in catalog.items]
+                result.forgotten = state.remove(gone)
+                held = {at: item for at, item in held.items() if at in catalog.items}
             for (record, key), payload in catalog.items.items():
                 old = held.get((record, key))
                 desired = wanted.get((record, key))
@@ -374,5 +385,6 @@ def import_catalog(manifests: Manifests, state: State, names: Sequence[str], *,
             result.missing_remotely = len(held.keys() - catalog.items.keys())
             if rows:
                 state.adopt(name, rows, tuple(target.ignore_fields))
+            state.record_identity(name, identity(target))
             results.append(result)
     return results

@@ -3,10 +3,15 @@
 A :class:`Plan` is made by ``reconciler.plan.planner`` without side effects and is
 bound to the state it was made from by the state's lineage and its targets' serials
 (``target_serials``): a saved plan is refused once one of its targets moved on (a plan
-without them, older, by the state's serial). ``orphans`` are the targets the state
-holds items of but the manifests no longer declare (reported, never deleted). Its
-JSON form is SPEC's plan format (plus the item key and remote id each change needs to
-be applied later, ``target_serials`` and ``orphaned_targets``).
+without them, older, by the state's serial). Each target's ``fingerprint`` binds it to
+the destination it was made for (see :mod:`reconciler.plan.binding`);
+``allow_mass_delete`` and ``refreshed`` say it was made with ``--allow-mass-delete``
+and ``--refresh`` (against the state with the remote catalogs' drift folded in, so
+checking it means reading them again). ``orphans`` are
+the targets the state holds items of but the manifests no longer declare (reported,
+never deleted). Its JSON form is SPEC's plan format (plus the item key and remote id
+each change needs to be applied later, ``target_serials``, ``allow_mass_delete``,
+``refreshed``, ``orphaned_targets`` and each target's ``fingerprint``).
 """
 from __future__ import annotations
 
@@ -66,6 +71,7 @@ class TargetPlan:
     provider: str
     changes: tuple[Change, ...]
     unchanged: int
+    fingerprint: dict[str, str] | None = None
 
     @property
     def summary(self) -> dict[str, int]:
@@ -75,7 +81,10 @@ class TargetPlan:
         return {**counts, "unchanged": self.unchanged}
 
     def to_json(self, changes: bool = True) -> dict[str, Any]:
-        data = {"provider": self.provider, "summary": self.summary}
+        data: dict[str, Any] = {"provider": self.provider}
+        if self.fingerprint is not None:
+            data["fingerprint"] = self.fingerprint
+        data["summary"] = self.summary
         if changes:
             data["changes"] = [change.to_json() for change in self.changes]
         return data
@@ -88,6 +97,8 @@ class Plan:
     targets: dict[str, TargetPlan]
     target_serials: dict[str, int] | None = None
     orphans: dict[str, int] = field(default_factory=dict)
+    allow_mass_delete: bool = False
+    refreshed: bool = False
 
     @property
     def has_changes(self) -> bool:
@@ -105,6 +116,10 @@ class Plan:
         data = {"format_version": FORMAT_VERSION, "lineage": self.lineage, "state_serial": self.serial}
         if self.target_serials is not None:
             data["target_serials"] = self.target_serials
+        if self.allow_mass_delete:
+            data["allow_mass_delete"] = True
+        if self.refreshed:
+            data["refreshed"] = True
         if self.orphans:
             data["orphaned_targets"] = self.orphans
         data["targets"] = {name: t.to_json(changes) for name, t in self.targets.items()}
@@ -121,12 +136,14 @@ class Plan:
             target_serials=({name: int(n) for name, n in data["target_serials"].items()}
                             if data.get("target_serials") is not None else None),
             orphans={name: int(n) for name, n in (data.get("orphaned_targets") or {}).items()},
+            allow_mass_delete=data.get("allow_mass_delete") is True, refreshed=data.get("refreshed") is True,
             targets={
                 name: TargetPlan(
                     name=name, provider=t["provider"],
                     changes=tuple(changes[name] if changes is not None
                                   else (Change.from_json(c) for c in t.get("changes", ()))),
                     unchanged=int(t.get("summary", {}).get("unchanged", 0)),
+                    fingerprint=t.get("fingerprint"),
                 )
                 for name, t in data.get("targets", {}).items()
             },

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from itertools import repeat
-from typing import Sequence
+from typing import Callable, Sequence
 
 import orjson
 
@@ -21,6 +21,7 @@ from reconciler.manifest.loader import Manifests
 from reconciler.manifest.models import Target
 from reconciler.manifest.validate import check_targets
 from reconciler.mapping import json_equal
+from reconciler.plan.binding import check_identities, fingerprint
 from reconciler.plan.model import Change, FieldDiff, Plan, TargetPlan
 from reconciler.plan.stream import Chunk, Evaluated, Evaluator, Summary, evaluated
 from reconciler.providers import get_provider
@@ -28,7 +29,13 @@ from reconciler.state import State
 
 
 class MassDeleteError(ReconcilerError):
-    """A plan would delete more of a target than its ``max_delete_fraction`` allows."""
+    """A plan would delete more of a target than its ``max_delete_fraction`` allows.
+    ``refused``: one line per such target; ``advice``: how to go on."""
+
+    def __init__(self, refused: Sequence[str],
+                 advice: str = "If that is intended, run again with --allow-mass-delete."):
+        self.refused = tuple(refused)
+        super().__init__("\n".join(f"{line}. {advice}" for line in self.refused))
 
 
 def field_diff(before: dict, after: dict) -> FieldDiff:
@@ -46,6 +53,13 @@ def keep_ignored(before: dict, after: dict, ignore: Sequence[str]) -> dict:
     kept = {k: v for k, v in after.items() if k not in ignore}
     kept.update((k, before[k]) for k in ignore if k in before)
     return kept
+
+
+def change_order(provider: str) -> Callable[[Change], tuple]:
+    """The sort key of a target's changes in a plan: by sku, then record kind in the
+    order the provider lists them (a product before its inventory)."""
+    order = {record: i for i, record in enumerate(get_provider(provider).capabilities.records)}
+    return lambda c: (c.sku, order.get(c.record, len(order)), c.record)
 
 
 def select_targets(manifests: Manifests, names: Sequence[str] = ()) -> dict[str, Target]:
@@ -107,18 +121,15 @@ class _TargetPlanner:
     def finish(self, allow_mass_delete: bool) -> TargetPlan:
         deletes = len(self.remaining)  # refused before loading them: an emptied manifest is the case
         if deletes and not allow_mass_delete and deletes > self.target.max_delete_fraction * self.known:
-            raise MassDeleteError(
-                f"target {self.target.name}: the plan deletes {deletes} of {self.known} items, more than "
-                f"max_delete_fraction {self.target.max_delete_fraction:g} allows. If that is intended, "
-                "run again with --allow-mass-delete."
-            )
+            raise MassDeleteError([f"target {self.target.name}: the plan deletes {deletes} of {self.known} items, "
+                                   f"more than max_delete_fraction {self.target.max_delete_fraction:g} allows"])
         for record, key in self.remaining:
             item = self.state.item(self.target.name, record, key)
             self.changes.append(Change("delete", record, key, item.sku, item.payload, None,
                                        self.every_field(item.payload, "removed"), item.remote_id))
-        order = {record: i for i, record in enumerate(get_provider(self.target.provider).capabilities.records)}
-        self.changes.sort(key=lambda c: (c.sku, order.get(c.record, len(order)), c.record))
-        return TargetPlan(self.target.name, self.target.provider, tuple(self.changes), self.unchanged)
+        self.changes.sort(key=change_order(self.target.provider))
+        return TargetPlan(self.target.name, self.target.provider, tuple(self.changes), self.unchanged,
+                          fingerprint(self.target))
 
 
 class _Scan:
@@ -223,19 +234,20 @@ def build_plan(manifests: Manifests, state: State, names: Sequence[str] = (),
     """The plan for the selected targets (all when ``names`` is empty). ``workers``:
     processes evaluating large JSONL files (default: one per core when worth it)."""
     selected = select_targets(manifests, names)
+    check_identities(state, selected)
     planners = {name: _TargetPlanner(target, state) for name, target in selected.items()}
     _scan(manifests, planners, workers)
-    errors, plans = [], {}
+    refused, plans = [], {}
     for name, planner in planners.items():
         try:
             plans[name] = planner.finish(allow_mass_delete)
         except MassDeleteError as exc:
-            errors.append(str(exc))
-    if errors:
-        raise MassDeleteError("\n".join(errors))
+            refused.extend(exc.refused)
+    if refused:
+        raise MassDeleteError(refused)
     orphans = {name: count for name, count in state.targets().items() if name not in manifests.targets}
     return Plan(lineage=state.lineage, serial=state.serial, targets=plans,
-                target_serials=state.target_serials(plans), orphans=orphans)
+                target_serials=state.target_serials(plans), orphans=orphans, allow_mass_delete=allow_mass_delete)
 
 
 class _Checker:

@@ -234,6 +234,9 @@ class Provider:
     # of this provider at one base URL with equal values share them (``()``: all such
     # targets). None: each target has its own.
     limit_scope: ClassVar[tuple[str, ...] | None] = None
+    # The settings that name the remote catalog (with the provider and base URL: the
+    # target's identity, see reconciler.plan.binding). ``()``: the credentials do.
+    identity_settings: ClassVar[tuple[str, ...]] = ()
     default_base_url: ClassVar[str]
     # Its sandbox simulator, as "module:Class" (loaded only by the sandbox).
     simulator: ClassVar[str | None] = None

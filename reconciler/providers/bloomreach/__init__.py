@@ -25,6 +25,7 @@ class Bloomreach(Reads):
     )
     auth_keys = ("key_id", "key_secret")
     limit_scope = ("project_id", "catalog_id")
+    identity_settings = ("project_id", "catalog_id")  # the settings that name the remote catalog
     default_base_url = "https://api.exponea.com"
     simulator = "reconciler.providers.bloomreach.simulator:BloomreachSimulator"
     settings_model = Settings

@@ -23,6 +23,7 @@ class MetaCatalog(Reads):
     )
     auth_keys = ("access_token",)
     limit_scope = ("catalog_id",)
+    identity_settings = ("catalog_id",)  # the settings that name the remote catalog
     default_base_url = "https://graph.facebook.com"
     simulator = "reconciler.providers.meta_catalog.simulator:MetaCatalogSimulator"
     settings_model = Settings

@@ -20,6 +20,7 @@ class Venddor(Wire):
         asynchronous=False,
     )
     auth_keys = ("username", "password")
+    identity_settings = ()  # no setting names the catalog: the account is the credentials'
     # apidoc.venddor.com.br gives the base as https://www.venddor.com.br/api; the
     # documented path /api/products/ is appended to the part before it.
     default_base_url = "https://www.venddor.com.br"

@@ -20,6 +20,7 @@ class Voucherify(Reads):
         asynchronous=True,
     )
     auth_keys = ("app_id", "app_token")
+    identity_settings = ()  # no setting names the catalog: the project is the credentials'
     default_base_url = "https://api.voucherify.io"
     simulator = "reconciler.providers.voucherify.simulator:VoucherifySimulator"
     required_fields = mapping.REQUIRED

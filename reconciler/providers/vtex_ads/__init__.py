@@ -21,6 +21,7 @@ class VtexAds(Wire):
         local_deletes=("product",),
     )
     auth_keys = ("app_id", "api_key")
+    identity_settings = ()  # no setting names the catalog: the account is the credentials'
     # "3 simultaneous requests" does not say per what: every target at one URL shares them.
     limit_scope = ()
     default_base_url = "https://api.ads.vtex.com"
