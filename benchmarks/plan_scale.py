@@ -115,17 +115,25 @@ def baseline_command(jsonl: Path) -> list[str]:
     return [sys.executable, "-c", f"import orjson\nfor line in open({str(jsonl)!r}, 'rb'): orjson.loads(line)"]
 
 
+def first_load_workspace(root: Path, count: int) -> Path:
+    """Manifests under ``root`` of ``count`` products to every target of ``TARGETS``
+    (and no state: every record is a change); returns the products' JSONL file."""
+    rng = random.Random(7)
+    manifests = root / "manifests"
+    manifests.mkdir()
+    targets = {name.replace("_", "-"): {"provider": name, **config} for name, config in TARGETS.items()}
+    (manifests / "targets.json").write_bytes(orjson.dumps({"targets": targets}))
+    jsonl = manifests / "products.jsonl"
+    with jsonl.open("wb") as out:
+        for i in range(count):
+            out.write(orjson.dumps(make_product(i, rng)) + b"\n")
+    return jsonl
+
+
 def first_load(count: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        root, rng = Path(tmp), random.Random(7)
-        manifests = root / "manifests"
-        manifests.mkdir()
-        targets = {name.replace("_", "-"): {"provider": name, **config} for name, config in TARGETS.items()}
-        (manifests / "targets.json").write_bytes(orjson.dumps({"targets": targets}))
-        jsonl = manifests / "products.jsonl"
-        with jsonl.open("wb") as out:
-            for i in range(count):
-                out.write(orjson.dumps(make_product(i, rng)) + b"\n")
+        root = Path(tmp)
+        jsonl = first_load_workspace(root, count)
         os.sync()
         baseline, baseline_rss = run(baseline_command(jsonl))
         plan_cmd = [sys.executable, "-m", "reconciler", "-C", str(root), "plan"]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import random
 import resource
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import orjson
 
-from plan_scale import TARGETS, make_product
+from plan_scale import TARGETS, first_load_workspace
 
 
 def child(case: str, root: Path, planfile: Path) -> None:
@@ -88,14 +87,8 @@ def main() -> None:
         child(args.child[0], Path(args.child[1]), Path(args.child[2]))
         return
     with tempfile.TemporaryDirectory() as tmp:
-        root, rng = Path(tmp), random.Random(7)
-        manifests = root / "manifests"
-        manifests.mkdir()
-        targets = {name.replace("_", "-"): {"provider": name, **config} for name, config in TARGETS.items()}
-        (manifests / "targets.json").write_bytes(orjson.dumps({"targets": targets}))
-        with (manifests / "products.jsonl").open("wb") as out:
-            for i in range(args.products):
-                out.write(orjson.dumps(make_product(i, rng)) + b"\n")
+        root = Path(tmp)
+        first_load_workspace(root, args.products)
         planfile, edited = root / "plan.out", root / "edited.out"
         os.sync()
         plan, plan_rss = measure("plan", root, planfile)

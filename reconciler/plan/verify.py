@@ -34,7 +34,7 @@ from reconciler.plan.planner import MassDeleteError, build_plan, change_order
 from reconciler.plan.render import value_text
 from reconciler.state import State
 
-AGAIN = "Nothing was sent: make the plan again (`reconciler plan -o FILE`), review it and apply that."
+AGAIN = "Nothing was sent: make a new plan (`reconciler plan -o FILE`), review it and apply that."
 
 
 def verify(saved: Saved, manifests: Manifests, state: State, names: Sequence[str] = (),
