@@ -178,8 +178,8 @@ def test_the_plan_json_example_has_the_keys_a_plan_writes():
     text = page("plan-format.md")
     example = orjson.loads(re.search(r"```json\n(.*?)```", text, flags=re.S)[1])
     change = Change("update", "product", "A-1", "A-1", {"price": 1}, {"price": 2}, FieldDiff(("price",)), "99")
-    plan = Plan("L", 7, {"meta-us": TargetPlan("meta-us", "meta_catalog", (change,), 998)},
-                target_serials={"meta-us": 3}, orphans={"old-shop": 120})
+    plan = Plan("L", 7, {"meta-us": TargetPlan("meta-us", "meta_catalog", (change,), 998, {"provider": "…"})},
+                target_serials={"meta-us": 3}, orphans={"old-shop": 120}, allow_mass_delete=True, refreshed=True)
     written = plan.to_json()
     assert example.keys() == written.keys()
     documented_target, target_json = example["targets"]["meta-us"], written["targets"]["meta-us"]
