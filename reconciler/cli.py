@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Iterable
 import click
 import orjson
 
+from reconciler.display import printable
 from reconciler.errors import ReconcilerError, Terminated
 from reconciler.global_options import hoist
 from reconciler.plan import Plan, build_plan
@@ -440,7 +441,8 @@ def status(ctx: Context, targets: tuple[str, ...], lock_timeout: float) -> None:
     if failures:
         ctx.echo(f"Failed items ({len(failures)}); the next plan proposes them again:")
         for failure in failures:
-            ctx.echo(f"  {failure['target']}: {failure['action']} {failure['record']} {failure['sku']}: {failure['reason']}")
+            ctx.echo(printable(f"  {failure['target']}: {failure['action']} {failure['record']} {failure['sku']}: "
+                               f"{failure['reason']}"))
     elif not pending:
         ctx.echo("No pending jobs and no failed items.")
     if failures or not result.ok:

@@ -6,7 +6,8 @@
   once per ``interval`` seconds per target);
 
 and a closing summary per target from both. Events carry counts, endpoint names and
-reasons only; a reason is redacted of the target's credentials before it gets here.
+reasons only; a reason is redacted of the target's credentials before it gets here, and
+escaped here (a server's reason may hold newlines, escape sequences or rich markup).
 Callbacks run on the apply's event loop: they must be quick. An exception raised by a
 callback (KeyboardInterrupt included) stops the apply as an interrupt would.
 """
@@ -15,6 +16,8 @@ from __future__ import annotations
 import sys
 import time
 from typing import IO, TYPE_CHECKING, Mapping, Protocol, runtime_checkable
+
+from reconciler.display import printable
 
 if TYPE_CHECKING:
     from reconciler.apply.result import ApplyResult, TargetResult
@@ -81,7 +84,7 @@ def summary_line(result: "TargetResult") -> str:
     parts.append(f"in {result.seconds:.1f}s")
     text = f"{result.name} ({result.provider}): " + ", ".join(parts)
     if result.error:
-        text += f"; stopped: {result.error}"
+        text += f"; stopped: {printable(result.error)}"
     elif result.interrupted:
         text += "; interrupted"
     return text
@@ -90,7 +93,7 @@ def summary_line(result: "TargetResult") -> str:
 def _failure_lines(result: "ApplyResult", limit: int = 20) -> list[str]:
     lines = []
     for failure in result.failures[:limit]:
-        lines.append(f"  {failure.target}: {failure.action} {failure.record} {failure.sku}: {failure.reason}")
+        lines.append(printable(f"  {failure.target}: {failure.action} {failure.record} {failure.sku}: {failure.reason}"))
     if len(result.failures) > limit:
         lines.append(f"  ... and {len(result.failures) - limit} more (see `reconciler status`)")
     return lines
@@ -126,10 +129,10 @@ class PlainReporter(NullReporter):
             self._line(f"{target}: waiting {seconds:.1f}s ({why})")
 
     def retrying(self, target: str, items: int, reason: str, delay: float) -> None:
-        self._line(f"{target}: {items} items to send again in {delay:.1f}s: {reason}")
+        self._line(f"{target}: {items} items to send again in {delay:.1f}s: {printable(reason)}")
 
     def message(self, target: str, text: str) -> None:
-        self._line(f"{target}: {text}")
+        self._line(f"{target}: {printable(text)}")
 
     def target_finished(self, target: str, result: "TargetResult") -> None:
         self._line(summary_line(result))
@@ -198,7 +201,10 @@ class RichReporter(NullReporter):
         self.progress.update(self._task(target), note=f"retrying {items}")
 
     def message(self, target: str, text: str) -> None:
-        self.progress.console.print(f"[yellow]{target}[/]: {text}", markup=True, highlight=False)
+        from rich.markup import escape
+
+        self.progress.console.print(f"[yellow]{escape(target)}[/]: {escape(printable(text))}", markup=True,
+                                    highlight=False)
 
     def target_finished(self, target: str, result: "TargetResult") -> None:
         self.progress.update(self._task(target), note="done" if result.ok else

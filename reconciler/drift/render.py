@@ -2,6 +2,9 @@
 pull-request comment: summary table first, details folded, at most 60,000
 characters) and json (the shape documented in :mod:`reconciler.drift`).
 
+Remote keys, field names, values and servers' messages are escaped for the form they
+appear in (:mod:`reconciler.display`): a hostile server cannot forge report lines.
+
 Symbols are seen from the state: ``~`` an item or field changed remotely, ``-`` held
 by the state but missing remotely, ``+`` held remotely only.
 """
@@ -12,6 +15,7 @@ from typing import Iterator
 import click
 import orjson
 
+from reconciler.display import code_span, html_text, markdown_text, printable, table_cell
 from reconciler.drift import DriftReport, ItemDrift, TargetDrift
 from reconciler.drift.compare import FieldDrift
 from reconciler.markdown import Section, fit
@@ -20,6 +24,10 @@ from reconciler.plan.render import value_text
 MARKDOWN_LIMIT = 60_000
 COLORS = {"+": "green", "~": "yellow", "-": "red"}
 HEADER = ["target", "provider", "remote", "state", "changed", "missing", "unknown", "pending (manifests vs state)"]
+
+
+def item_text(record: str, key: str) -> str:
+    return f"{printable(record)} {printable(key)}"
 
 
 def drift_line(counts: dict[str, int]) -> str:
@@ -44,17 +52,18 @@ def summary_rows(report: DriftReport) -> list[list[str]]:
             counts = [str(t.remote_count), str(t.state_count), *(str(v) for v in t.counts().values())]
         else:
             counts = ["error" if t.error else "not readable", "-", "-", "-", "-"]
-        rows.append([name, t.provider, *counts, pending_text(t)])
+        rows.append([printable(name), printable(t.provider), *counts, pending_text(t)])
     return rows
 
 
 def field_lines(field: FieldDrift) -> Iterator[tuple[str, str]]:
+    name = printable(field.field)
     if field.kind == "changed":
-        yield "~", f"~ {field.field} = {value_text(field.state)} -> {value_text(field.remote)}"
+        yield "~", f"~ {name} = {value_text(field.state)} -> {value_text(field.remote)}"
     elif field.kind == "added":
-        yield "+", f"+ {field.field} = {value_text(field.remote)}   (only remotely)"
+        yield "+", f"+ {name} = {value_text(field.remote)}   (only remotely)"
     else:
-        yield "-", f"- {field.field} = {value_text(field.state)}   (only in the state)"
+        yield "-", f"- {name} = {value_text(field.state)}   (only in the state)"
 
 
 def hints(report: DriftReport) -> list[str]:
@@ -90,12 +99,12 @@ def render_text(report: DriftReport, color: bool = False) -> str:
         if t.compared and not t.drifted and not t.pending_jobs and not t.note:
             continue
         out.append("")
-        out.append(bold(f"Target {name} ({t.provider}):"))
+        out.append(bold(f"Target {printable(name)} ({printable(t.provider)}):"))
         if t.error:
-            out.append(f"  Error: {t.error}")
+            out.append(f"  Error: {printable(t.error)}")
             continue
         if t.note:
-            out.append(f"  {t.note}.")
+            out.append(f"  {printable(t.note)}.")
             if not t.compared:
                 continue
         if t.pending_jobs:
@@ -103,14 +112,14 @@ def render_text(report: DriftReport, color: bool = False) -> str:
                        "change remotely (`reconciler status` settles them).")
         for item in t.changed:
             out.append("")
-            out.append(paint(f"  ~ {item.record} {item.sku} (changed remotely)", "~", bold=True))
+            out.append(paint(f"  ~ {item_text(item.record, item.sku)} (changed remotely)", "~", bold=True))
             out.extend(paint(f"      {line}", symbol) for f in item.fields for symbol, line in field_lines(f))
         if t.missing:
             out.append("")
-            out.extend(paint(f"  - {record} {sku} (missing remotely)", "-") for record, _, sku in t.missing)
+            out.extend(paint(f"  - {item_text(record, sku)} (missing remotely)", "-") for record, _, sku in t.missing)
         if t.unknown:
             out.append("")
-            out.extend(paint(f"  + {record} {key} (unknown to the state) {value_text(payload, 100)}", "+")
+            out.extend(paint(f"  + {item_text(record, key)} (unknown to the state) {value_text(payload, 100)}", "+")
                        for record, key, payload in t.unknown)
         if t.drifted:
             out.append("")
@@ -130,19 +139,20 @@ def render_json(report: DriftReport) -> str:
 def _diff_units(t: TargetDrift) -> Iterator[str]:
     """One unit of the markdown per item (see :mod:`reconciler.markdown`)."""
     for item in t.changed:
-        yield "\n".join([f"@@ {item.record} {item.sku} changed remotely @@", *_item_lines(item)])
+        yield "\n".join([f"@@ {item_text(item.record, item.sku)} changed remotely @@", *_item_lines(item)])
     for record, _, sku in t.missing:
-        yield f"- {record} {sku} missing remotely"
+        yield f"- {item_text(record, sku)} missing remotely"
     for record, key, payload in t.unknown:
-        yield f"+ {record} {key} unknown to the state {value_text(payload, 100)}"
+        yield f"+ {item_text(record, key)} unknown to the state {value_text(payload, 100)}"
 
 
 def _item_lines(item: ItemDrift) -> Iterator[str]:
     for f in item.fields:
+        name = printable(f.field)
         if f.kind != "added":
-            yield f"-     {f.field} = {value_text(f.state)}" + ("" if f.kind == "changed" else "   (only in the state)")
+            yield f"-     {name} = {value_text(f.state)}" + ("" if f.kind == "changed" else "   (only in the state)")
         if f.kind != "removed":
-            yield f"+     {f.field} = {value_text(f.remote)}" + ("" if f.kind == "changed" else "   (only remotely)")
+            yield f"+     {name} = {value_text(f.remote)}" + ("" if f.kind == "changed" else "   (only remotely)")
 
 
 def render_markdown(report: DriftReport, limit: int = MARKDOWN_LIMIT) -> str:
@@ -154,16 +164,16 @@ def render_markdown(report: DriftReport, limit: int = MARKDOWN_LIMIT) -> str:
     else:
         head.append("**No drift.** The destinations match the state.")
     head += ["", "| " + " | ".join(HEADER) + " |", "|---|---|--:|--:|--:|--:|--:|---|"]
-    head += ["| " + " | ".join(f"`{c}`" if i < 2 else c for i, c in enumerate(row)) + " |"
+    head += ["| " + " | ".join(table_cell(c) if i < 2 else c for i, c in enumerate(row)) + " |"
              for row in summary_rows(report)]
     notes = []
     for name, t in report.targets.items():
-        if t.error:
-            notes.append(f"- :x: `{name}`: {t.error}")
+        if t.error:  # a server's words: kept inside a code span
+            notes.append(f"- :x: {code_span(name)}: {code_span(t.error)}")
         elif t.note:
-            notes.append(f"- `{name}`: {t.note}.")
+            notes.append(f"- {code_span(name)}: {markdown_text(t.note)}.")
         elif t.pending_jobs:
-            notes.append(f"- `{name}`: {t.pending_jobs} asynchronous job(s) not settled yet "
+            notes.append(f"- {code_span(name)}: {t.pending_jobs} asynchronous job(s) not settled yet "
                          "(`reconciler status`); their items may still change remotely.")
     if notes:
         head += [""] + notes
@@ -176,11 +186,11 @@ def render_markdown(report: DriftReport, limit: int = MARKDOWN_LIMIT) -> str:
 
 def _details_section(name: str, t: TargetDrift) -> Section:
     c = t.counts()
-    opening = (f"\n<details><summary><code>{name}</code> ({t.provider}): {c['changed']} changed, "
+    opening = (f"\n<details><summary><code>{html_text(name)}</code> ({html_text(t.provider)}): {c['changed']} changed, "
                f"{c['missing']} missing, {c['unknown']} unknown</summary>\n\n```diff")
 
     def closing(left: int) -> str:
-        more = f"\n_… and {left:,} more items of `{name}` not shown._\n" if left else ""
+        more = f"\n_… and {left:,} more items of {code_span(name)} not shown._\n" if left else ""
         return f"```\n{more}</details>"
 
     return Section(opening, lambda: _diff_units(t), c["changed"] + c["missing"] + c["unknown"], closing)

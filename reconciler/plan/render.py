@@ -4,6 +4,10 @@ markdown (for a pull-request comment, never longer than 60,000 characters).
 Every form is summary first: counts per target and action, and the deletions, come
 before any detail, so a reviewer sees what matters even when the details are long.
 
+Every user-supplied string (skus, field names, values) is escaped for the form it
+appears in (:mod:`reconciler.display`): a hostile sku cannot forge a line, drive the
+terminal or leave a markdown code span.
+
 Text and json come as pieces (:func:`chunks`), a change or so at a time, which the CLI
 writes as they come: the first load of a large catalog is a plan of millions of
 changes, and its rendering must not be one string of gigabytes held in memory.
@@ -17,6 +21,7 @@ from typing import Any, Iterator, Sequence
 import click
 import orjson
 
+from reconciler.display import code_span, html_text, markdown_text, printable, table_cell
 from reconciler.markdown import Section, fit
 from reconciler.plan.model import ACTIONS, Change, Plan, TargetPlan
 
@@ -26,8 +31,12 @@ COLORS = {"create": "green", "update": "yellow", "delete": "red"}
 
 
 def value_text(value: Any, width: int = 120) -> str:
-    text = orjson.dumps(value).decode()
+    text = printable(orjson.dumps(value).decode())  # JSON escapes C0 controls, not the others
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def item_text(change: Change) -> str:
+    return f"{printable(change.record)} {printable(change.sku)}"
 
 
 def closing_line(counts: dict[str, int]) -> str:
@@ -36,8 +45,8 @@ def closing_line(counts: dict[str, int]) -> str:
 
 def orphan_lines(plan: Plan) -> list[str]:
     """The targets the state holds items of that the manifests no longer declare."""
-    return [f"Target {name} is not declared in the manifests, but the state holds {count} of its items: "
-            f"they are left as they are, never deleted by omission (`reconciler state rm -t {name} --all` "
+    return [f"Target {printable(name)} is not declared in the manifests, but the state holds {count} of its items: "
+            f"they are left as they are, never deleted by omission (`reconciler state rm -t {printable(name)} --all` "
             "forgets them)." for name, count in plan.orphans.items()]
 
 
@@ -51,7 +60,7 @@ def summary_rows(plan: Plan) -> list[list[str]]:
     rows = []
     for name, target in plan.targets.items():
         s = target.summary
-        rows.append([name, target.provider, *(str(s[a]) for a in (*ACTIONS, "unchanged"))])
+        rows.append([printable(name), printable(target.provider), *(str(s[a]) for a in (*ACTIONS, "unchanged"))])
     return rows
 
 
@@ -60,14 +69,14 @@ def change_lines(change: Change) -> Iterator[tuple[str, str]]:
     before, after = change.before or {}, change.after or {}
     if change.action == "create":
         for name in sorted(after):
-            yield "create", f"+ {name} = {value_text(after[name])}"
+            yield "create", f"+ {printable(name)} = {value_text(after[name])}"
     elif change.action == "update":
         for name in change.fields.changed:
-            yield "update", f"~ {name} = {value_text(before[name])} -> {value_text(after[name])}"
+            yield "update", f"~ {printable(name)} = {value_text(before[name])} -> {value_text(after[name])}"
         for name in change.fields.added:
-            yield "create", f"+ {name} = {value_text(after[name])}"
+            yield "create", f"+ {printable(name)} = {value_text(after[name])}"
         for name in change.fields.removed:
-            yield "delete", f"- {name} = {value_text(before[name])}"
+            yield "delete", f"- {printable(name)} = {value_text(before[name])}"
 
 
 # -- text --------------------------------------------------------------------------------
@@ -84,7 +93,7 @@ def text_chunks(plan: Plan, color: bool = False, per_target: int | None = None) 
     orphans = "".join(f"\nWarning: {line}\n" for line in orphan_lines(plan))
     if not plan.has_changes:
         yield no_changes(plan) + "\n"
-        yield from (f"  {name}: {t.unchanged} unchanged\n" for name, t in plan.targets.items())
+        yield from (f"  {printable(name)}: {t.unchanged} unchanged\n" for name, t in plan.targets.items())
         yield orphans
         return
     header = ["target", "provider", *ACTIONS, "unchanged"]
@@ -98,18 +107,19 @@ def text_chunks(plan: Plan, color: bool = False, per_target: int | None = None) 
     deletions = [(name, c) for name, t in plan.targets.items() for c in t.changes if c.action == "delete"]
     if deletions:
         yield "\n" + paint(f"Deletions ({len(deletions)}):", "delete", bold=True) + "\n"
-        yield from (paint(f"  - {name}: {c.sku} ({c.record})", "delete") + "\n" for name, c in deletions)
+        yield from (paint(f"  - {printable(name)}: {printable(c.sku)} ({printable(c.record)})", "delete") + "\n"
+                    for name, c in deletions)
     for name, target in plan.targets.items():
         if not target.changes:
             continue
-        yield "\n" + bold(f"Target {name} ({target.provider}):") + "\n"
+        yield "\n" + bold(f"Target {printable(name)} ({printable(target.provider)}):") + "\n"
         for change in target.changes[:per_target]:
-            lines = [paint(f"  {SYMBOLS[change.action]} {change.record} {change.sku}", change.action, bold=True)]
+            lines = [paint(f"  {SYMBOLS[change.action]} {item_text(change)}", change.action, bold=True)]
             lines += [paint(f"      {line}", action) for action, line in change_lines(change)]
             yield "\n" + "\n".join(lines) + "\n"
         if per_target is not None and len(target.changes) > per_target:
             yield (f"\n  … and {len(target.changes) - per_target} more changes not shown here "
-                   f"(`reconciler plan -t {name}` shows them all)\n")
+                   f"(`reconciler plan -t {printable(name)}` shows them all)\n")
         yield f"\n  {closing_line(target.summary)}\n"
     yield "\n" + bold(closing_line(plan.totals())) + "\n"
 
@@ -159,8 +169,9 @@ def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
     head += [f"\n> :warning: {line}" for line in orphan_lines(plan)]
     head += ["", "| target | provider | create | update | delete | unchanged |",
              "|---|---|--:|--:|--:|--:|"]
-    head += ["| " + " | ".join(f"`{c}`" if i < 2 else c for i, c in enumerate(row)) + " |" for row in summary_rows(plan)]
-    rollup = [f"- `{name}`: {text}" for name, target in plan.targets.items() if (text := field_rollup(target.changes))]
+    head += ["| " + " | ".join(table_cell(c) if i < 2 else c for i, c in enumerate(row)) + " |" for row in summary_rows(plan)]
+    rollup = [f"- {code_span(name)}: {text}" for name, target in plan.targets.items()
+              if (text := field_rollup(target.changes))]
     if rollup:
         head += ["", "### Updates by field", "", *rollup]
     sections = []
@@ -168,7 +179,8 @@ def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
     if deletions:
         sections.append(Section(
             f"\n### :warning: Deletions ({len(deletions)})\n",
-            lambda: (f"- `{name}`: `{c.sku}` ({c.record})" for name, c in deletions), len(deletions),
+            lambda: (f"- {code_span(name)}: {code_span(c.sku)} ({markdown_text(c.record)})" for name, c in deletions),
+            len(deletions),
             lambda left: f"- _… and {left:,} more deletions not shown_" if left else None))
     for name, target in plan.targets.items():
         if target.changes:
@@ -187,7 +199,7 @@ def field_rollup(changes: Sequence[Change]) -> str:
             counts.update(("added", name) for name in fields.added)
             counts.update(("removed", name) for name in fields.removed)
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0][1], item[0][0]))
-    parts = [f"`{name}` {verb} on {n:,} item{'s' if n != 1 else ''}" for (verb, name), n in ranked[:ROLLUP_FIELDS]]
+    parts = [f"{code_span(name)} {verb} on {n:,} item{'s' if n != 1 else ''}" for (verb, name), n in ranked[:ROLLUP_FIELDS]]
     if len(ranked) > ROLLUP_FIELDS:
         parts.append(f"and {len(ranked) - ROLLUP_FIELDS} more fields")
     return ", ".join(parts)
@@ -195,11 +207,11 @@ def field_rollup(changes: Sequence[Change]) -> str:
 
 def details_section(name: str, target: TargetPlan) -> Section:
     s = target.summary
-    opening = (f"\n<details><summary><code>{name}</code> ({target.provider}): {s['create']} to create, "
-               f"{s['update']} to update, {s['delete']} to delete</summary>\n\n```diff")
+    opening = (f"\n<details><summary><code>{html_text(name)}</code> ({html_text(target.provider)}): "
+               f"{s['create']} to create, {s['update']} to update, {s['delete']} to delete</summary>\n\n```diff")
 
     def closing(left: int) -> str:
-        more = f"\n_… and {left:,} more changes to `{name}` not shown._\n" if left else ""
+        more = f"\n_… and {left:,} more changes to {code_span(name)} not shown._\n" if left else ""
         return f"```\n{more}</details>"
 
     return Section(opening, lambda: ("\n".join(diff_lines(c)) for c in target.changes), len(target.changes), closing)
@@ -209,17 +221,17 @@ def diff_lines(change: Change) -> Iterator[str]:
     """A change as lines of a ```diff block, which GitHub colours by first character."""
     before, after = change.before or {}, change.after or {}
     if change.action == "create":
-        yield f"+ create {change.record} {change.sku}"
-        yield from (f"+     {name} = {value_text(after[name])}" for name in sorted(after))
+        yield f"+ create {item_text(change)}"
+        yield from (f"+     {printable(name)} = {value_text(after[name])}" for name in sorted(after))
     elif change.action == "delete":
-        yield f"- delete {change.record} {change.sku}"
+        yield f"- delete {item_text(change)}"
     else:
-        yield f"@@ update {change.record} {change.sku} @@"
+        yield f"@@ update {item_text(change)} @@"
         for name in change.fields.changed:
-            yield f"-     {name} = {value_text(before[name])}"
-            yield f"+     {name} = {value_text(after[name])}"
-        yield from (f"+     {name} = {value_text(after[name])}" for name in change.fields.added)
-        yield from (f"-     {name} = {value_text(before[name])}" for name in change.fields.removed)
+            yield f"-     {printable(name)} = {value_text(before[name])}"
+            yield f"+     {printable(name)} = {value_text(after[name])}"
+        yield from (f"+     {printable(name)} = {value_text(after[name])}" for name in change.fields.added)
+        yield from (f"-     {printable(name)} = {value_text(before[name])}" for name in change.fields.removed)
 
 
 def truncated_plan(left: int) -> str:
