@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reconciler.display import printable, shorten
+
 
 class ReconcilerError(Exception):
     """Base of every error reconciler reports to a user."""
@@ -22,16 +24,19 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
+        # Each part may come from the manifests (a file name, a sku): escaped, so that
+        # none can forge a line of the report or drive the terminal.
         where = f"{self.file}:{self.line}" if self.line else self.file
-        item = f" sku {self.sku}:" if self.sku else ""
-        return f"{where}:{item} {self.message}"
+        item = f" sku {shorten(self.sku)}:" if self.sku else ""
+        return printable(f"{where}:{item} {self.message}")
 
 
 class ManifestError(ReconcilerError):
     """The manifests are invalid; carries every problem found, not only the first."""
 
     def __init__(self, problems: list[Problem]):
-        self.problems = sorted(problems)
+        # a sku may be None beside a str on one line: ordered as ""
+        self.problems = sorted(problems, key=lambda p: (p.file, p.line, p.sku or "", p.message))
         super().__init__(self.render())
 
     def render(self) -> str:
