@@ -133,8 +133,9 @@ def test_redirection_touches_only_the_default_sandbox_addresses():
     assert url("http://127.0.0.1:8702") == "http://127.0.0.1:8702"  # no simulator started there
     assert url("https://127.0.0.1:8701") == "https://127.0.0.1:8701"
     assert url("https://graph.facebook.com") == "https://graph.facebook.com"
-    assert url("http://127.0.0.1:notaport") == "http://127.0.0.1:notaport"
     assert url(None) is None
+    with pytest.raises(ValueError, match="invalid port"):  # such a base_url is refused at load
+        url("http://127.0.0.1:notaport")
 
 
 def test_the_example_workspace_applies_to_a_sandbox_on_other_ports(tmp_path):

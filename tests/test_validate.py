@@ -74,7 +74,7 @@ def test_every_error_reported_at_once_with_file_line_and_sku(ws):
         "manifests/products.yaml:10: sku BAD-GTIN: gtin: gtin '7891404130314' is not 8, 12, 13 or 14 digits with a valid check digit",
         "manifests/products.yaml:12: sku NEG: price: Input should be greater than or equal to 0",
         "manifests/products.yaml:14: sku CUR: currency: currency 'XYZ' is not an ISO 4217 code",
-        "manifests/products.yaml:16: sku: String should have at least 1 character",
+        "manifests/products.yaml:16: sku: must not be empty or blank",
         "manifests/products.yaml:17: sku SLASH/1: target bloom (bloomreach) cannot take an item_id with '/'",
         "manifests/products.yaml:19: sku NOGTIN: target shop (venddor) requires gtin",
         "manifests/products.yaml:24: sku UNKNOWN-T: unknown target 'nowhere'",

@@ -1,10 +1,11 @@
 """Reading manifest files: every format, every error located.
 
-Manifests are read recursively in sorted path order. YAML and JSON files may hold
-``targets:`` and ``products:``; JSONL holds one product per line and CSV one per row.
-YAML/JSON files are parsed whole (they are the small, hand-written part of a
-workspace); JSONL and CSV are streamed, so a catalog of millions of products is never
-held in memory at once.
+Manifests are read recursively in sorted path order (see ``reconciler.manifest.files``:
+nothing is skipped silently). YAML and JSON files may hold ``targets:`` and
+``products:``; JSONL holds one product per line and CSV one per row. YAML/JSON files are
+parsed whole (they are the small, hand-written part of a workspace) after the checks of
+``reconciler.manifest.structure`` (duplicate keys, YAML tags and aliases); JSONL and CSV
+are streamed, so a catalog of millions of products is never held in memory at once.
 
 Nothing here raises on bad input: problems are collected as :class:`Problem` values
 with the file, the line and the sku, so that all of them can be reported together.
@@ -12,7 +13,9 @@ with the file, the line and the sku, so that all of them can be reported togethe
 from __future__ import annotations
 
 import csv
+import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -21,11 +24,13 @@ import orjson
 import yaml
 from pydantic import ValidationError
 
+from reconciler.display import UNSAFE_CATEGORIES, shorten
 from reconciler.errors import Problem
-from reconciler.manifest.models import Product, Target
+from reconciler.manifest.files import decode, manifest_files, reason, utf16_problem
+from reconciler.manifest.models import SKU_MAX_LENGTH, Product, Target
+from reconciler.manifest.structure import check_yaml, scan_json
 from reconciler.providers import names as provider_names
 
-EXTENSIONS = (".yaml", ".yml", ".json", ".jsonl", ".csv")
 LIST_FIELDS = frozenset({"additional_image_urls", "categories", "tags", "targets"})
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -57,15 +62,6 @@ class Manifests:
             return str(path)
 
 
-def manifest_files(root: Path) -> list[Path]:
-    if root.is_file():
-        return [root]
-    return sorted(
-        (p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS),
-        key=lambda p: p.relative_to(root).as_posix(),
-    )
-
-
 def load(root: str | Path) -> Manifests:
     """Parse targets and YAML/JSON products; list the files to stream."""
     root = Path(root)
@@ -73,36 +69,93 @@ def load(root: str | Path) -> Manifests:
     if not root.exists():
         manifests.problems.append(Problem(str(root), 0, None, "manifests directory does not exist"))
         return manifests
-    for path in manifest_files(root):
+    files, unreadable = manifest_files(root, manifests.display)
+    manifests.problems.extend(Problem(manifests.display(path), 0, None, message) for path, message in unreadable)
+    for path in files:
         suffix = path.suffix.lower()
         if suffix in (".jsonl", ".csv"):
-            manifests.streamed.append(path)
-        elif suffix == ".json":
-            _read_json(manifests, path)
+            problem = _unstreamable(path)  # read later, as a stream: what is wrong at once is found now
+            if problem:
+                manifests.problems.append(Problem(manifests.display(path), problem[0], None, problem[1]))
+            else:
+                manifests.streamed.append(path)
+            continue
+        text = _text(manifests, path)
+        if text is None:
+            continue
+        if suffix == ".json":
+            _read_json(manifests, path, text)
         else:
-            _read_yaml(manifests, path)
+            _read_yaml(manifests, path, text)
     return manifests
 
 
-# -- YAML and JSON documents ---------------------------------------------------------
-def _read_yaml(manifests: Manifests, path: Path) -> None:
+def _unstreamable(path: Path) -> tuple[int, str] | None:
+    """``(line, message)`` when a JSONL or CSV file cannot be read or is no UTF-8."""
+    try:
+        with path.open("rb") as handle:
+            start = handle.read(2)
+    except OSError as exc:
+        return 0, f"cannot read: {reason(exc)}"
+    utf16 = utf16_problem(start)
+    return (1, utf16) if utf16 else None
+
+
+def _text(manifests: Manifests, path: Path) -> str | None:
+    """A YAML or JSON file's text, or None with a problem reported."""
     name = manifests.display(path)
     try:
-        loader = _YAML_LOADER(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
+    except OSError as exc:
+        manifests.problems.append(Problem(name, 0, None, f"cannot read: {reason(exc)}"))
+        return None
+    text, line, message = decode(data)
+    if text is None:
+        manifests.problems.append(Problem(name, line, None, message))
+    return text
+
+
+# -- YAML and JSON documents ---------------------------------------------------------
+def _read_yaml(manifests: Manifests, path: Path, text: str) -> None:
+    name = manifests.display(path)
+    loader = _YAML_LOADER(text)
+    try:
         try:
             root = loader.get_single_node()
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 0
-        manifests.problems.append(Problem(name, line, None, f"invalid YAML: {exc.problem or exc}"))
-        return
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        manifests.problems.append(Problem(name, 0, None, f"invalid YAML: {exc}"))
-        return
-    if root is None:
-        return
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark else 0
+            words = ", ".join(part for part in (exc.context, exc.problem) if part) or str(exc)
+            manifests.problems.append(Problem(name, line, None, f"invalid YAML: {words}"))
+            return
+        except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+            line = text.count("\n", 0, exc.position) + 1
+            manifests.problems.append(Problem(name, line, None, f"invalid YAML: character U+{exc.character:04X} "
+                                                                "is not allowed (control characters are not)"))
+            return
+        except yaml.YAMLError as exc:
+            manifests.problems.append(Problem(name, 0, None, f"invalid YAML: {exc}"))
+            return
+        if root is None:
+            return
+        structural = check_yaml(root)
+        if structural:  # never construct what these guard against
+            manifests.problems.extend(Problem(name, line, None, message) for line, message in structural)
+            return
+        _yaml_document(manifests, name, loader, root)
+    finally:
+        loader.dispose()
+
+
+def _yaml_document(manifests: Manifests, name: str, loader: Any, root: yaml.Node) -> None:
+    def value(node: yaml.Node) -> tuple[bool, Any]:
+        try:
+            return True, loader.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:  # e.g. `!!int abc`
+            problem = getattr(exc, "problem", None) or exc
+            manifests.problems.append(Problem(name, node.start_mark.line + 1, None, f"invalid YAML value: {problem}"))
+            return False, None
+
     if not isinstance(root, yaml.MappingNode):
         manifests.problems.append(Problem(name, root.start_mark.line + 1, None,
                                           "a manifest must be a mapping with `targets:` and/or `products:`"))
@@ -114,22 +167,23 @@ def _read_yaml(manifests: Manifests, path: Path) -> None:
                 manifests.problems.append(Problem(name, line, None, "`targets` must be a mapping of name to target"))
                 continue
             for name_node, target_node in value_node.value:
-                _add_target(manifests, name_node.value, loader.construct_object(target_node, deep=True),
-                            Location(name, name_node.start_mark.line + 1))
+                ok, raw = value(target_node)
+                if ok:
+                    _add_target(manifests, str(name_node.value), raw, Location(name, name_node.start_mark.line + 1))
         elif key == "products":
             if not isinstance(value_node, yaml.SequenceNode):
                 manifests.problems.append(Problem(name, line, None, "`products` must be a list"))
                 continue
             for item in value_node.value:
-                manifests.documents.append(
-                    (Location(name, item.start_mark.line + 1), loader.construct_object(item, deep=True)))
+                ok, raw = value(item)
+                if ok:
+                    manifests.documents.append((Location(name, item.start_mark.line + 1), raw))
         else:
             manifests.problems.append(Problem(name, line, None, f"unknown top-level key {key!r} (expected targets, products)"))
 
 
-def _read_json(manifests: Manifests, path: Path) -> None:
+def _read_json(manifests: Manifests, path: Path, text: str) -> None:
     name = manifests.display(path)
-    text = path.read_bytes()
     try:
         data = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
@@ -138,46 +192,22 @@ def _read_json(manifests: Manifests, path: Path) -> None:
     if not isinstance(data, dict):
         manifests.problems.append(Problem(name, 1, None, "a manifest must be an object with `targets` and/or `products`"))
         return
-    lines = _JsonLines(text.decode("utf-8", "replace"))
+    layout = scan_json(text)
+    manifests.problems.extend(Problem(name, line, None, message) for line, message in layout.problems)
     for key, value in data.items():
+        line = layout.keys.get(key, 1)
         if key == "targets" and isinstance(value, dict):
             for target_name, raw in value.items():
-                _add_target(manifests, target_name, raw, Location(name, lines.of_key(target_name)))
+                _add_target(manifests, target_name, raw, Location(name, layout.targets.get(target_name, line)))
         elif key == "products" and isinstance(value, list):
-            for raw in value:
-                sku = raw.get("sku") if isinstance(raw, dict) else None
-                manifests.documents.append((Location(name, lines.of_sku(sku, key)), raw))
+            lines = layout.products if len(layout.products) == len(value) else [line] * len(value)
+            manifests.documents.extend((Location(name, at), raw) for at, raw in zip(lines, value))
         elif key in ("targets", "products"):
             kind = "an object" if key == "targets" else "a list"
-            manifests.problems.append(Problem(name, lines.of_key(key), None, f"`{key}` must be {kind}"))
+            manifests.problems.append(Problem(name, line, None, f"`{key}` must be {kind}"))
         else:
-            manifests.problems.append(Problem(name, lines.of_key(key), None,
+            manifests.problems.append(Problem(name, line, None,
                                               f"unknown top-level key {key!r} (expected targets, products)"))
-
-
-class _JsonLines:
-    """Line numbers in a JSON text, found by searching for the key that names an item
-    (orjson keeps no positions; this is only read for locating items)."""
-
-    def __init__(self, text: str):
-        self.text = text
-        self.next_sku_from = 0
-
-    def _line(self, position: int) -> int:
-        return self.text.count("\n", 0, position) + 1
-
-    def of_key(self, key: str) -> int:
-        match = re.search(r'"%s"\s*:' % re.escape(key), self.text)
-        return self._line(match.start()) if match else 1
-
-    def of_sku(self, sku: Any, fallback_key: str) -> int:
-        if isinstance(sku, str):
-            pattern = r'"sku"\s*:\s*%s' % re.escape(orjson.dumps(sku).decode())
-            match = re.compile(pattern).search(self.text, self.next_sku_from)
-            if match:
-                self.next_sku_from = match.end()
-                return self._line(match.start())
-        return self.of_key(fallback_key)
 
 
 def _add_target(manifests: Manifests, name: str, raw: Any, where: Location) -> None:
@@ -205,22 +235,43 @@ def validation_messages(exc: ValidationError) -> list[str]:
     messages = []
     for error in exc.errors(include_url=False):
         loc = ".".join(str(part) for part in error["loc"])
+        kind = error["type"]
         text = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
+        if kind == "extra_forbidden":
             text = "unknown field"
-        elif loc == "currency" and error["type"] == "literal_error":
-            text = f"currency {error['input']!r} is not an ISO 4217 code"
-        elif loc == "sku" and error["type"] == "string_pattern_mismatch":
-            text = "sku must not be blank"
+        elif loc == "currency" and kind == "literal_error":
+            text = f"currency {shorten(repr(error['input']))} is not an ISO 4217 code"
+        elif loc == "sku" and kind in ("string_pattern_mismatch", "string_too_long", "string_too_short"):
+            text = sku_problem(error["input"])
+        elif kind == "less_than":
+            text = f"must be less than {int(error['ctx']['lt']):,}"
+        elif kind == "less_than_equal":
+            text = f"must be at most {int(error['ctx']['le']):,}"
         messages.append(f"{loc}: {text}" if loc else text)
     return messages
 
 
+def sku_problem(sku: str) -> str:
+    """Why pydantic-core refused a sku (``models.SKU_PATTERN``), in words."""
+    if not sku.strip():
+        return "must not be empty or blank"
+    if len(sku) > SKU_MAX_LENGTH:
+        return f"is {len(sku):,} characters long; at most {SKU_MAX_LENGTH} are allowed"
+    for position, char in enumerate(sku, 1):
+        if unicodedata.category(char) in UNSAFE_CATEGORIES:
+            return (f"must not contain control, format or line-separator characters "
+                    f"(U+{ord(char):04X} at character {position})")
+    return "must not start or end with whitespace"
+
+
 # -- products --------------------------------------------------------------------------
+_UNDECODED = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8 (surrogateescape)
+
+
 def csv_products(manifests: Manifests, path: Path) -> Iterator[tuple[Location, Any]]:
     """Each row of a CSV file as a raw product with its location (see :func:`csv_product`)."""
     name = manifests.display(path)
-    with path.open(newline="", encoding="utf-8") as handle:
+    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
         reader = csv.reader(handle, strict=True)
         try:
             header = next(reader)
@@ -228,6 +279,10 @@ def csv_products(manifests: Manifests, path: Path) -> Iterator[tuple[Location, A
             return
         except csv.Error as exc:
             manifests.problems.append(Problem(name, 1, None, f"invalid CSV: {exc}"))
+            return
+        problems = _header_problems(header)
+        if problems:
+            manifests.problems.extend(Problem(name, 1, None, message) for message in problems)
             return
         line = reader.line_num + 1
         while True:
@@ -239,13 +294,41 @@ def csv_products(manifests: Manifests, path: Path) -> Iterator[tuple[Location, A
                 manifests.problems.append(Problem(name, line, None, f"invalid CSV: {exc}"))
                 return
             if any(cell.strip() for cell in row):
-                if len(row) != len(header):
+                undecoded = _undecoded(row)
+                if undecoded:
+                    manifests.problems.append(Problem(name, line + undecoded[0], None, undecoded[1]))
+                elif len(row) != len(header):
                     manifests.problems.append(Problem(
                         name, line, row[0] if row else None,
                         f"row has {len(row)} cells, the header has {len(header)}"))
                 else:
                     yield Location(name, line), csv_product(header, row)
             line = reader.line_num + 1
+
+
+def _header_problems(header: list[str]) -> list[str]:
+    undecoded = _undecoded(header)
+    if undecoded:
+        return [undecoded[1]]
+    first: dict[str, int] = {}
+    problems = []
+    for number, column in enumerate(header, 1):
+        if column in first:
+            problems.append(f"duplicate column {shorten(repr(column))} (columns {first[column]} and {number})")
+        else:
+            first[column] = number
+    return problems
+
+
+def _undecoded(cells: list[str]) -> tuple[int, str] | None:
+    """``(lines into the row, message)`` for the first byte of ``cells`` that was not
+    UTF-8, if any."""
+    text = "\x00".join(cells)
+    match = _UNDECODED.search(text)
+    if match is None:
+        return None
+    byte = ord(match.group()) - 0xDC00
+    return text.count("\n", 0, match.start()), f"invalid UTF-8 (byte 0x{byte:02x}); save the file as UTF-8"
 
 
 def csv_product(header: list[str], row: list[str]) -> dict[str, Any]:
@@ -268,22 +351,90 @@ def csv_product(header: list[str], row: list[str]) -> dict[str, Any]:
     return product
 
 
+# A key of a JSON text ends with a quote and a colon. Counting these is an upper bound
+# of the keys a JSONL line holds (the pattern may also occur inside a string); when it
+# equals the keys the validated product holds, no key was given twice.
+_KEY_END = re.compile(rb'"[ \t\r]*:')
+
+
+def json_line_product(line: bytes, file: str, number: int) -> tuple[Product | None, list[Problem]]:
+    """A JSONL line as a validated product: the hot path of a large plan, one parse
+    in pydantic-core, and a closer look only at a line that may repeat a key."""
+    try:
+        product = Product.model_validate_json(line)
+    except ValidationError:
+        return parse_product(line, Location(file, number))
+    if len(_KEY_END.findall(line)) != _key_count(product):
+        return parse_product(line, Location(file, number))
+    return product, []
+
+
+def _key_count(product: Product) -> int:
+    count = len(product.model_fields_set)
+    if product.metadata:
+        count += len(product.metadata)
+    if product.attributes:
+        count += _nested_keys(product.attributes)
+    if product.overrides:
+        count += _nested_keys(product.overrides)
+    return count
+
+
+def _nested_keys(value: Any) -> int:
+    if isinstance(value, dict):
+        return len(value) + sum(_nested_keys(v) for v in value.values() if isinstance(v, (dict, list)))
+    if isinstance(value, list):
+        return sum(_nested_keys(v) for v in value if isinstance(v, (dict, list)))
+    return 0
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str):
+        self.key = key
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return data
+
+
+def _json_line_problem(line: bytes) -> tuple[Any, str | None]:
+    """``(data, None)`` for a JSON line with no key given twice, else ``(None, why)``."""
+    try:
+        data = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        text, _, message = decode(line)
+        return None, message if text is None else f"invalid JSON: {exc.msg}"
+    try:
+        json.loads(line, object_pairs_hook=_unique_pairs)
+    except _DuplicateKey as exc:
+        return None, f"duplicate key {shorten(repr(exc.key))} in this line"
+    except RecursionError:
+        return None, "invalid JSON: nested too deeply"
+    return data, None
+
+
 def parse_product(raw: Any, where: Location) -> tuple[Product | None, list[Problem]]:
     """A raw product (a mapping, or a JSON line as bytes) as a validated model."""
-    try:
-        if isinstance(raw, bytes):
-            return Product.model_validate_json(raw), []
-        if isinstance(raw, dict):
-            return Product.model_validate(raw), []
+    if isinstance(raw, bytes):
+        data, problem = _json_line_problem(raw)
+        if problem:
+            return None, [where.problem(problem)]
+        if not isinstance(data, dict):
+            return None, [where.problem("a product must be a JSON object")]
+    elif isinstance(raw, dict):
+        data = raw
+    else:
         return None, [where.problem("a product must be a mapping")]
+    try:
+        return (Product.model_validate_json(raw) if isinstance(raw, bytes) else Product.model_validate(raw)), []
     except ValidationError as exc:
-        if isinstance(raw, bytes):
-            try:
-                raw = orjson.loads(raw)
-            except orjson.JSONDecodeError as error:
-                return None, [where.problem(f"invalid JSON: {error.msg}")]
-            if not isinstance(raw, dict):
-                return None, [where.problem("a product must be a JSON object")]
-        sku = raw.get("sku")
-        sku = sku if isinstance(sku, str) and sku else None
+        sku = data.get("sku")
+        sku = sku if isinstance(sku, str) and sku.strip() else None
         return None, [where.problem(message, sku) for message in validation_messages(exc)]

@@ -10,10 +10,11 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from reconciler.manifest.currencies import CODES as CURRENCY_CODES
+from reconciler.manifest.currencies import CODES as CURRENCY_CODES, exponent
 from reconciler.providers import get_provider
 
 TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -29,8 +30,23 @@ def gtin_is_valid(gtin: str) -> bool:
     return (10 - total % 10) % 10 == int(gtin[-1])
 
 
+# A sku is the item key at most destinations, shown in plans and sent in URLs: printable
+# text (no control, format or line-separator character: a newline would forge plan
+# lines, a right-to-left override reorder them), no surrounding whitespace, at most
+# SKU_MAX_LENGTH characters. Checked inside pydantic-core (the hot path); the loader
+# words the error (``sku_problem``).
+SKU_MAX_LENGTH = 255
+_SKU_CHAR = r"[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]"
+_SKU_EDGE = r"[^\s\p{Cc}\p{Cf}\p{Zl}\p{Zp}]"
+SKU_PATTERN = rf"^{_SKU_EDGE}(?:{_SKU_CHAR}*{_SKU_EDGE})?$"
 # Numbers or decimal strings; pydantic reads a float through its repr, so 8.99 stays 8.99.
-Price = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
+# Below 10^11 major units, a price stays exact as a JSON number in the minor units of
+# any currency (at most 4 decimals: below 2^53), and no "1e309" reaches a provider.
+PRICE_LIMIT = Decimal(10) ** 11
+Price = Annotated[Decimal, Field(ge=0, lt=PRICE_LIMIT, allow_inf_nan=False)]
+# Counts (stock, grams): exact in every JSON reader (2^53 - 1).
+INTEGER_LIMIT = 2**53 - 1
+Count = Annotated[int, Field(ge=0, le=INTEGER_LIMIT)]
 Scalar = str | int | float | bool | None
 # A Literal is checked inside pydantic-core, much faster than a Python validator on the
 # hot path of a million-product plan; the loader rewords its error message.
@@ -40,7 +56,7 @@ CurrencyCode = Literal[tuple(sorted(CURRENCY_CODES))]  # type: ignore[valid-type
 class Product(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    sku: str = Field(min_length=1, pattern=r"\S")
+    sku: str = Field(min_length=1, max_length=SKU_MAX_LENGTH, pattern=SKU_PATTERN)
     name: str | None = None
     description: str | None = None
     url: str | None = None
@@ -55,9 +71,9 @@ class Product(BaseModel):
     currency: CurrencyCode | None = None
     availability: Availability = "in stock"
     condition: Literal["new", "refurbished", "used"] = "new"
-    stock: int | None = Field(default=None, ge=0)
+    stock: Count | None = None
     status: Literal["active", "disabled", "hidden"] = "active"
-    weight_grams: int | None = Field(default=None, ge=0)
+    weight_grams: Count | None = None
     metadata: dict[str, Scalar] | None = None
     attributes: dict[str, Any] | None = None
     targets: list[str] | None = None
@@ -70,6 +86,20 @@ class Product(BaseModel):
             raise ValueError(f"gtin {value!r} is not 8, 12, 13 or 14 digits with a valid check digit")
         return value
 
+    @model_validator(mode="after")
+    def _price_decimals(self) -> "Product":
+        # SPEC: a price has at most as many decimals as its currency allows (2 without a
+        # currency), so that every provider sends the same amount and none rounds it.
+        for name in ("price", "sale_price"):
+            value = getattr(self, name)
+            if value is not None:
+                allowed = exponent(self.currency) if self.currency else 2
+                if value.as_tuple().exponent < -allowed and value.normalize().as_tuple().exponent < -allowed:
+                    places = -value.normalize().as_tuple().exponent
+                    whose = f"{self.currency} allows" if self.currency else "a price without a currency has"
+                    raise ValueError(f"{name}: {value} has {places} decimal{'s' if places > 1 else ''}; "
+                                     f"{whose} at most {allowed}")
+        return self
 
 
 class TargetLimits(BaseModel):
@@ -88,6 +118,32 @@ class Select(BaseModel):
     tags: list[str] = Field(default_factory=list)
 
 
+def _check_base_url(value: str) -> str:
+    """An http(s) URL with a host and at most a path. The message never repeats the URL:
+    it may hold a password."""
+    if any(c.isspace() or not c.isprintable() for c in value):
+        raise ValueError("must not contain spaces or control characters")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("must start with http:// or https://")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not hold a user or password (user:pass@); credentials belong in auth")
+    if not parts.hostname:
+        raise ValueError("has no host")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0 and parts.netloc.rpartition("]")[2].count(":"):  # a ":" and no valid port
+        raise ValueError("has an invalid port (1-65535)")
+    if parts.query or parts.fragment or value.endswith(("?", "#")):
+        raise ValueError("must not have a query (?) or fragment (#): the documented paths are appended to it")
+    return value
+
+
+BaseUrl = Annotated[str, AfterValidator(_check_base_url)]
+
+
 class Target(BaseModel):
     """One destination. ``auth`` values stay unresolved (``${ENV}``) until a command
     that talks to the destination resolves them (see ``reconciler.credentials``)."""
@@ -96,7 +152,7 @@ class Target(BaseModel):
 
     name: str
     provider: str  # a registered provider name (see reconciler.providers), checked by the loader
-    base_url: str | None = None
+    base_url: BaseUrl | None = None
     auth: dict[str, str] = Field(default_factory=dict)
     settings: dict[str, Any] = Field(default_factory=dict)
     select: Select | None = None

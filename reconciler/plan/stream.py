@@ -24,10 +24,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, NamedTuple
 
-from pydantic import ValidationError
-
 from reconciler.errors import Problem
-from reconciler.manifest.loader import Location, Manifests, csv_products, parse_product
+from reconciler.manifest.files import BOM
+from reconciler.manifest.loader import Location, Manifests, csv_products, json_line_product, parse_product
 from reconciler.manifest.models import Product, Target
 from reconciler.mapping import canonical, item_key, missing_fields, records, unknown_overrides
 from reconciler.state.store import digest_of
@@ -86,10 +85,7 @@ class Evaluator:
 
     def line(self, file: str, number: int, line: bytes) -> Evaluated:
         """A JSONL line: the common case, a valid product, with no Location built."""
-        try:
-            product, problems = Product.model_validate_json(line), []
-        except ValidationError:
-            product, problems = parse_product(line, Location(file, number))
+        product, problems = json_line_product(line, file, number)
         return self._evaluated(product, problems, file, number)
 
     def _evaluated(self, product: Product | None, problems: list[Problem], file: str, number: int) -> Evaluated:
@@ -117,10 +113,14 @@ class Evaluator:
             key = item_key(target, product)
             ignore = self.ignore[target.name]
             known = self.digests.get(target.name, {})
-            for record, payload in records(target, product).items():
-                body = canonical(payload)
-                digest = digest_of(payload, body, ignore)
-                entries.append((target.name, key, record, None if known.get((record, key)) == digest else body, digest))
+            try:
+                for record, payload in records(target, product).items():
+                    body = canonical(payload)
+                    digest = digest_of(payload, body, ignore)
+                    entries.append((target.name, key, record, None if known.get((record, key)) == digest else body,
+                                    digest))
+            except (TypeError, ValueError, OverflowError) as exc:  # a value JSON cannot carry (a 100-digit integer)
+                problems.append(Problem(file, number, sku, f"target {target.name}: a value cannot be sent: {exc}"))
         return sku, file, number, problems, tuple(entries)
 
     def chunk(self, file: str, first_line: int, data: bytes) -> list[Evaluated]:
@@ -174,6 +174,8 @@ def _chunks(path: Path) -> Iterator[tuple[int, bytes]]:
     """``(number of the first line, bytes of whole lines)``, about CHUNK_BYTES each."""
     with path.open("rb") as handle:
         number, rest = 1, b""
+        if handle.read(len(BOM)) != BOM:  # a byte order mark is no part of the first line
+            handle.seek(0)
         while True:
             block = handle.read(CHUNK_BYTES)
             if not block:
