@@ -34,6 +34,7 @@ from typing import Iterable, Iterator, Sequence
 
 import orjson
 
+from reconciler.display import printable
 from reconciler.errors import StateError
 from reconciler.mapping import canonical
 from reconciler.providers.base import Job, Operation, Outcome
@@ -123,7 +124,13 @@ class PendingJob:
 
 def _item(row: Sequence) -> Item:
     target, record, key, sku, payload, digest, *rest = row
-    return Item(target, record, key, sku, orjson.loads(payload), bytes(digest), *rest)
+    try:
+        loaded = orjson.loads(payload)
+    except (orjson.JSONDecodeError, TypeError) as exc:  # edited or damaged by hand: name the row
+        raise StateError(f"the state's item {key!r} ({record}) at target {target} holds a payload that is not "
+                         f"JSON ({exc}); `reconciler state rm {printable(sku)} -t {target}` forgets it, and the "
+                         "next plan creates it again") from None
+    return Item(target, record, key, sku, loaded, bytes(digest), *rest)
 
 
 class State:
