@@ -1,0 +1,69 @@
+"""Hostile manifests (issue 12): each file of tests/hostile/cases/, beside a target that
+takes any product, gives exactly the output of its sidecar ``.out`` file from both
+``validate`` and ``plan``: exit 1, every problem named with its file and true line, no
+traceback, in bounded time and memory (nothing of an alias bomb is ever expanded).
+
+A case is one file; its sidecar holds the whole expected output. After changing a
+message on purpose, ``UPDATE_HOSTILE=1 python -m pytest tests/test_hostile_manifests.py``
+rewrites the sidecars; review their diff like any other change.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from conftest import Workspace
+
+CASES = Path(__file__).parent / "hostile" / "cases"
+TARGETS = """\
+targets:
+  shop:
+    provider: bloomreach
+    base_url: http://127.0.0.1:9
+    auth: {key_id: "${BR_KEY_ID}", key_secret: "${BR_KEY_SECRET}"}
+    settings: {project_id: p1, catalog_id: c1}
+"""
+# Far below what expanding any case would take (an alias bomb: gigabytes).
+MEMORY_BOUND = 64 * 2**20
+
+
+def case_files() -> list[Path]:
+    return sorted(p for p in CASES.iterdir() if p.suffix != ".out")
+
+
+def test_the_corpus_is_large_and_every_case_has_its_expected_output():
+    cases = case_files()
+    assert len(cases) >= 60
+    assert {p.suffix for p in cases} == {".yaml", ".json", ".jsonl", ".csv"}
+    orphans = {p.name for p in CASES.glob("*.out")} - {f"{p.name}.out" for p in cases}
+    assert not orphans
+    if not os.environ.get("UPDATE_HOSTILE"):
+        assert all(Path(f"{p}.out").exists() for p in cases)
+
+
+@pytest.mark.parametrize("case", case_files(), ids=lambda p: p.name)
+def test_hostile_file_is_one_clear_located_error(tmp_path, case):
+    ws = Workspace(tmp_path / "ws")
+    ws.write("00-targets.yaml", TARGETS)
+    shutil.copyfile(case, ws.manifests / case.name)
+    sidecar = Path(f"{case}.out")
+    tracemalloc.start()
+    try:
+        outputs = {command: ws.run(command) for command in ("validate", "plan")}
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    if os.environ.get("UPDATE_HOSTILE"):
+        sidecar.write_text(outputs["validate"].output)
+    expected = sidecar.read_text()
+    for command, result in outputs.items():
+        assert result.exit_code == 1, (command, result.output)
+        assert "Traceback" not in result.output
+        assert result.output == expected, command
+    assert expected.startswith("Error: ") and f"manifests/{case.name}" in expected
+    assert peak < MEMORY_BOUND
+    assert not (ws.root / "state").exists()  # nothing written
