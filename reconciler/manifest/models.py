@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from reconciler.manifest.currencies import CODES as CURRENCY_CODES, exponent
+from reconciler.manifest.currencies import CODES as CURRENCY_CODES, EXPONENTS
 from reconciler.providers import get_provider
 
 TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -90,16 +90,23 @@ class Product(BaseModel):
     def _price_decimals(self) -> "Product":
         # SPEC: a price has at most as many decimals as its currency allows (2 without a
         # currency), so that every provider sends the same amount and none rounds it.
-        for name in ("price", "sale_price"):
-            value = getattr(self, name)
+        # On the hot path: a price's string first (several times cheaper than the digits
+        # of Decimal.as_tuple()), its digits only when the string has too many decimals.
+        allowed = EXPONENTS.get(self.currency, 2)  # type: ignore[arg-type]
+        for name, value in (("price", self.price), ("sale_price", self.sale_price)):
             if value is not None:
-                allowed = exponent(self.currency) if self.currency else 2
-                if value.as_tuple().exponent < -allowed and value.normalize().as_tuple().exponent < -allowed:
-                    places = -value.normalize().as_tuple().exponent
-                    whose = f"{self.currency} allows" if self.currency else "a price without a currency has"
-                    raise ValueError(f"{name}: {value} has {places} decimal{'s' if places > 1 else ''}; "
-                                     f"{whose} at most {allowed}")
+                text = str(value)
+                dot = text.find(".")
+                if (dot >= 0 and len(text) - dot - 1 > allowed) or "E" in text:
+                    _refuse_decimals(name, value, self.currency, allowed)
         return self
+
+
+def _refuse_decimals(name: str, value: Decimal, currency: str | None, allowed: int) -> None:
+    places = -value.normalize().as_tuple().exponent  # type: ignore[operator]
+    if places > allowed:
+        whose = f"{currency} allows" if currency else "a price without a currency has"
+        raise ValueError(f"{name}: {value} has {places} decimal{'s' if places > 1 else ''}; {whose} at most {allowed}")
 
 
 class TargetLimits(BaseModel):

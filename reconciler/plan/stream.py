@@ -26,7 +26,9 @@ from typing import Any, Iterable, Iterator, Mapping, NamedTuple
 
 from reconciler.errors import Problem
 from reconciler.manifest.files import BOM
-from reconciler.manifest.loader import Location, Manifests, csv_products, json_line_product, parse_product
+from reconciler.manifest.loader import (
+    Location, Manifests, csv_products, json_line_product, parse_product, spaced_colons,
+)
 from reconciler.manifest.models import Product, Target
 from reconciler.mapping import canonical, item_key, missing_fields, records, unknown_overrides
 from reconciler.state.store import digest_of
@@ -83,9 +85,10 @@ class Evaluator:
         product, problems = parse_product(raw, where)
         return self._evaluated(product, problems, where.file, where.line)
 
-    def line(self, file: str, number: int, line: bytes) -> Evaluated:
-        """A JSONL line: the common case, a valid product, with no Location built."""
-        product, problems = json_line_product(line, file, number)
+    def line(self, file: str, number: int, line: bytes, spaced: bool = True) -> Evaluated:
+        """A JSONL line: the common case, a valid product, with no Location built
+        (``spaced``: see :func:`~reconciler.manifest.loader.json_line_product`)."""
+        product, problems = json_line_product(line, file, number, spaced)
         return self._evaluated(product, problems, file, number)
 
     def _evaluated(self, product: Product | None, problems: list[Problem], file: str, number: int) -> Evaluated:
@@ -126,9 +129,10 @@ class Evaluator:
     def chunk(self, file: str, first_line: int, data: bytes) -> list[Evaluated]:
         """Evaluate a chunk of JSONL lines, product by product."""
         results = []
+        spaced = spaced_colons(data)
         for offset, line in enumerate(data.split(b"\n")):
             if line.strip():
-                results.append(self.line(file, first_line + offset, line))
+                results.append(self.line(file, first_line + offset, line, spaced))
         return results
 
     def summary(self, file: str, first_line: int, data: bytes) -> "Summary | list[Evaluated]":
