@@ -25,6 +25,18 @@ SANDBOX_SETTINGS = {
 }
 
 
+# A targets manifest whose one target takes any product (Bloomreach requires no field):
+# beside it, a product file's own problems are the only ones.
+ANY_PRODUCT_TARGET = """\
+targets:
+  shop:
+    provider: bloomreach
+    base_url: http://127.0.0.1:9
+    auth: {key_id: "${BR_KEY_ID}", key_secret: "${BR_KEY_SECRET}"}
+    settings: {project_id: p1, catalog_id: c1}
+"""
+
+
 def target(provider: str, base_url: str = "http://127.0.0.1:9", **extra: Any) -> dict[str, Any]:
     """A target config for ``provider`` with the sandbox credentials."""
     return {"provider": provider, "base_url": base_url, "auth": dict(CREDENTIALS[provider]),

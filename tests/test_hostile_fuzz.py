@@ -16,18 +16,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import Workspace, product
+from conftest import ANY_PRODUCT_TARGET, Workspace, product
 
 FORMATS = ("yaml", "json", "jsonl", "csv")
 MEMORY_BOUND = 64 * 2**20
-TARGETS = """\
-targets:
-  shop:
-    provider: bloomreach
-    base_url: http://127.0.0.1:9
-    auth: {key_id: "${K}", key_secret: "${S}"}
-    settings: {project_id: p1, catalog_id: c1}
-"""
 FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Text with the characters that matter: controls, format characters, separators,
@@ -88,7 +80,7 @@ def valid_file(fmt: str) -> bytes:
 def run_both(fmt: str, data: bytes) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ws = Workspace(Path(tmp) / "ws")
-        ws.write("00-targets.yaml", TARGETS)
+        ws.write("00-targets.yaml", ANY_PRODUCT_TARGET)
         (ws.manifests / f"fuzz.{fmt}").write_bytes(data)
         tracemalloc.start()
         try:

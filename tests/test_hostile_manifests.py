@@ -16,17 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Workspace
+from conftest import ANY_PRODUCT_TARGET, Workspace
 
 CASES = Path(__file__).parent / "hostile" / "cases"
-TARGETS = """\
-targets:
-  shop:
-    provider: bloomreach
-    base_url: http://127.0.0.1:9
-    auth: {key_id: "${BR_KEY_ID}", key_secret: "${BR_KEY_SECRET}"}
-    settings: {project_id: p1, catalog_id: c1}
-"""
 # Far below what expanding any case would take (an alias bomb: gigabytes).
 MEMORY_BOUND = 64 * 2**20
 
@@ -48,7 +40,7 @@ def test_the_corpus_is_large_and_every_case_has_its_expected_output():
 @pytest.mark.parametrize("case", case_files(), ids=lambda p: p.name)
 def test_hostile_file_is_one_clear_located_error(tmp_path, case):
     ws = Workspace(tmp_path / "ws")
-    ws.write("00-targets.yaml", TARGETS)
+    ws.write("00-targets.yaml", ANY_PRODUCT_TARGET)
     shutil.copyfile(case, ws.manifests / case.name)
     sidecar = Path(f"{case}.out")
     tracemalloc.start()
