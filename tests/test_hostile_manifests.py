@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from conftest import ANY_PRODUCT_TARGET, Workspace
+from reconciler.state import State
 
 CASES = Path(__file__).parent / "hostile" / "cases"
 # Far below what expanding any case would take (an alias bomb: gigabytes).
@@ -59,3 +61,23 @@ def test_hostile_file_is_one_clear_located_error(tmp_path, case):
     assert expected.startswith("Error: ") and f"manifests/{case.name}" in expected
     assert peak < MEMORY_BOUND
     assert not (ws.root / "state").exists()  # nothing written
+
+
+def test_a_state_row_with_broken_json_is_one_clear_message(ws):
+    """`state show` (and `plan`) of an item whose stored payload was damaged by hand."""
+    ws.write("00-targets.yaml", ANY_PRODUCT_TARGET)
+    ws.write("p.yaml", {"products": [{"sku": "A-1"}]})
+    path = ws.root / "state" / "reconciler.db"
+    state = State(path)
+    state.adopt("shop", [("product", "A-1", "A-1", {"title": "Mug"})])
+    state.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE items SET payload = '{\"title\": \"Mu' WHERE key = 'A-1'")
+    conn.close()
+    for command in (("state", "show", "A-1"), ("plan",)):
+        result = ws.run(*command)
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        assert result.output.startswith("Error: the state's item 'A-1' (product) at target shop holds a payload "
+                                        "that is not JSON (")
+        assert result.output.endswith("`reconciler state rm A-1 -t shop` forgets it, and the next plan creates it "
+                                      "again\n")
