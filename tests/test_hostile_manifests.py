@@ -81,3 +81,13 @@ def test_a_state_row_with_broken_json_is_one_clear_message(ws):
                                         "that is not JSON (")
         assert result.output.endswith("`reconciler state rm A-1 -t shop` forgets it, and the next plan creates it "
                                       "again\n")
+
+
+def test_the_manifest_reference_states_the_limits_the_code_enforces():
+    from reconciler.manifest.models import INTEGER_LIMIT, PRICE_LIMIT, SKU_MAX_LENGTH
+    from reconciler.manifest.structure import ALIAS_LIMIT
+
+    reference = (Path(__file__).parent.parent / "docs" / "manifest-reference.md").read_text()
+    for stated in (f"at most {SKU_MAX_LENGTH} characters", f"below {int(PRICE_LIMIT):,}",
+                   f"at most {INTEGER_LIMIT:,}", f"at most {ALIAS_LIMIT:,} values", "at most 2 without a `currency`"):
+        assert stated in reference
