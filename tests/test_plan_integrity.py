@@ -236,6 +236,32 @@ def test_only_a_saved_plan_is_applied_not_the_json_format_nor_an_older_file(shop
     assert shop.run("show", str(as_json)).exit_code == 0  # the JSON format is for reading
 
 
+def test_apply_of_some_targets_of_a_plan_checks_and_applies_only_those(shop, sandbox):
+    meta, vend = len(sandbox_writes(sandbox, "meta_catalog")), len(sandbox_writes(sandbox, "venddor"))
+    result = shop.run("apply", str(shop.planfile), "-t", "vend")
+    assert result.exit_code == 0, result.output
+    assert len(sandbox_writes(sandbox, "meta_catalog")) == meta and len(sandbox_writes(sandbox, "venddor")) > vend
+    assert shop.run("plan", "-t", "vend", "--detailed-exitcode").exit_code == 0
+    assert shop.run("plan", "-t", "meta", "--detailed-exitcode").exit_code == 2  # meta was left alone
+    result = shop.run("apply", str(shop.planfile), "-t", "meta")  # its serial did not move: still valid
+    assert result.exit_code == 0, result.output
+    shop.write("targets.yaml", {"targets": {"meta": target("meta_catalog", sandbox.urls["meta_catalog"]),
+                                            "vend": target("venddor", sandbox.urls["venddor"]),
+                                            "other": target("venddor", sandbox.urls["venddor"])}})
+    result = shop.run("apply", str(shop.planfile), "-t", "other")
+    assert result.exit_code == 1 and "has no target other (its targets: meta, vend)" in result.output
+
+
+def test_show_refuses_a_json_plan_with_an_unknown_action(shop):
+    document = orjson.loads(shop.run("plan", "--format", "json").stdout)
+    document["targets"]["meta"]["changes"][0]["action"] = "explode"
+    as_json = shop.root / "plan.json"
+    as_json.write_bytes(orjson.dumps(document))
+    result = shop.run("show", str(as_json))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "is not a valid plan: target meta, change 1: unknown action 'explode'" in result.output
+
+
 # -- a plan is bound to its targets -------------------------------------------------------------------
 def test_a_plan_is_refused_once_its_target_points_at_another_catalog(shop, sandbox):
     shop.write("targets.yaml", {"targets": {
