@@ -178,6 +178,9 @@ def init(ctx: Context, directory: str, force: bool) -> None:
 
     for done, path in scaffold(Path(directory), force=force):
         ctx.echo(f"{done} {path}")
+    ctx.echo("\nEditors with a YAML language server check and complete manifests that name the schema on "
+             "their first line, as the example does; run `reconciler schema -o reconciler.schema.json` "
+             "again after changing targets.")
     ctx.echo(f"\nNext: `reconciler -C {directory} plan`, then apply it to the local simulators:\n"
              f"  META_TOKEN=sandbox-token reconciler -C {directory} --with-sandbox apply --auto-approve")
 
@@ -196,6 +199,32 @@ def validate(ctx: Context) -> None:
     manifests = ctx.workspace.manifests()
     count = run_validation(manifests)
     ctx.echo(f"Valid: {len(manifests.targets)} targets, {count} products.")
+
+
+@cli.command()
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write it to this file (default: standard output).")
+@pass_context
+def schema(ctx: Context, output: str | None) -> None:
+    """Print the JSON Schema (draft 2020-12) of this workspace's manifest files, so that
+    editors check and complete them: targets with each provider's settings and auth,
+    products, and the fields each target's overrides may set. It is made for the
+    workspace's targets: run it again after changing them.
+
+    \b
+    Example:
+        reconciler schema -o reconciler.schema.json
+        # then, as the first line of a YAML manifest in manifests/:
+        # yaml-language-server: $schema=../reconciler.schema.json
+    """
+    from reconciler.manifest.schema import workspace_schema
+
+    text = workspace_schema(ctx.workspace.manifests())
+    if output:
+        writable_file(output, "the schema")
+        Path(output).write_text(text, encoding="utf-8")
+        ctx.echo(f"Wrote the schema to {output}.", err=True)
+    else:
+        ctx.echo(text, nl=False)
 
 
 # -- plan / show ----------------------------------------------------------------------------

@@ -1,11 +1,14 @@
-"""``reconciler init``: a new workspace with one example manifest."""
+"""``reconciler init``: a new workspace with one example manifest, and the schema of
+its manifests beside them, which the example names for editors (its first line)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from reconciler.errors import ReconcilerError
+from reconciler.manifest.loader import load
+from reconciler.manifest.schema import FILE_NAME, MODELINE, workspace_schema
 
-EXAMPLE = """\
+EXAMPLE = MODELINE + """
 # A reconciler workspace: targets (destinations) and products (desired state).
 # `reconciler validate`, `reconciler plan`, then `reconciler apply`.
 targets:
@@ -40,11 +43,13 @@ def scaffold(directory: Path, force: bool = False) -> list[tuple[str, Path]]:
     never overwritten; the lines it lacks are appended."""
     manifests = directory / "manifests"
     manifest = manifests / "catalog.yaml"
+    schema = directory / FILE_NAME
     others = sorted(p for p in manifests.rglob("*") if p.is_file() and p != manifest) if manifests.is_dir() else []
     if not force and (manifest.exists() or others):
         would = []
-        if manifest.exists():
-            would.append(f"overwrite {manifest}")
+        for existing in (manifest, schema):
+            if existing.exists():
+                would.append(f"overwrite {existing}")
         if others:
             shown = ", ".join(str(p.relative_to(manifests)) for p in others[:5])
             more = f" and {len(others) - 5} more" if len(others) > 5 else ""
@@ -56,6 +61,8 @@ def scaffold(directory: Path, force: bool = False) -> list[tuple[str, Path]]:
     manifest.parent.mkdir(parents=True, exist_ok=True)
     (directory / "state").mkdir(exist_ok=True)
     manifest.write_text(EXAMPLE)
+    done.append(("overwrote" if schema.exists() else "created", schema))
+    schema.write_text(workspace_schema(load(manifests)), encoding="utf-8")  # for every target there
     ignore = directory / ".gitignore"
     if not ignore.exists():
         ignore.write_text(GITIGNORE)
