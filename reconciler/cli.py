@@ -442,7 +442,8 @@ def check_credentials(plan: Plan, manifests) -> None:
 @lock_timeout_option
 @pass_context
 def status(ctx: Context, targets: tuple[str, ...], lock_timeout: float) -> None:
-    """Poll outstanding asynchronous jobs, settle their items, list failed items.
+    """Poll outstanding asynchronous jobs, settle their items, list failed items: says
+    how many jobs it settled, what became of their items, what is still pending.
 
     \b
     Example:
@@ -458,12 +459,18 @@ def status(ctx: Context, targets: tuple[str, ...], lock_timeout: float) -> None:
         return
     state = ctx.workspace.state(create=True)
     try:
-        result = settle(state, configs, list(configs), reporter=default_reporter(color=ctx.color),
+        polled = [j for j in state.pending_jobs() if j.target in configs]
+        # what it did is said below, above the failed items of every apply: no "Apply complete" line
+        result = settle(state, configs, list(configs), reporter=default_reporter(color=ctx.color, overall=False),
                         lock_timeout=lock_timeout)
         failures = [f for f in state.failures() if f["target"] in configs]
         pending = [j for j in state.pending_jobs() if j.target in configs]
     finally:
         state.close()
+    if polled:
+        totals = result.totals()
+        ctx.echo(f"Settled {max(0, len(polled) - len(pending))} of {len(polled)} asynchronous job(s): "
+                 f"{totals['applied']} items applied, {totals['rejected']} failed.")
     if pending:
         items = sum(len(j.job.operations) for j in pending)
         ctx.echo(f"{items} items in {len(pending)} asynchronous jobs are still pending; run `reconciler status` again.")

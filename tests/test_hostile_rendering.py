@@ -12,7 +12,7 @@ from markdown_it import MarkdownIt
 from rich.console import Console
 
 from conftest import product, target
-from reconciler.apply.report import PlainReporter, RichReporter
+from reconciler.apply import PlainReporter, RichReporter
 from reconciler.apply.result import ApplyResult, Failure, TargetResult
 from reconciler.drift import DriftReport, ItemDrift, TargetDrift
 from reconciler.drift.compare import FieldDrift

@@ -16,7 +16,7 @@ whole), :mod:`~reconciler.apply.scheduling` (the targets together),
 run), :mod:`~reconciler.apply.http` (the HTTP rules), :mod:`~reconciler.apply.retry`
 and :mod:`~reconciler.apply.requeue` (retries), :mod:`~reconciler.apply.polling`
 (jobs), :mod:`~reconciler.apply.recording` (the state), :mod:`~reconciler.apply.batching`,
-:mod:`~reconciler.apply.window`, :mod:`~reconciler.apply.report`,
+:mod:`~reconciler.apply.window`, :mod:`~reconciler.apply.report`, :mod:`~reconciler.apply.bars`,
 :mod:`~reconciler.apply.result`.
 
 The names below are imported when first used: the drift reader shares the HTTP rules
@@ -28,7 +28,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from reconciler.apply.report import NullReporter, PlainReporter, Reporter, RichReporter, default_reporter
+    from reconciler.apply.bars import RichReporter
+    from reconciler.apply.report import NullReporter, PlainReporter, Reporter, default_reporter
     from reconciler.apply.result import ApplyResult, Failure, TargetResult
     from reconciler.apply.retry import RetryPolicy
     from reconciler.apply.session import apply_plan, settle
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 _HOMES = {
     "apply_plan": "session", "settle": "session", "Tuning": "tuning", "RetryPolicy": "retry",
     "ApplyResult": "result", "Failure": "result", "TargetResult": "result",
-    "NullReporter": "report", "PlainReporter": "report", "Reporter": "report", "RichReporter": "report",
+    "NullReporter": "report", "PlainReporter": "report", "Reporter": "report", "RichReporter": "bars",
     "default_reporter": "report",
 }
 

@@ -1,15 +1,18 @@
 """Progress of an apply: a :class:`Reporter` receives events; two implementations.
 
-* :class:`RichReporter`: a progress bar per target (items done/total, requests sent,
-  time spent waiting for a rate window), for a terminal;
+* :class:`~reconciler.apply.bars.RichReporter`: a progress bar per target, for a
+  terminal (:mod:`reconciler.apply.bars`);
 * :class:`PlainReporter`: one line per event, for logs and CI (progress lines at most
-  once per ``interval`` seconds per target);
+  once per ``interval`` seconds per target; a wait is said when it starts, with the
+  time of the next slot, and when it ends);
 
-and a closing summary per target from both. Events carry counts, endpoint names and
-reasons only; a reason is redacted of the target's credentials before it gets here, and
-escaped here (a server's reason may hold newlines, escape sequences or rich markup).
-Callbacks run on the apply's event loop: they must be quick. An exception raised by a
-callback (KeyboardInterrupt included) stops the apply as an interrupt would.
+and from both a closing summary per target, then one overall line and the failed
+items (unless ``overall`` is off: ``status`` says what it did itself). Events carry
+counts, endpoint names and reasons only; a reason is redacted of the target's
+credentials before it gets here, and escaped here (a server's reason may hold newlines,
+escape sequences or rich markup). Callbacks run on the apply's event loop: they must be
+quick. An exception raised by a callback (KeyboardInterrupt included) stops the apply
+as an interrupt would.
 """
 from __future__ import annotations
 
@@ -30,7 +33,12 @@ class Reporter(Protocol):
     def recorded(self, target: str, counts: Mapping[str, int]) -> None:
         """A batch of outcomes was committed: ``{applied, rejected, pending, local}``
         deltas (``pending`` goes negative when jobs settle)."""
-    def waiting(self, target: str, seconds: float, why: str) -> None: ...
+    def waiting(self, target: str, until: float | None, why: str) -> None:
+        """Requests of ``target`` wait for ``why`` (``"<provider>'s window"``) until
+        ``until`` (wall clock; None: until a request in flight is answered). Said when
+        the wait begins and again when the next slot moves."""
+    def waited(self, target: str, seconds: float) -> None:
+        """The wait ended: ``seconds`` of wall time."""
     def retrying(self, target: str, items: int, reason: str, delay: float) -> None: ...
     def message(self, target: str, text: str) -> None: ...
     def target_finished(self, target: str, result: "TargetResult") -> None: ...
@@ -49,7 +57,10 @@ class NullReporter:
     def recorded(self, target: str, counts: Mapping[str, int]) -> None:
         pass
 
-    def waiting(self, target: str, seconds: float, why: str) -> None:
+    def waiting(self, target: str, until: float | None, why: str) -> None:
+        pass
+
+    def waited(self, target: str, seconds: float) -> None:
         pass
 
     def retrying(self, target: str, items: int, reason: str, delay: float) -> None:
@@ -78,7 +89,10 @@ def summary_line(result: "TargetResult") -> str:
         parts.append(f"{result.pending} pending")
     if result.not_sent:
         parts.append(f"{result.not_sent} not sent")
-    parts.append(_count(result.requests, "request"))
+    if result.requests or not result.polls:
+        parts.append(_count(result.requests, "request"))
+    else:  # a settle: only status requests
+        parts.append(_count(result.polls, "status request"))
     if result.wait_seconds >= 0.05:
         parts.append(f"{result.wait_seconds:.1f}s waiting for rate windows")
     parts.append(f"in {result.seconds:.1f}s")
@@ -90,7 +104,23 @@ def summary_line(result: "TargetResult") -> str:
     return text
 
 
-def _failure_lines(result: "ApplyResult", limit: int = 20) -> list[str]:
+def result_line(result: "ApplyResult") -> str:
+    """The apply as a whole, in one line."""
+    totals = result.totals()
+    waited = f", {result.wait_seconds:.1f}s waiting for rate windows" if result.wait_seconds >= 0.05 else ""
+    outcome = "interrupted" if result.interrupted else "complete" if result.ok else "finished with failures"
+    return (f"Apply {outcome}: {totals['applied']} applied, {totals['rejected']} failed, {totals['pending']} pending, "
+            f"{_count(totals['requests'], 'request')}{waited} in {result.seconds:.1f}s.")
+
+
+def wait_text(until: float | None, why: str) -> str:
+    """``waiting for <provider>'s window, next slot 12:04:31``."""
+    if until is None:
+        return f"waiting for {why} (a slot frees when a request in flight is answered)"
+    return f"waiting for {why}, next slot {time.strftime('%H:%M:%S', time.localtime(until))}"
+
+
+def failure_lines(result: "ApplyResult", limit: int = 20) -> list[str]:
     lines = []
     for failure in result.failures[:limit]:
         lines.append(printable(f"  {failure.target}: {failure.action} {failure.record} {failure.sku}: {failure.reason}"))
@@ -100,9 +130,12 @@ def _failure_lines(result: "ApplyResult", limit: int = 20) -> list[str]:
 
 
 class PlainReporter(NullReporter):
-    def __init__(self, stream: IO[str] | None = None, interval: float = 2.0):
+    def __init__(self, stream: IO[str] | None = None, interval: float = 2.0, overall: bool = True,
+                 min_wait: float = 1.0):
         self.stream = stream or sys.stderr
         self.interval = interval
+        self.overall = overall
+        self.min_wait = min_wait  # a shorter wait is no news
         self._totals: dict[str, int] = {}
         self._done: dict[str, int] = {}
         self._last: dict[str, float] = {}
@@ -124,9 +157,14 @@ class PlainReporter(NullReporter):
             self._last[target] = now
             self._line(f"{target}: {self._done[target]}/{self._totals.get(target, '?')} done")
 
-    def waiting(self, target: str, seconds: float, why: str) -> None:
-        if seconds >= 1.0:
-            self._line(f"{target}: waiting {seconds:.1f}s ({why})")
+    def waiting(self, target: str, until: float | None, why: str) -> None:
+        # a wait of unknown end is one for answers to requests in flight: short, and said when it ends
+        if until is not None and until - time.time() >= self.min_wait:
+            self._line(f"{target}: {wait_text(until, why)}")
+
+    def waited(self, target: str, seconds: float) -> None:
+        if seconds >= self.min_wait:
+            self._line(f"{target}: waited {seconds:.1f}s; sending")
 
     def retrying(self, target: str, items: int, reason: str, delay: float) -> None:
         self._line(f"{target}: {items} items to send again in {delay:.1f}s: {printable(reason)}")
@@ -138,95 +176,22 @@ class PlainReporter(NullReporter):
         self._line(summary_line(result))
 
     def finished(self, result: "ApplyResult") -> None:
-        totals = result.totals()
-        self._line(
-            f"Apply {'complete' if result.ok else 'finished with failures' if not result.interrupted else 'interrupted'}: "
-            f"{totals['applied']} applied, {totals['rejected']} failed, {totals['pending']} pending, "
-            f"{_count(totals['requests'], 'request')} in {result.seconds:.1f}s."
-        )
-        for line in _failure_lines(result):
-            self._line(line)
+        if self.overall:
+            for line in (result_line(result), *failure_lines(result)):
+                self._line(line)
 
 
-class RichReporter(NullReporter):
-    """A progress bar per target on stderr (rich)."""
-
-    def __init__(self, console=None, color: bool = True):
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.console = console or Console(stderr=True, no_color=None if color else True)  # None: NO_COLOR decides
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[requests]} req"),
-            TextColumn("{task.fields[waited]}"),
-            TextColumn("{task.fields[note]}"),
-            TimeElapsedColumn(),
-            console=self.console,
-            transient=False,
-        )
-        self._tasks: dict[str, int] = {}
-        self._requests: dict[str, int] = {}
-        self._waited: dict[str, float] = {}
-        self._started = False
-
-    def _task(self, target: str) -> int:
-        if not self._started:
-            self.progress.start()
-            self._started = True
-        if target not in self._tasks:
-            self._tasks[target] = self.progress.add_task(target, total=None, requests=0, waited="", note="")
-        return self._tasks[target]
-
-    def target_started(self, target: str, provider: str, total: int) -> None:
-        task = self._task(target)
-        self.progress.update(task, total=total, description=f"{target} ({provider})")
-
-    def request_sent(self, target: str, endpoint: str, items: int) -> None:
-        self._requests[target] = self._requests.get(target, 0) + 1
-        self.progress.update(self._task(target), requests=self._requests[target])
-
-    def recorded(self, target: str, counts: Mapping[str, int]) -> None:
-        done = sum(counts.get(k, 0) for k in ("applied", "rejected", "local"))
-        if done:
-            self.progress.advance(self._task(target), done)
-
-    def waiting(self, target: str, seconds: float, why: str) -> None:
-        self._waited[target] = self._waited.get(target, 0.0) + seconds
-        self.progress.update(self._task(target), waited=f"waited {self._waited[target]:.1f}s")
-
-    def retrying(self, target: str, items: int, reason: str, delay: float) -> None:
-        self.progress.update(self._task(target), note=f"retrying {items}")
-
-    def message(self, target: str, text: str) -> None:
-        from rich.markup import escape
-
-        self.progress.console.print(f"[yellow]{escape(target)}[/]: {escape(printable(text))}", markup=True,
-                                    highlight=False)
-
-    def target_finished(self, target: str, result: "TargetResult") -> None:
-        self.progress.update(self._task(target), note="done" if result.ok else
-                             ("stopped" if result.error else "failures"))
-
-    def finished(self, result: "ApplyResult") -> None:
-        if self._started:
-            self.progress.stop()
-        for target in result.targets.values():
-            self.console.print(summary_line(target), markup=False, highlight=False)
-        for line in _failure_lines(result):
-            self.console.print(line, markup=False, highlight=False)
-
-
-def default_reporter(stream: IO[str] | None = None, color: bool = True) -> Reporter:
+def default_reporter(stream: IO[str] | None = None, color: bool = True, overall: bool = True) -> Reporter:
     """Rich progress bars when ``stream`` (stderr) is a terminal, plain lines otherwise;
-    without ``color`` (``--no-color``), the bars are not coloured."""
+    without ``color`` (``--no-color``), the bars are not coloured; without ``overall``,
+    no overall line and no list of failed items at the end."""
     stream = stream or sys.stderr
     try:
         tty = stream.isatty()
     except (AttributeError, ValueError):
         tty = False
     if tty:
-        return RichReporter(color=color)
-    return PlainReporter(stream)
+        from reconciler.apply.bars import RichReporter
+
+        return RichReporter(color=color, overall=overall)
+    return PlainReporter(stream, overall=overall)

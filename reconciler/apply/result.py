@@ -34,7 +34,7 @@ class TargetResult:
     polls: int = 0            # status requests of asynchronous jobs
     retried: int = 0          # operations sent again after a transient failure
     split: int = 0            # requests bisected
-    wait_seconds: float = 0.0  # time spent waiting for a rate window or a pause
+    wait_seconds: float = 0.0  # wall time its requests waited for a rate window or a pause
     seconds: float = 0.0      # wall time of the target
     error: str | None = None  # the target stopped (bad credentials, bad settings...)
     interrupted: bool = False
@@ -66,6 +66,7 @@ class ApplyResult:
     targets: dict[str, TargetResult] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     seconds: float = 0.0
+    wait_seconds: float = 0.0  # wall time during which a target waited (not the sum over targets)
     interrupted: bool = False
 
     @property

@@ -15,7 +15,7 @@ import asyncio
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Sequence
 
 import httpx
@@ -24,7 +24,7 @@ from reconciler.apply.recording import StateWriter
 from reconciler.apply.report import Reporter
 from reconciler.apply.result import ApplyResult
 from reconciler.apply.tuning import Tuning
-from reconciler.apply.window import SlidingWindow
+from reconciler.apply.window import SlidingWindow, WaitClock
 from reconciler.errors import Terminated
 from reconciler.manifest.models import Target
 from reconciler.providers import limit_scope, limits_for
@@ -75,6 +75,7 @@ class Context:
     result: ApplyResult
     shared: SharedLimits | None = None
     transport: httpx.AsyncBaseTransport | None = None
+    waits: WaitClock = field(default_factory=WaitClock)  # any target waiting for a window
 
 
 def needs_windows(limits: Limits, changes: int) -> bool:

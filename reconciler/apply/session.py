@@ -101,6 +101,7 @@ def apply_plan(plan: Plan, targets: Mapping[str, Target], state: State, *, wait:
         finally:
             writer.close()
             result.seconds = time.monotonic() - started
+            result.wait_seconds = ctx.waits.seconds
             unrecorded = None
             try:
                 state.finish_apply(apply_id, status, result.counts())

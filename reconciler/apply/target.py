@@ -35,7 +35,7 @@ from reconciler.apply.recording import record
 from reconciler.apply.requeue import retry_writes
 from reconciler.apply.result import TargetResult
 from reconciler.apply.scheduling import Context, needs_windows
-from reconciler.apply.window import SlidingWindow
+from reconciler.apply.window import SlidingWindow, WaitClock
 from reconciler.apply.workers import work
 from reconciler.errors import ConfigError, StateError
 from reconciler.manifest.models import Target
@@ -72,6 +72,8 @@ class TargetRun:
         self.long_pole = needs_windows(self.limits, len(changes))
         self.answered = 0               # write requests answered (or failed)
         self.first_window = asyncio.Event()  # its first window's requests are answered, or it ended
+        self.waits = WaitClock(ctx.waits)   # requests held back by the rate window (or a pause)
+        self.said_until: float | None = None  # the next slot last told to the reporter
 
     def redact(self, text: str | None) -> str:
         return credentials.redact(text, self.secrets)
@@ -145,11 +147,8 @@ class TargetRun:
     async def send(self, request: Request) -> None:
         """Send one write request and handle what comes back."""
         ops = request.operations
-        waited = await self.window.acquire()
+        await self._slot()
         try:
-            if waited > 0.0005:
-                self.result.wait_seconds += waited
-                self.ctx.reporter.waiting(self.name, waited, "rate window")
             # With a rate window, committed before sending: a killed run still counts it.
             await self.ctx.writer.log_request(self.name, request, committed=bool(self.window.limit))
             self.result.requests += 1
@@ -177,6 +176,33 @@ class TargetRun:
                             for op in ops]
                 transient = True
         self.handle(ops, outcomes, transient)
+
+    async def _slot(self) -> None:
+        """Take a slot of the rate window. While this target's requests wait for one, the
+        reporter hears why and until when (again when the next slot moves), and the
+        wait counts once however many requests wait."""
+        waiting = False
+
+        def held(delay: float | None) -> None:
+            nonlocal waiting
+            first = not waiting and self.waits.start()
+            waiting = True
+            until = None if delay is None else time.time() + delay
+            moved = until is not None and (self.said_until is None or abs(until - self.said_until) >= 1.0)
+            if first or moved:
+                self.said_until = until
+                paused = self.window.paused_until > time.time()
+                why = f"the pause {self.target.provider} asked for" if paused else f"{self.target.provider}'s window"
+                self.ctx.reporter.waiting(self.name, until, why)
+
+        try:
+            await self.window.acquire(held)
+        finally:
+            span = self.waits.stop() if waiting else None
+            if span is not None:
+                self.result.wait_seconds += span
+                self.said_until = None
+                self.ctx.reporter.waited(self.name, span)
 
     def handle(self, ops: Sequence[Operation], outcomes: Sequence[Outcome], transient: bool,
                settled_job: int | None = None) -> None:

@@ -10,6 +10,10 @@ waits for the oldest to leave the window.
 Times are wall clock (``time.time()``), the clock of the persisted request history, so
 that a window is shared across runs: the history loaded at start counts like requests
 of this run (each shifted by a margin, since only its send time was logged).
+
+:class:`WaitClock` measures how long requests waited for a window: the wall time during
+which at least one did (the workers of a target wait at once, and so may the targets
+of an apply).
 """
 from __future__ import annotations
 
@@ -55,14 +59,17 @@ class SlidingWindow:
             return max(self.times[0] + self.window - now, 0.0) + 1e-4
         return None
 
-    async def acquire(self) -> float:
-        """Wait for a slot and take it; returns the seconds waited."""
+    async def acquire(self, on_wait: Callable[[float | None], None] | None = None) -> float:
+        """Wait for a slot and take it; returns the seconds waited. ``on_wait(delay)``
+        is called before each sleep with the result of :meth:`delay`."""
         started = self.clock()
         while True:
             wait = self.delay()
             if wait == 0.0:
                 self.open += 1
                 return self.clock() - started
+            if on_wait is not None:
+                on_wait(wait)
             self._changed.clear()
             try:
                 await asyncio.wait_for(self._changed.wait(), timeout=wait)
@@ -75,3 +82,38 @@ class SlidingWindow:
         if self.limit is not None:
             bisect.insort(self.times, self.clock() if at is None else at)
         self._changed.set()
+
+
+class WaitClock:
+    """Wall time during which at least one waiter waits: overlapping waits count once
+    (adding them up would count the same seconds once per waiter). A clock with a
+    ``parent`` (a target's, in the apply's) waits in it while it waits itself."""
+
+    def __init__(self, parent: "WaitClock | None" = None, clock: Callable[[], float] = time.monotonic):
+        self.parent = parent
+        self.clock = clock
+        self.waiting = 0
+        self.since = 0.0
+        self.seconds = 0.0
+
+    def start(self, now: float | None = None) -> bool:
+        """One more waiter; True when it is the first (a wait begins)."""
+        self.waiting += 1
+        if self.waiting > 1:
+            return False
+        self.since = self.clock() if now is None else now
+        if self.parent is not None:
+            self.parent.start(self.since)  # the same instant: a parent's wait is never the shorter
+        return True
+
+    def stop(self, now: float | None = None) -> float | None:
+        """One waiter less; the seconds of the wait when it was the last, else None."""
+        self.waiting -= 1
+        if self.waiting:
+            return None
+        now = self.clock() if now is None else now
+        span = now - self.since
+        self.seconds += span
+        if self.parent is not None:
+            self.parent.stop(now)
+        return span

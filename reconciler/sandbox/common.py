@@ -5,7 +5,8 @@ goes through one of two wrappers:
 
 * :meth:`Simulator.write` (API writes): logs the request, enforces the in-flight limit
   (``max_in_flight``) before anything else, reads the raw body (its length is the
-  ``bytes`` that byte limits are measured on), holds the request ``config.latency``
+  ``bytes`` that byte limits are measured on; a client that leaves before sending it
+  all is logged unanswered, not a server error), holds the request ``config.latency``
   seconds so that concurrency is observable, then runs the handler. The handler checks
   auth and limits itself and then calls :meth:`Simulator.fault_gate`, the one place
   faults are injected.
@@ -47,7 +48,7 @@ from typing import Any, Awaitable, Callable, Mapping
 
 import orjson
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -348,7 +349,10 @@ class Simulator:
             self.in_flight += 1
             self.max_seen_in_flight = max(self.max_seen_in_flight, self.in_flight)
             try:
-                ex.body = await request.body()
+                try:
+                    ex.body = await request.body()
+                except ClientDisconnect:  # nobody to answer: an unanswered request, not a traceback
+                    return self._finish(ex, DropConnection())
                 ex.entry["bytes"] = len(ex.body)
                 if self.config.latency > 0:
                     await asyncio.sleep(self.config.latency)
