@@ -101,14 +101,6 @@ def make_ws(tmp_path: Path) -> Callable[[str], Workspace]:
     return lambda name: Workspace(tmp_path / name)
 
 
-@pytest.fixture
-def state(tmp_path: Path):
-    """An empty state in the test's directory."""
-    st = State(tmp_path / "reconciler.db")
-    yield st
-    st.close()
-
-
 @pytest.fixture(scope="session")
 def postgres():
     """A PostgreSQL server of the suite's own (see tests/postgres.py); the tests that
@@ -136,11 +128,18 @@ def state_location(request, tmp_path: Path):
 
 
 @pytest.fixture
-def any_state(state_location: Location):
-    """An empty state on each backend."""
+def state(state_location: Location):
+    """An empty state, on each backend."""
     st = State(state_location)
     yield st
     st.close()
+
+
+def location_arg(location: Location) -> tuple[str, dict[str, str]]:
+    """``location`` as a ``--state``-style argument and the environment it needs."""
+    if location.path is not None:
+        return str(location.path), {}
+    return location.url, {"RECONCILER_STATE_SCHEMA": location.schema}
 
 
 def sandbox_fixture(scope: str = "module", **config: Any):

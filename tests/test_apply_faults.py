@@ -33,10 +33,10 @@ def converge(sb, state, targets, products, deleted=(), runs=4):
 
 
 @pytest.mark.parametrize("fault_rate,seed", [(0.1, 1), (0.3, 7)])
-def test_faults_converge_for_every_provider(tmp_path, fault_rate, seed):
+def test_faults_converge_for_every_provider(state_location, fault_rate, seed):
     config = SandboxConfig(port=0, time_scale=0.001, fault_rate=fault_rate, seed=seed, async_delay=0.02)
     with Sandbox(config) as sb:
-        state = State(tmp_path / "reconciler.db")
+        state = State(state_location)
         targets = sandbox_targets(sb.urls, limits=SMALL_BATCHES)
         products = make_products(400)
         results = converge(sb, state, targets, products)
@@ -53,10 +53,10 @@ def test_faults_converge_for_every_provider(tmp_path, fault_rate, seed):
 # its connection dropped *after* the destination processed it; the executor sends it
 # again and the destination answers "does not exist": the delete is applied all the same.
 @pytest.mark.parametrize("seed", [2, 3])
-def test_deletes_converge_under_faults(tmp_path, seed):
+def test_deletes_converge_under_faults(state_location, seed):
     config = SandboxConfig(port=0, time_scale=0.001, fault_rate=0.3, seed=seed, async_delay=0.02)
     with Sandbox(config) as sb:
-        state = State(tmp_path / "reconciler.db")
+        state = State(state_location)
         targets = sandbox_targets(sb.urls, limits=SMALL_BATCHES)
         products = make_products(400)
         converge(sb, state, targets, products)
@@ -66,10 +66,10 @@ def test_deletes_converge_under_faults(tmp_path, seed):
         state.close()
 
 
-def test_an_item_out_of_attempts_fails_with_the_last_reason(tmp_path):
+def test_an_item_out_of_attempts_fails_with_the_last_reason(state_location):
     config = SandboxConfig(port=0, fault_rate=1.0, seed=3)  # every write faulted
     with Sandbox(config) as sb:
-        state = State(tmp_path / "reconciler.db")
+        state = State(state_location)
         targets = sandbox_targets(sb.urls, providers=("venddor",))
         products = make_products(5)
         result = apply_plan(plan_products(state, targets, products), targets, state, reporter=NullReporter(),

@@ -21,7 +21,7 @@ from support import (
 from reconciler.errors import StalePlanError, StateError
 from reconciler.plan.model import Plan
 from reconciler.state import State
-from conftest import assert_state_true, eventually, sandbox_fixture
+from conftest import assert_state_true, eventually, location_arg, sandbox_fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = Path(__file__).with_name("apply_in_subprocess.py")
@@ -39,8 +39,8 @@ def sent_items(sb, provider):
     return sum(e["items"] or 0 for e in sb.log if e["provider"] == provider and e["method"] == "POST")
 
 
-def test_a_second_apply_is_refused_while_the_lock_is_held(sandbox, tmp_path):
-    path = tmp_path / "reconciler.db"
+def test_a_second_apply_is_refused_while_the_lock_is_held(sandbox, state_location):
+    path = state_location
     holder, other = State(path), State(path)
     targets = sandbox_targets(sandbox.urls, providers=("venddor",))
     plan = plan_products(other, targets, make_products(10))
@@ -51,8 +51,8 @@ def test_a_second_apply_is_refused_while_the_lock_is_held(sandbox, tmp_path):
     assert apply(plan, targets, other).ok  # released: goes through
 
 
-def test_a_stale_plan_is_refused(sandbox, tmp_path):
-    state = State(tmp_path / "reconciler.db")
+def test_a_stale_plan_is_refused(sandbox, state_location):
+    state = State(state_location)
     targets = sandbox_targets(sandbox.urls, providers=("venddor",))
     saved = plan_products(state, targets, make_products(10))
     assert apply(plan_products(state, targets, make_products(5)), targets, state).ok
@@ -64,8 +64,8 @@ def test_a_stale_plan_is_refused(sandbox, tmp_path):
     assert sent_items(sandbox, "venddor") == 5
 
 
-def test_a_plan_made_before_any_state_existed_applies_to_a_new_state(sandbox, tmp_path):
-    path = tmp_path / "state" / "reconciler.db"
+def test_a_plan_made_before_any_state_existed_applies_to_a_new_state(sandbox, state_location):
+    path = state_location
     targets = sandbox_targets(sandbox.urls, providers=("venddor",))
     empty = State(path, create=False)  # what `plan` sees without a state file
     plan = plan_products(empty, targets, make_products(10))
@@ -88,8 +88,8 @@ class InterruptAfter(NullReporter):
                 raise KeyboardInterrupt
 
 
-def test_interrupt_mid_apply_then_converge(sandbox, tmp_path):
-    state = State(tmp_path / "reconciler.db")
+def test_interrupt_mid_apply_then_converge(sandbox, state_location):
+    state = State(state_location)
     targets = sandbox_targets(sandbox.urls, providers=("venddor", "meta_catalog"),
                               limits={"meta_catalog": {"max_items_per_request": 50}})
     products = make_products(600)
@@ -112,11 +112,12 @@ def test_interrupt_mid_apply_then_converge(sandbox, tmp_path):
     assert sandbox.violations == []
 
 
-def _spawn(state_path, urls, n, version=0, limits=None):
-    args = [sys.executable, str(SCRIPT), str(state_path), json.dumps(urls), str(n), str(version)]
+def _spawn(location, urls, n, version=0, limits=None):
+    where, extra = location_arg(location)
+    args = [sys.executable, str(SCRIPT), where, json.dumps(urls), str(n), str(version)]
     if limits:
         args.append(json.dumps(limits))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **extra}
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     assert proc.stdout.readline().strip() == "planned"
     return proc
@@ -130,8 +131,8 @@ def _wait_for_requests(sb, provider, count, timeout=20.0):
 SLOW = {"venddor": {"max_in_flight": 1, "max_items_per_request": 20}}
 
 
-def test_sigterm_is_an_interrupt(sandbox, tmp_path):
-    path = tmp_path / "reconciler.db"
+def test_sigterm_is_an_interrupt(sandbox, state_location):
+    path = state_location
     State(path).close()
     urls = {"venddor": sandbox.urls["venddor"]}
     proc = _spawn(path, urls, 400, limits=SLOW)
@@ -149,8 +150,8 @@ def test_sigterm_is_an_interrupt(sandbox, tmp_path):
     assert convergence_problems(sandbox, state, targets, products) == []
 
 
-def test_kill_9_at_random_moments_then_converge(sandbox, tmp_path):
-    path = tmp_path / "reconciler.db"
+def test_kill_9_at_random_moments_then_converge(sandbox, state_location):
+    path = state_location
     State(path).close()
     providers = ("venddor", "meta_catalog", "bloomreach")
     urls = {p: sandbox.urls[p] for p in providers}

@@ -18,12 +18,6 @@ from reconciler.state.store import payload_digest
 
 
 @pytest.fixture
-def state(any_state):
-    """This module's state tests run on both backends."""
-    return any_state
-
-
-@pytest.fixture
 def bws(ws, state_location):
     """A workspace whose CLI runs use a state on each backend."""
     return ws.use_state(state_location)

@@ -27,10 +27,9 @@ if TYPE_CHECKING:
 class StateWriter:
     """The state's threads, shared by the targets of one apply. SQLite works without
     the GIL, so writes overlap with the network; one thread commits outcomes in the
-    order they were asked for. Sends of a rate-limited target wait for their request
-    to be logged; on that thread they would queue behind big batches of outcomes, so
-    a second connection and thread log them: a log waits at most for the transaction
-    under way."""
+    order they were asked for. Rate-window slots (taken before a send) go through a
+    second connection and thread, so that they never queue behind big batches of
+    outcomes."""
 
     def __init__(self, state: State):
         self.state = state
@@ -46,17 +45,21 @@ class StateWriter:
         return self.outcomes.submit(self.state.record, target, outcomes, apply_id,
                                     ignore=ignore, settled_job=settled_job)
 
-    async def log_request(self, target: str, request: Request, committed: bool) -> None:
-        """Log a write request in the history that rate windows are loaded from. With
-        ``committed``, return once it is committed: a run killed after the send still
-        counts it in the window."""
+    def log_request(self, target: str, request: Request) -> None:
+        """Log a write request outside any rate window in the request history."""
         size = len(request.body or b"")
-        args = (target, request.endpoint or request.path, time.time(), None, len(request.operations), size)
-        if committed:
-            log = functools.partial(self.window_state.log_request, *args)
-            await asyncio.get_running_loop().run_in_executor(self.window_log, log)
-        else:
-            self.outcomes.submit(self.state.log_request, *args)
+        self.outcomes.submit(self.state.log_request, target, request.endpoint or request.path, time.time(), None,
+                             len(request.operations), size)
+
+    async def take_slot(self, *args) -> tuple[int | None, float]:
+        """:meth:`State.take_slot`, on the window's own connection and thread: a send
+        waits at most for the transaction under way there, never behind big batches
+        of outcomes."""
+        call = functools.partial(self.window_state.take_slot, *args)
+        return await asyncio.get_running_loop().run_in_executor(self.window_log, call)
+
+    def answer_slot(self, request_id: int, at: float) -> None:
+        self.window_log.submit(self.window_state.answer_slot, request_id, at)
 
     def close(self) -> None:
         """Wait for writes under way (an interrupted apply completes them first) and
@@ -64,8 +67,8 @@ class StateWriter:
         self.outcomes.shutdown(wait=True)
         self.window_log.shutdown(wait=True)
         for written, count in list(self.uncounted.items()):
-            if written.exception() is None:
-                count.add()
+            if not written.cancelled() and written.exception() is None:
+                count.add(report=False)  # the progress display has ended with the loop
         self.uncounted.clear()
         if self.window_state is not self.state:
             self.window_state.close()
@@ -94,7 +97,7 @@ class Counted:
         self.run, self.outcomes, self.local = run, outcomes, local
         self.jobs: dict[str, Job] = {}
 
-    def add(self) -> None:
+    def add(self, report: bool = True) -> None:
         run = self.run
         applied = rejected = pending = 0
         failures = run.ctx.result.failures
@@ -116,15 +119,17 @@ class Counted:
             result.applied += applied
         result.rejected += rejected
         result.pending += pending
-        run.ctx.reporter.recorded(run.name, {
-            "applied": 0 if self.local else applied, "local": applied if self.local else 0,
-            "rejected": rejected, "pending": pending,
-        })
+        if report:
+            run.ctx.reporter.recorded(run.name, {
+                "applied": 0 if self.local else applied, "local": applied if self.local else 0,
+                "rejected": rejected, "pending": pending,
+            })
 
 
 async def _committed(run: "TargetRun", written: "concurrent.futures.Future[dict[str, int]]", count: Counted) -> None:
     """Wait for a write (its error stops the target), count it, then poll the jobs it added."""
-    job_ids = await asyncio.wrap_future(written)
+    # Shielded: cancelling this task (an interrupt) must not cancel a write still queued
+    job_ids = await asyncio.shield(asyncio.wrap_future(written))
     if run.ctx.writer.uncounted.pop(written, None) is None:
         return
     count.add()

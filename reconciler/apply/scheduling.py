@@ -4,7 +4,7 @@ the limits they share.
 * :class:`Context`: what every target run of one apply (or settle) shares;
 * :class:`SharedLimits`: one rate window and one in-flight cap per limit scope
   (targets on one Meta or Bloomreach catalog share them), with the strictest of their
-  limits and the recent requests of every target in the scope;
+  limits; the window kept in the state, shared with every other process;
 * :func:`run_all`: the targets that need several rate windows start first and alone,
   the others once the leaders' first window is answered (at most ``head_start``);
 * :func:`run_loop`: a fresh loop on which SIGINT and SIGTERM cancel the apply cleanly.
@@ -12,24 +12,24 @@ the limits they share.
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Sequence
 
 import httpx
+import orjson
 
 from reconciler.apply.recording import StateWriter
 from reconciler.apply.report import Reporter
 from reconciler.apply.result import ApplyResult
 from reconciler.apply.tuning import Tuning
-from reconciler.apply.window import SlidingWindow, WaitClock
+from reconciler.apply.window import SharedWindow, WaitClock, Window
 from reconciler.errors import Terminated
 from reconciler.manifest.models import Target
 from reconciler.providers import limit_scope, limits_for
 from reconciler.providers.base import Limits
-from reconciler.state.store import State
 
 if TYPE_CHECKING:
     from reconciler.apply.target import TargetRun
@@ -38,25 +38,29 @@ if TYPE_CHECKING:
 class SharedLimits:
     """The rate windows and in-flight caps of an apply's targets, by target name: one
     of each per limit scope (:func:`~reconciler.providers.limit_scope`), shared by the
-    targets in it, with the strictest of their limits. A window's history holds the
-    recent requests of every target of the manifests in its scope, so a target
-    applied alone still counts its siblings'."""
+    targets in it, with the strictest of their limits. A window is kept in the state
+    (:class:`~reconciler.apply.window.SharedWindow`), so it counts the requests of every
+    process and run in its scope, whichever targets they applied."""
 
-    def __init__(self, names: Sequence[str], targets: Mapping[str, Target], state: State, scale: float):
-        self.windows: dict[str, SlidingWindow] = {}
+    def __init__(self, names: Sequence[str], targets: Mapping[str, Target], writer: StateWriter, tuning: Tuning):
+        self.windows: dict[str, Window] = {}
         self.in_flight: dict[str, asyncio.Semaphore] = {}
         scopes: dict[tuple, list[str]] = {}
         for name, target in targets.items():
             scopes.setdefault(limit_scope(target), []).append(name)
-        for members in scopes.values():
+        for scope, members in scopes.items():
             applied = [name for name in members if name in names]
             limits = [limits_for(targets[name]) for name in applied]
             windowed = [lim for lim in limits if lim.max_requests_per_window and lim.window_seconds]
             if windowed:
-                seconds = max(lim.window_seconds for lim in windowed) * scale
-                window = SlidingWindow(min(lim.max_requests_per_window for lim in windowed), seconds,
-                                       state.request_times(members, time.time() - seconds))
-                self.windows.update(dict.fromkeys(applied, window))
+                seconds = max(lim.window_seconds for lim in windowed) * tuning.window_scale
+                limit = min(lim.max_requests_per_window for lim in windowed)
+                key = orjson.dumps(list(scope)).decode()
+                in_flight_for = tuning.connect_timeout + tuning.timeout
+                for name in applied:
+                    self.windows[name] = SharedWindow(
+                        limit, seconds, functools.partial(writer.take_slot, key, name, limit, seconds, in_flight_for),
+                        writer.answer_slot)
             capped = [lim.max_in_flight for lim in limits if lim.max_in_flight]
             if len(applied) > 1 and capped:  # a lone target's workers are its cap
                 self.in_flight.update(dict.fromkeys(applied, asyncio.Semaphore(min(capped))))

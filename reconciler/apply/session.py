@@ -78,9 +78,9 @@ def apply_plan(plan: Plan, targets: Mapping[str, Target], state: State, *, wait:
         for name in names:  # the request history is kept as long as a rate window needs it
             window = limits_for(targets[name]).window_seconds or 0.0
             state.prune_requests(name, time.time() - max(window, REQUEST_HISTORY_SECONDS))
-        shared = SharedLimits(names, targets, state, tuning.window_scale)
         apply_id = state.begin_apply(names)
         writer = StateWriter(state)
+        shared = SharedLimits(names, targets, writer, tuning)
         ctx = Context(writer, reporter, tuning, environ, apply_id, wait, result, shared, transport)
         runs = [
             TargetRun(ctx, targets[name], plan.targets[name].changes, jobs=old_jobs.get(name, ()),

@@ -4,9 +4,9 @@ target's limits, and every answer turned into outcomes.
 * ``batching.pack`` turns the operations into requests (the provider's limits
   lowered by the target's own), sent by the target's workers
   (:mod:`reconciler.apply.workers`);
-* every write first takes a slot of its rate scope's strict sliding window
-  (:mod:`reconciler.apply.window`), and is logged to the state so that consecutive
-  applies share the window;
+* every write first takes a slot of its rate scope's strict sliding window, kept in
+  the state (:mod:`reconciler.apply.window`), so that every process and consecutive
+  applies share it;
 * the answer goes through the engine's HTTP rules (:func:`reconciler.apply.http.exchange`),
   then the provider decodes it into outcomes (:meth:`TargetRun.handle`): ``applied``,
   ``rejected`` and ``pending`` are recorded at once (:mod:`reconciler.apply.recording`;
@@ -35,7 +35,7 @@ from reconciler.apply.recording import record
 from reconciler.apply.requeue import retry_writes
 from reconciler.apply.result import TargetResult
 from reconciler.apply.scheduling import Context, needs_windows
-from reconciler.apply.window import SlidingWindow, WaitClock
+from reconciler.apply.window import WaitClock, Window
 from reconciler.apply.workers import work
 from reconciler.errors import ConfigError, StateError
 from reconciler.manifest.models import Target
@@ -106,7 +106,7 @@ class TargetRun:
             self.secrets = credentials.secrets_of(secrets)
             self.provider = cls(self.target.settings, secrets)
             shared = self.ctx.shared
-            self.window = (shared and shared.windows.get(self.name)) or SlidingWindow(None, None)
+            self.window = (shared and shared.windows.get(self.name)) or Window()
             self.slots = (shared and shared.in_flight.get(self.name)) or contextlib.nullcontext()
             # No documented cap: enough in flight to fill a rate window at once.
             in_flight = self.limits.max_in_flight or max(tuning.default_in_flight,
@@ -149,8 +149,8 @@ class TargetRun:
         ops = request.operations
         await self._slot()
         try:
-            # With a rate window, committed before sending: a killed run still counts it.
-            await self.ctx.writer.log_request(self.name, request, committed=bool(self.window.limit))
+            if not self.window.limit:  # a window's slot, taken before the send, is its log
+                self.ctx.writer.log_request(self.name, request)
             self.result.requests += 1
             self.result.items_sent += len(ops)
             self.ctx.reporter.request_sent(self.name, request.endpoint or request.path, len(ops))

@@ -1,38 +1,49 @@
-"""A strict sliding window over the write requests of one target.
+"""Rate windows over the write requests of a limit scope, shared by every process.
 
-At most ``limit`` requests in any ``window`` seconds, counted the way a server counts
-them: a request occupies the window from the moment it is sent until ``window``
-seconds after its answer came back (the server saw it somewhere in between, so this is
-the strict reading), and a request still in flight occupies it all along. A deque of
-times, not a leaky bucket: a burst of ``limit`` requests is allowed, the next one
-waits for the oldest to leave the window.
+A strict sliding window: at most ``limit`` requests in any ``window`` seconds,
+counted the way a server counts them: a request occupies the window from the moment
+it is sent until ``window`` seconds after its answer came back (the server saw it
+somewhere in between, so this is the strict reading), and a request still in flight
+occupies it all along. A burst of ``limit`` requests is allowed; the next one waits
+for the oldest to leave the window.
 
-Times are wall clock (``time.time()``), the clock of the persisted request history, so
-that a window is shared across runs: the history loaded at start counts like requests
-of this run (each shifted by a margin, since only its send time was logged).
+The window lives in the state, not in the process (:meth:`State.take_slot
+<reconciler.state.store.State.take_slot>`): taking a slot is one transaction that
+counts the scope's requests and adds one, serialised across processes and machines
+(``BEGIN IMMEDIATE`` on SQLite, a transaction advisory lock on PostgreSQL). So two
+runners applying two targets of one Meta catalog together stay within its 100 calls
+an hour, and consecutive applies count each other's calls. Times are wall clock
+(``time.time()``), the clock every process shares.
 
 :class:`WaitClock` measures how long requests waited for a window: the wall time during
 which at least one did (the workers of a target wait at once, and so may the targets
 of an apply).
+
+:class:`Window` is what a target without a rate limit has: nothing to count, only
+the pause a 429 asks for.
 """
 from __future__ import annotations
 
 import asyncio
-import bisect
+import collections
 import time
-from typing import Callable, Iterable
+from typing import Awaitable, Callable
+
+# While every slot is taken by requests still in flight, look again this often (a
+# request of another process may be answered at any moment).
+IN_FLIGHT_POLL = 0.05
+
+OnWait = Callable[[float | None], None]
 
 
-class SlidingWindow:
-    def __init__(self, limit: int | None, window: float | None, history: Iterable[float] = (),
-                 clock: Callable[[], float] = time.time, history_margin: float | None = None):
-        self.limit = limit if limit and window else None
-        self.window = float(window or 0.0)
+class Window:
+    """No limit: only a pause when the destination says we went too fast."""
+
+    limit: int | None = None
+
+    def __init__(self, clock: Callable[[], float] = time.time):
         self.clock = clock
-        margin = history_margin if history_margin is not None else min(0.05 * self.window, 30.0)
-        self.times: list[float] = sorted(t + margin for t in history)  # release times
-        self.open = 0            # sent, not answered yet
-        self.paused_until = 0.0  # the destination said we went too fast
+        self.paused_until = 0.0
         self._changed = asyncio.Event()
 
     def pause(self, seconds: float) -> None:
@@ -40,47 +51,67 @@ class SlidingWindow:
         self.paused_until = max(self.paused_until, self.clock() + seconds)
         self._changed.set()
 
-    def _expire(self, now: float) -> None:
-        cut = bisect.bisect_right(self.times, now - self.window)
-        if cut:
-            del self.times[:cut]
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep ``seconds`` or until something changed here."""
+        self._changed.clear()
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            pass
 
-    def delay(self) -> float | None:
-        """Seconds until a request may be sent (0: now; None: when one in flight ends)."""
-        now = self.clock()
-        if self.paused_until > now:
-            return self.paused_until - now
-        if self.limit is None:
-            return 0.0
-        self._expire(now)
-        if len(self.times) + self.open < self.limit:
-            return 0.0
-        if self.times:
-            return max(self.times[0] + self.window - now, 0.0) + 1e-4
-        return None
-
-    async def acquire(self, on_wait: Callable[[float | None], None] | None = None) -> float:
-        """Wait for a slot and take it; returns the seconds waited. ``on_wait(delay)``
-        is called before each sleep with the result of :meth:`delay`."""
-        started = self.clock()
-        while True:
-            wait = self.delay()
-            if wait == 0.0:
-                self.open += 1
-                return self.clock() - started
+    async def _unpaused(self, on_wait: OnWait | None) -> None:
+        while self.paused_until > self.clock():
             if on_wait is not None:
-                on_wait(wait)
-            self._changed.clear()
-            try:
-                await asyncio.wait_for(self._changed.wait(), timeout=wait)
-            except asyncio.TimeoutError:
-                pass
+                on_wait(self.paused_until - self.clock())
+            await self._sleep(self.paused_until - self.clock())
+
+    async def acquire(self, on_wait: OnWait | None = None) -> float:
+        """Wait until a request may be sent; returns the seconds waited.
+        ``on_wait(delay)`` is called before each sleep with the seconds until a slot
+        may free (None: when a request in flight is answered)."""
+        started = self.clock()
+        await self._unpaused(on_wait)
+        return self.clock() - started
 
     def release(self, at: float | None = None) -> None:
         """The request taken with :meth:`acquire` got its answer (or failed) at ``at``."""
-        self.open -= 1
-        if self.limit is not None:
-            bisect.insort(self.times, self.clock() if at is None else at)
+
+
+TakeSlot = Callable[[float], Awaitable[tuple[int | None, float]]]
+AnswerSlot = Callable[[int, float], None]
+
+
+class SharedWindow(Window):
+    """A strict sliding window of ``limit`` requests per ``window`` seconds kept in the
+    state: ``take(now)`` takes a slot there (its request id, or how long to wait) and
+    ``answer(request_id, at)`` records when its answer came."""
+
+    def __init__(self, limit: int, window: float, take: TakeSlot, answer: AnswerSlot,
+                 clock: Callable[[], float] = time.time):
+        super().__init__(clock)
+        self.limit = limit
+        self.window = window
+        self._take = take
+        self._answer = answer
+        # Which slot an answer closes does not matter (each occupies the window until
+        # window seconds after an answer): the oldest open one.
+        self._open: collections.deque[int] = collections.deque()
+
+    async def acquire(self, on_wait: OnWait | None = None) -> float:
+        started = self.clock()
+        while True:
+            await self._unpaused(on_wait)
+            slot, wait = await self._take(self.clock())
+            if slot is not None:
+                self._open.append(slot)
+                return self.clock() - started
+            if on_wait is not None:
+                on_wait(wait if wait > 0 else None)
+            await self._sleep(wait if wait > 0 else IN_FLIGHT_POLL)
+
+    def release(self, at: float | None = None) -> None:
+        if self._open:
+            self._answer(self._open.popleft(), self.clock() if at is None else at)
         self._changed.set()
 
 

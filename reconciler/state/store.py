@@ -529,6 +529,34 @@ class State:
         with self.transaction() as conn:
             return conn.execute("DELETE FROM requests WHERE target = ? AND sent_at < ?", (target, before)).rowcount
 
+    def take_slot(self, scope: str, target: str, limit: int, window: float, in_flight_for: float,
+                  now: float) -> tuple[int | None, float]:
+        """Take a slot of the strict sliding window ``scope`` for a request of
+        ``target`` sent at ``now``: at most ``limit`` requests occupy any ``window``
+        seconds, a request from its send until ``window`` seconds after its answer (one
+        never answered, a dead run's: until ``in_flight_for`` seconds after its send).
+        One transaction serialised across processes and machines. Returns ``(request
+        id, 0)`` when taken, else ``(None, seconds until a slot may free; 0 when only
+        requests in flight hold them)``."""
+        with self.transaction() as conn:
+            conn.exclusive(f"window {scope}")
+            rows = conn.execute("SELECT sent_at, answered_at FROM requests WHERE scope = ? AND sent_at > ?",
+                                (scope, now - window - in_flight_for)).fetchall()
+            frees = [answered + window if answered is not None else None for sent, answered in rows
+                     if (answered is not None and answered + window > now)
+                     or (answered is None and sent + in_flight_for > now)]
+            if len(frees) < limit:
+                slot = conn.execute("INSERT INTO requests (target, endpoint, sent_at, scope) VALUES (?,?,?,?) "
+                                    "RETURNING id", (target, "(rate window slot)", now, scope)).fetchone()[0]
+                return slot, 0.0
+        known = [free for free in frees if free is not None]
+        return None, (min(known) - now if known else 0.0)
+
+    def answer_slot(self, request_id: int, at: float) -> None:
+        """The request of a window slot got its answer (or failed) at ``at``."""
+        with self.transaction() as conn:
+            conn.execute("UPDATE requests SET answered_at = ? WHERE id = ?", (at, request_id))
+
     def request_times(self, targets: str | Sequence[str], since: float) -> list[float]:
         """Wall-clock times of the write requests sent to ``targets`` (one name or
         several) since ``since``."""
