@@ -9,8 +9,7 @@ from test_state import files_of, old_database
 META = {"provider": "meta_catalog", "base_url": "http://127.0.0.1:9", "catalog_id": "1234567890"}
 
 
-def test_an_identity_is_recorded_bumping_the_targets_serial(any_state):
-    state = any_state
+def test_an_identity_is_recorded_bumping_the_targets_serial(state):
     assert state.identities() == {}
     with state.locked("reconciler import (pid 1)", ["meta"]):  # a writer, as apply and import are
         state.record_identity("meta", META)
