@@ -174,7 +174,7 @@ def main() -> None:
         store = State(state)
         plan = build_plan(load(manifests), store, allow_mass_delete=True)
         apply_id = store.begin_apply(["bench"])
-        store.record("bench", [Outcome(c.operation(), "applied") for c in plan.targets["bench"].changes], apply_id)
+        store.record("bench", [Outcome(c.operation(), "confirmed") for c in plan.targets["bench"].changes], apply_id)
         summary = plan.targets["bench"].summary
         store.close()
         os.sync()

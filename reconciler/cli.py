@@ -439,15 +439,20 @@ def check_credentials(plan: Plan, manifests) -> None:
 
 @cli.command()
 @click.option("-t", "--target", "targets", multiple=True, help="Only this target (repeatable).")
+@click.option("--verify", is_flag=True,
+              help="Read the only-accepted items back where the provider can read an item: those found as sent "
+                   "are confirmed, the others failed (the next plan proposes them again).")
 @lock_timeout_option
 @pass_context
-def status(ctx: Context, targets: tuple[str, ...], lock_timeout: float) -> None:
-    """Poll outstanding asynchronous jobs, settle their items, list failed items: says
+def status(ctx: Context, targets: tuple[str, ...], verify: bool, lock_timeout: float) -> None:
+    """Poll outstanding asynchronous jobs, settle their items, list failed items and
+    the items a destination only accepted (acknowledged without confirming them): says
     how many jobs it settled, what became of their items, what is still pending.
 
     \b
     Example:
         reconciler apply --auto-approve --no-wait && reconciler status
+        reconciler status --verify -t bloom-eu
     """
     from reconciler.apply import default_reporter, settle
     from reconciler.plan.planner import select_targets
@@ -463,14 +468,23 @@ def status(ctx: Context, targets: tuple[str, ...], lock_timeout: float) -> None:
         # what it did is said below, above the failed items of every apply: no "Apply complete" line
         result = settle(state, configs, list(configs), reporter=default_reporter(color=ctx.color, overall=False),
                         lock_timeout=lock_timeout)
+        checks = []
+        if verify:
+            from reconciler.drift.verify import verify_accepted
+
+            checks = verify_accepted(state, configs, list(configs), lock_timeout=lock_timeout,
+                                     progress=lambda line: ctx.echo(line, err=True))
+            for check in checks:
+                ctx.echo(printable(check.line()))
         failures = [f for f in state.failures() if f["target"] in configs]
         pending = [j for j in state.pending_jobs() if j.target in configs]
+        accepted = [a for a in state.accepted() if a["target"] in configs]
     finally:
         state.close()
     if polled:
         totals = result.totals()
         ctx.echo(f"Settled {max(0, len(polled) - len(pending))} of {len(polled)} asynchronous job(s): "
-                 f"{totals['applied']} items applied, {totals['rejected']} failed.")
+                 f"{totals['confirmed']} items confirmed, {totals['failed']} failed.")
     if pending:
         items = sum(len(j.job.operations) for j in pending)
         ctx.echo(f"{items} items in {len(pending)} asynchronous jobs are still pending; run `reconciler status` again.")
@@ -481,8 +495,33 @@ def status(ctx: Context, targets: tuple[str, ...], lock_timeout: float) -> None:
                                f"{failure['reason']}"))
     elif not pending:
         ctx.echo("No pending jobs and no failed items.")
-    if failures or not result.ok:
+    for line in accepted_lines(accepted, configs):
+        ctx.echo(line)
+    if failures or not result.ok or any(check.error for check in checks):
         sys.exit(1)
+
+
+def accepted_lines(accepted: list[dict], targets: dict, shown: int = 10) -> list[str]:
+    """The only-accepted items, per target: how many, the first ``shown``, and whether
+    they can be read back."""
+    from reconciler.providers import get_provider
+
+    if not accepted:
+        return []
+    lines = [f"Accepted, not confirmed ({len(accepted)}): the destination acknowledged receipt and gives no "
+             "final result per item:"]
+    by_target: dict[str, list[dict]] = {}
+    for row in accepted:
+        by_target.setdefault(row["target"], []).append(row)
+    for name, rows in by_target.items():
+        provider = targets[name].provider
+        how = (f"`reconciler status --verify -t {name}` reads them back"
+               if get_provider(provider).capabilities.item_reads
+               else f"{provider} cannot be read back: its API has no endpoint to read an item")
+        listed = ", ".join(f"{r['action']} {r['record']} {r['sku']}" for r in rows[:shown])
+        more = f" and {len(rows) - shown} more" if len(rows) > shown else ""
+        lines.append(printable(f"  {name}: {len(rows)} ({how}): {listed}{more}"))
+    return lines
 
 
 def exists(workspace: Workspace) -> bool:

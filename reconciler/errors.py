@@ -73,6 +73,13 @@ class ApplyError(ReconcilerError):
     """Applying could not proceed (not confirmed, network unusable...)."""
 
 
+class UnexpectedAnswer(ApplyError):
+    """A destination answered with a success (2xx) whose body is not the shape its API
+    documents (an HTML page from a proxy, broken JSON, another type, missing fields).
+    It is no success: the engine sends the request again, as after a 5xx. A provider's
+    decode raises it (``reconciler.providers._common.unexpected``)."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM: stops a command the way Ctrl-C does (everything confirmed is recorded),
     with exit code 143 instead of 130."""

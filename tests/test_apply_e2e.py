@@ -62,13 +62,13 @@ def test_no_wait_then_settle(sandbox, state):
     assert result.ok
     assert result.targets["meta_catalog"].pending == 120
     assert result.targets["voucherify"].pending == 120
-    assert result.targets["meta_catalog"].applied == 0
+    assert result.targets["meta_catalog"].confirmed == 0
     assert len(state.pending_jobs()) == 1 + 20
     assert state.hashes("meta_catalog") == {}     # nothing confirmed yet
     settled = settle(state, targets, reporter=NullReporter(), tuning=fast_tuning(), wait=True)
     assert settled.ok
-    assert settled.targets["meta_catalog"].applied == 120
-    assert settled.targets["voucherify"].applied == 120
+    assert settled.targets["meta_catalog"].confirmed == 120
+    assert settled.targets["voucherify"].confirmed == 120
     assert state.pending_jobs() == []
     assert convergence_problems(sandbox, state, targets, products) == []
 
@@ -96,7 +96,7 @@ def test_bad_credentials_stop_one_target_only(sandbox, state):
     assert not result.ok
     assert "venddor" in result.errors and "credentials" in result.errors["venddor"]
     assert result.targets["venddor"].requests == 1
-    assert result.targets["bloomreach"].applied == 100
+    assert result.targets["bloomreach"].accepted == 100
     assert "wrong-password-123" not in out.getvalue()
     assert "wrong-password-123" not in str(result)
     assert state.applies()[-1]["status"] == "failed"
@@ -108,7 +108,7 @@ def test_unset_environment_variable_stops_that_target(sandbox, state):
     products = make_products(10)
     result = run(plan_products(state, targets, products), targets, state, environ={})
     assert "VOUCHERIFY_TOKEN" in result.errors["voucherify"]
-    assert result.targets["venddor"].applied == 10
+    assert result.targets["venddor"].confirmed == 10
     result = run(plan_products(state, targets, products), targets, state,
                  environ={"VOUCHERIFY_TOKEN": "sandbox-token"})
     assert result.ok

@@ -91,7 +91,7 @@ def test_apply_through_a_mock_transport_records_what_was_confirmed(state):
         return created(request)
 
     result = apply_with(handler, venddor(), state)
-    assert result.ok and result.targets["vend"].applied == 3
+    assert result.ok and result.targets["vend"].confirmed == 3
     assert [r.url.path for r in sent] == ["/api/products/"]
     assert {item.key: item.remote_id for item in state.items("vend")} == {"K0": "100", "K1": "101", "K2": "102"}
 
@@ -150,7 +150,7 @@ def test_5xx_and_transport_errors_are_retried_within_the_attempts(state, decoded
 def test_other_statuses_go_to_the_provider(state, decoded):
     result = apply_with(lambda request: httpx.Response(400, json={"message": "Bad Request"}), venddor(), state,
                         count=1)
-    assert result.targets["vend"].rejected == 1 and decoded == [400]
+    assert result.targets["vend"].failed == 1 and decoded == [400]
 
 
 def test_job_polls_follow_the_same_rules(state, decoded):
@@ -163,7 +163,7 @@ def test_job_polls_follow_the_same_rules(state, decoded):
         return next(polls)
 
     result = apply_with(handler, voucherify(), state, count=1)
-    assert result.ok and result.targets["vouch"].applied == 1 and result.targets["vouch"].polls == 3
+    assert result.ok and result.targets["vouch"].confirmed == 1 and result.targets["vouch"].polls == 3
     assert decoded == [202, 200]  # the 503 and the 429 were the engine's
 
 
@@ -188,7 +188,7 @@ def test_a_job_whose_status_cannot_be_read_is_left_pending_after_the_attempts(st
     done = lambda request: httpx.Response(200, json={"status": "DONE", "result": {}})  # noqa: E731
     settled = settle(state, {"vouch": voucherify()}, reporter=NullReporter(), tuning=FAST,
                      transport=httpx.MockTransport(done))
-    assert settled.targets["vouch"].applied == 1 and state.pending_jobs() == []
+    assert settled.targets["vouch"].confirmed == 1 and state.pending_jobs() == []
 
 
 def test_refused_credentials_on_a_poll_stop_the_settle(state):

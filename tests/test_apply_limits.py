@@ -119,7 +119,7 @@ def test_vtex_422_rejects_the_named_items_and_resends_the_others(state):
         assert sorted(f.sku for f in result.failures) == [f"SKU-{i:06d}" for i in sorted(bad)]
         assert all(f.record == "product" for f in result.failures)
         target = result.targets["vtex_ads"]
-        assert target.applied == 1200 - 3 and target.retried == 0
+        assert target.accepted == 1200 - 3 and target.retried == 0
         assert target.requests == 2 + 2 + 2  # products: 500 -> 422, 498; 100 -> 422, 99; inventories: 2
         stored = {p["product_sku"] for p in sb.catalog("vtex_ads", record="product")}
         assert len(stored) == 597 and not stored & {f"SKU-{i:06d}" for i in bad}
@@ -134,7 +134,7 @@ def test_venddor_bisects_a_refused_request_down_to_the_bad_product(state):
                             tuning=fast_tuning())
         assert [f.sku for f in result.failures] == ["SKU-000041"]
         target = result.targets["venddor"]
-        assert target.applied == 59
+        assert target.confirmed == 59
         assert target.requests <= 1 + 2 * 6  # bisection: two halves per level, log2(60) < 6 levels
         assert len(sb.catalog("venddor")) == 59
         assert sb.violations == []

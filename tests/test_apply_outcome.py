@@ -33,10 +33,10 @@ def test_an_apply_reports_its_outcome_per_target(shop):
     assert outcome_["format_version"] == 1 and outcome_["outcome"] == "applied" and outcome_["error"] is None
     assert set(outcome_["targets"]) == {"bloom", "vouch"}
     bloom = outcome_["targets"]["bloom"]
-    assert (bloom["provider"], bloom["total"], bloom["applied"], bloom["failed"], bloom["failed_items"]) == (
-        "bloomreach", 3, 3, 0, [])
+    assert (bloom["provider"], bloom["total"], bloom["confirmed"], bloom["accepted"], bloom["failed"],
+            bloom["failed_items"]) == ("bloomreach", 3, 0, 3, 0, [])  # Bloomreach queues: only accepted
     assert bloom["requests"] >= 1 and bloom["stopped"] is None
-    assert outcome_["totals"]["applied"] == 6 and outcome_["totals"]["total"] == 6
+    assert (outcome_["totals"]["confirmed"], outcome_["totals"]["accepted"], outcome_["totals"]["total"]) == (3, 3, 6)
     assert "Plan: 6 to create" in result.stderr and "Apply complete" in result.stderr
 
 
@@ -47,7 +47,7 @@ def test_failed_items_come_with_their_reasons_and_exit_1(shop):
     outcome_ = report(result)
     assert outcome_["outcome"] == "failed"
     bloom = outcome_["targets"]["bloom"]
-    assert (bloom["applied"], bloom["failed"]) == (1, 1)
+    assert (bloom["accepted"], bloom["failed"]) == (1, 1)
     [failed] = bloom["failed_items"]
     assert (failed["sku"], failed["record"], failed["action"]) == ("P1", "product", "create")
     assert "no_such_field" in failed["reason"]
@@ -76,7 +76,7 @@ def test_nothing_to_apply(shop):
 
 def test_outcome_kinds():
     assert outcome(None, cancelled=True)["outcome"] == "cancelled"
-    assert outcome(None)["totals"] == {key: 0 for key in ("total", "applied", "failed", "pending", "local",
+    assert outcome(None)["totals"] == {key: 0 for key in ("total", "confirmed", "accepted", "failed", "pending", "local",
                                                           "not_sent", "requests", "items_sent", "polls", "retried")}
     assert error_kind(StalePlanError("x")) == "stale_plan"
     assert error_kind(ConfigError("x")) == "config"

@@ -23,8 +23,8 @@ def test_plain_and_rich_reporters(tmp_path):
         assert result.ok
         text = plain.getvalue()
         assert "venddor: applying 130 changes (venddor)" in text
-        assert "venddor (venddor): 130 applied, 0 failed, 3 requests" in text
-        assert "Apply complete: 260 applied, 0 failed, 0 pending" in text
+        assert "venddor (venddor): 130 confirmed, 0 failed, 3 requests" in text
+        assert "Apply complete: 260 confirmed, 0 only accepted, 0 failed, 0 pending" in text
         assert "sandbox-pass" not in text and "sandbox-token" not in text
 
         state = State(tmp_path / "b.db")
@@ -34,7 +34,7 @@ def test_plain_and_rich_reporters(tmp_path):
                             reporter=RichReporter(console), tuning=fast_tuning())
         assert result.ok
         rendered = out.getvalue()
-        assert "130/130" in rendered and "meta_catalog (meta_catalog): 130 applied" in rendered
+        assert "130/130" in rendered and "meta_catalog (meta_catalog): 130 confirmed" in rendered
         assert "sandbox-token" not in rendered
 
 

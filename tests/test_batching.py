@@ -70,7 +70,7 @@ def test_local_deletes_are_applied_without_a_request():
     delete = Operation("delete", "product", "a", "a", payload("vtex_ads", "a"), None)
     inv_delete = Operation("delete", "inventory", "a", "a", payload("vtex_ads", "a", "inventory"), None)
     reqs, outs = requests_and_outcomes(pack(p, [delete, inv_delete], p.limits))
-    assert [(o.operation, o.status) for o in outs] == [(delete, "applied")]
+    assert [(o.operation, o.status) for o in outs] == [(delete, "confirmed")]
     assert outs[0].reason.startswith("no delete in the API")
     assert [r.operations for r in reqs] == [(inv_delete,)]
 
@@ -105,7 +105,7 @@ def test_an_item_too_big_alone_is_rejected_and_never_sent():
     assert [r.operations for r in reqs] == [tuple(small)]
     [outcome] = outs
     size = len(p.encode([huge]).body)
-    assert outcome.operation is huge and outcome.status == "rejected"
+    assert outcome.operation is huge and outcome.status == "failed"
     assert outcome.reason.endswith(f"is {size} bytes, over the limit of 1000 bytes per request")
 
 
@@ -241,8 +241,8 @@ def test_pack_never_exceeds_a_limit_and_loses_nothing(name, data):
             by_group.setdefault(keys.pop(), []).append(item)
             seen.extend(item.operations)
         else:
-            assert item.status in ("applied", "rejected")
-            if item.status == "rejected":
+            assert item.status in ("confirmed", "failed")
+            if item.status == "failed":
                 assert len(p.encode([item.operation]).body) > lim.max_bytes_per_request
                 assert "over the limit of" in item.reason
             else:

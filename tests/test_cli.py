@@ -46,7 +46,7 @@ def test_init_scaffolds_a_workspace_that_validates_and_plans(tmp_path):
     # free ports (a `reconciler sandbox` may hold 8700): the scaffold's target follows them
     applied = runner.invoke(cli, ["-C", str(tmp_path / "shop"), "--with-sandbox", "--sandbox-port", "0", "apply",
                                   "--auto-approve"], env={"META_TOKEN": "sandbox-token"})
-    assert applied.exit_code == 0 and "1 applied" in applied.output, applied.output
+    assert applied.exit_code == 0 and "1 confirmed" in applied.output, applied.output
     again = runner.invoke(cli, ["init", str(tmp_path / "shop")])
     assert again.exit_code == 1 and "already a workspace: init would overwrite" in again.output
 

@@ -146,7 +146,7 @@ def test_the_example_workspace_applies_to_a_sandbox_on_other_ports(tmp_path):
     state = str(tmp_path / "state.db")
     result = run("-C", str(REPO), "--state", state, "apply", "--auto-approve", "--with-sandbox", "--sandbox-port", "0")
     assert result.exit_code == 0, result.output
-    assert "Apply complete: 98 applied, 0 failed" in result.output
+    assert "Apply complete: 35 confirmed, 63 only accepted, 0 failed" in result.output
     assert "are pointed at it for this command" in result.output
 
 

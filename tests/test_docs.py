@@ -163,7 +163,7 @@ def test_the_outcome_report_example_has_the_keys_apply_writes():
     from reconciler.apply.result import ApplyResult, Failure, TargetResult
 
     example = orjson.loads(re.search(r"```json\n(.*?)```", section(CLI, "### `reconciler apply`"), flags=re.S)[1])
-    result = ApplyResult({"t": TargetResult("t", "bloomreach", total=1, rejected=1)},
+    result = ApplyResult({"t": TargetResult("t", "bloomreach", total=1, failed=1)},
                          [Failure("t", "P1", "product", "create", "no", "P1")])
     written = outcome(result)
     assert example.keys() == written.keys()

@@ -96,7 +96,7 @@ def test_drift_text_markdown_and_colour_escape_remote_keys_values_and_errors():
 
 def failed_result() -> ApplyResult:
     result = ApplyResult()
-    result.targets["shop"] = TargetResult("shop", "bloomreach", total=1, rejected=1,
+    result.targets["shop"] = TargetResult("shop", "bloomreach", total=1, failed=1,
                                           error=f"[/] [bold red]stopped[/] {EVIL_TEXT}")
     result.failures.append(Failure("shop", EVIL_SKU, "product", "create", f"[/] refused {EVIL_TEXT}"))
     return result

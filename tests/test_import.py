@@ -65,7 +65,7 @@ def test_import_makes_the_first_plan_empty(fresh):
     assert fresh.run("drift", *READABLE).exit_code == 0
     state = state_of(fresh)
     item = state.item("meta", "product", "SKU-1")
-    assert (item.sku, item.last_action, item.last_outcome) == ("SKU-1", "import", "applied")
+    assert (item.sku, item.last_action, item.last_outcome) == ("SKU-1", "import", "confirmed")
     assert state.serial == 3  # one bump per imported target: saved plans made before are stale
 
 

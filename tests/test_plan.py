@@ -26,7 +26,7 @@ def record_all(state: State, plan: Plan) -> None:
     """Record every change of a plan as confirmed, as a successful apply would."""
     apply_id = state.begin_apply(list(plan.targets))
     for name, target_plan in plan.targets.items():
-        state.record(name, [Outcome(c.operation(), "applied") for c in target_plan.changes], apply_id)
+        state.record(name, [Outcome(c.operation(), "confirmed") for c in target_plan.changes], apply_id)
 
 
 def plan_of(ws, state_path=None, **kwargs) -> Plan:

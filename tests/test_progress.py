@@ -115,9 +115,9 @@ def test_plain_lines_say_when_the_next_slot_is():
 
 
 def finished_result() -> ApplyResult:
-    bloom = TargetResult("bloom-eu", "bloomreach", total=30, applied=29, rejected=1, requests=3,
+    bloom = TargetResult("bloom-eu", "bloomreach", total=30, accepted=29, failed=1, requests=3,
                          wait_seconds=20.0, seconds=31.0)
-    meta = TargetResult("meta-us", "meta_catalog", total=10, applied=10, requests=1, wait_seconds=18.0,
+    meta = TargetResult("meta-us", "meta_catalog", total=10, confirmed=10, requests=1, wait_seconds=18.0,
                         seconds=25.0)
     result = ApplyResult(targets={"bloom-eu": bloom, "meta-us": meta}, seconds=31.5, wait_seconds=24.0)
     from reconciler.apply import Failure
@@ -130,9 +130,10 @@ def test_the_overall_line_says_the_wall_time_waited():
     out = io.StringIO()
     PlainReporter(out).finished(finished_result())
     lines = out.getvalue().splitlines()
-    assert lines[0] == ("Apply finished with failures: 39 applied, 1 failed, 0 pending, 4 requests, "
-                        "24.0s waiting for rate windows in 31.5s.")  # 24.0, not 20 + 18
-    assert lines[1] == "  bloom-eu: create product SKU-1: no such field"
+    assert lines[0] == ("Apply finished with failures: 10 confirmed, 29 only accepted, 1 failed, 0 pending, "
+                        "4 requests, 24.0s waiting for rate windows in 31.5s.")  # 24.0, not 20 + 18
+    assert lines[1].startswith("29 items only accepted: ")
+    assert lines[2] == "  bloom-eu: create product SKU-1: no such field"
     quiet = io.StringIO()
     PlainReporter(quiet, overall=False).finished(finished_result())
     assert quiet.getvalue() == ""
@@ -143,7 +144,7 @@ def test_a_terminal_gets_rate_eta_the_wait_and_the_overall_line():
     reporter = RichReporter(Console(file=out, force_terminal=True, width=120))
     reporter.target_started("bloom-eu", "bloomreach", 100)
     reporter.request_sent("bloom-eu", "partial-update", 40)
-    reporter.recorded("bloom-eu", {"applied": 40})
+    reporter.recorded("bloom-eu", {"accepted": 40})
     until = time.time() + 300
     reporter.waiting("bloom-eu", until, "bloomreach's window")
     reporter.progress.refresh()
@@ -155,8 +156,9 @@ def test_a_terminal_gets_rate_eta_the_wait_and_the_overall_line():
     assert "waited 2.0s" in out.getvalue()
     reporter.finished(finished_result())
     closing = out.getvalue()
-    assert "bloom-eu (bloomreach): 29 applied, 1 failed, 3 requests, 20.0s waiting for rate windows" in closing
-    assert "Apply finished with failures: 39 applied, 1 failed" in closing
+    assert ("bloom-eu (bloomreach): 0 confirmed, 29 only accepted, 1 failed, 3 requests, "
+            "20.0s waiting for rate windows") in closing
+    assert "Apply finished with failures: 10 confirmed, 29 only accepted, 1 failed" in closing
     assert "bloom-eu: create product SKU-1: no such field" in closing
 
 
@@ -176,8 +178,8 @@ def test_status_says_what_it_settled_not_apply_complete(ws, sandbox):
                         "status settling the job")
     out = status.output
     assert status.exit_code == 1 and "Apply" not in out
-    assert "vouch (voucherify): 3 applied, 0 failed, 1 status request" in out
-    assert "Settled 1 of 1 asynchronous job(s): 3 items applied, 0 failed." in out
+    assert "vouch (voucherify): 3 confirmed, 0 failed, 1 status request" in out
+    assert "Settled 1 of 1 asynchronous job(s): 3 items confirmed, 0 failed." in out
     # then the failed items of every apply, once
     assert out.index("Settled") < out.index("Failed items (1); the next plan proposes them again:")
     assert out.count("no_such_field") == 1

@@ -62,7 +62,7 @@ def test_decode_handle_makes_pending_and_validation_errors_reject(provider):
         {"retailer_id": "r2", "errors": [{"message": "Invalid data"}], "warnings": []}]}
     first, second = provider.decode(request, response(200, body))
     assert first.status == "pending" and first.job == Job("AczwaOW7j", (ops[0],))
-    assert second.status == "rejected" and second.reason == "Invalid data"
+    assert second.status == "failed" and second.reason == "Invalid data"
 
 
 def test_decode_no_handles_means_nothing_ingested(provider):
@@ -78,8 +78,8 @@ def test_decode_no_handles_means_nothing_ingested(provider):
     (4, False, 400, "retry", True),
     (2, True, 400, "retry", False),
     (1, True, 400, "retry", False),
-    (100, False, 400, "rejected", False),
-    (200, False, 400, "rejected", False),
+    (100, False, 400, "failed", False),
+    (200, False, 400, "failed", False),
 ])
 def test_decode_graph_errors(provider, code, transient, status, expected, limited):
     request = provider.encode([op("create", "r1", after=item("a"))])
@@ -118,7 +118,7 @@ def test_decode_poll_finished_errors_by_id_and_by_line(provider):
         {"line": 0, "id": "r2", "message": "You cannot create a EntProductItem without required field Availability"},
         {"line": 3, "message": "bad line"}]}]}
     outcomes = provider.decode_poll(job, response(200, body))
-    assert [o.status for o in outcomes] == ["applied", "applied", "rejected", "rejected"]
+    assert [o.status for o in outcomes] == ["confirmed", "confirmed", "failed", "failed"]
     assert "Availability" in outcomes[2].reason and outcomes[3].reason == "bad line"
 
 
@@ -187,14 +187,14 @@ def test_sandbox_create_update_delete_and_read_back(sandbox, client, url, provid
     created = {f"r{i}": item(f"p{i}", sale_price=700, additional_image_urls=["https://x/1.jpg"],
                              category="A > B") for i in range(3)}
     result = apply(client, url, provider, [op("create", k, after=v) for k, v in created.items()])
-    assert {k: o.status for k, o in result.items()} == dict.fromkeys(created, "applied")
+    assert {k: o.status for k, o in result.items()} == dict.fromkeys(created, "confirmed")
     assert read_all(client, url, provider) == {("product", k): v for k, v in created.items()}
 
     after = dict(created["r0"], price=999)
     del after["sale_price"]
     result = apply(client, url, provider, [op("update", "r0", before=created["r0"], after=after),
                                            op("delete", "r1", before=created["r1"])])
-    assert {k: o.status for k, o in result.items()} == {"r0": "applied", "r1": "applied"}
+    assert {k: o.status for k, o in result.items()} == {"r0": "confirmed", "r1": "confirmed"}
     stored = {i["retailer_id"]: i for i in sandbox.catalog("meta_catalog", catalog_id="1234567890")}
     assert set(stored) == {"r0", "r2"}
     assert stored["r0"]["price"] == 999 and "sale_price" not in stored["r0"]
@@ -209,7 +209,7 @@ def test_sandbox_item_errors_come_back_from_the_status_check(sandbox, client, ur
         op("update", "ghost", before=item("g"), after=item("g", price=1)),
         op("delete", "gone", before=item("z"))])
     assert {k: o.status for k, o in result.items()} == {
-        "ok": "applied", "bad": "rejected", "ghost": "rejected", "gone": "applied"}
+        "ok": "confirmed", "bad": "failed", "ghost": "failed", "gone": "confirmed"}
     assert "Availability" in result["bad"].reason
     assert "does not exist" in result["ghost"].reason
     # deleting what is not there reaches the desired state (a retried delete meets this)
@@ -230,7 +230,7 @@ def test_sandbox_refuses_more_than_5000_requests(sandbox, client, url, provider)
     ops = [op("delete", f"r{i}", before=item("x")) for i in range(5001)]
     request = provider.encode(ops)  # built by hand, past the documented limit
     outcomes = provider.decode(request, send(client, url, request))
-    assert {o.status for o in outcomes} == {"rejected"}
+    assert {o.status for o in outcomes} == {"failed"}
     assert "5000" in outcomes[0].reason
     assert "5001 requests" in sandbox.violations[0]["violation"]
     sandbox.reset()
@@ -249,7 +249,7 @@ def test_sandbox_rate_window_answers_80014(sandbox, client, url, provider):
 def test_sandbox_read_pages_through_a_large_catalog(sandbox, client, url, provider):
     ops = [op("create", f"r{i:05d}", after=item(f"p{i}")) for i in range(2500)]
     result = apply(client, url, provider, ops)
-    assert {o.status for o in result.values()} == {"applied"}
+    assert {o.status for o in result.values()} == {"confirmed"}
     read = read_all(client, url, provider)
     assert len(read) == 2500 and read[("product", "r01234")] == item("p1234")
     reads = [e for e in sandbox.log if e["path"].endswith("/products")]

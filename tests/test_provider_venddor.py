@@ -48,7 +48,7 @@ def test_decode_201_gives_remote_ids_in_order(provider):
     ops = [op("create", g, after=product(g)) for g in GTINS[:3]]
     outcomes = provider.decode(provider.encode(ops),
                                response(201, {"product_id": 11, "product_ids": [11, 7, 30]}))
-    assert [(o.status, o.remote_id) for o in outcomes] == [("applied", "11"), ("applied", "7"), ("applied", "30")]
+    assert [(o.status, o.remote_id) for o in outcomes] == [("confirmed", "11"), ("confirmed", "7"), ("confirmed", "30")]
 
 
 def test_decode_400_splits_or_rejects_a_lone_product(provider):
@@ -56,7 +56,7 @@ def test_decode_400_splits_or_rejects_a_lone_product(provider):
     ops = [op("create", g, after=product(g)) for g in GTINS[:2]]
     assert {o.status for o in provider.decode(provider.encode(ops), response(400, bad))} == {"split"}
     [o] = provider.decode(provider.encode(ops[:1]), response(400, bad))
-    assert o.status == "rejected" and "refused" in o.reason and "price" in o.reason
+    assert o.status == "failed" and "refused" in o.reason and "price" in o.reason
 
 
 # -- contract, against the sandbox ----------------------------------------------------
@@ -72,7 +72,7 @@ def test_sandbox_upsert_ids_and_delete(sandbox, client, url, provider):
     ops = [op("create", g, after=product(g)) for g in GTINS]
     request = provider.encode(ops)
     outcomes = provider.decode(request, send(client, url, request))
-    assert [o.status for o in outcomes] == ["applied"] * 4
+    assert [o.status for o in outcomes] == ["confirmed"] * 4
     ids = [o.remote_id for o in outcomes]
     assert len(set(ids)) == 4 and all(i.isdigit() for i in ids)
     stored = {p["product_code"]: p for p in sandbox.catalog("venddor")}
@@ -80,7 +80,7 @@ def test_sandbox_upsert_ids_and_delete(sandbox, client, url, provider):
 
     request = provider.encode([op("delete", GTINS[0], before=product(GTINS[0]))])
     [outcome] = provider.decode(request, send(client, url, request))
-    assert (outcome.status, outcome.remote_id) == ("applied", ids[0])
+    assert (outcome.status, outcome.remote_id) == ("confirmed", ids[0])
     assert {p["product_code"]: p["status"] for p in sandbox.catalog("venddor")}[GTINS[0]] == "D"
 
 
@@ -100,7 +100,7 @@ def test_sandbox_400_bisects_to_the_bad_product(sandbox, client, url, provider):
                 pending += [batch[:middle], batch[middle:]]
                 break
             final[outcome.operation.key] = outcome.status
-    assert final == {**dict.fromkeys(GTINS[:3], "applied"), "7891404130314": "rejected"}
+    assert final == {**dict.fromkeys(GTINS[:3], "confirmed"), "7891404130314": "failed"}
 
 
 def test_sandbox_bad_credentials(client, url):

@@ -74,7 +74,7 @@ def test_poll(provider):
             "result": {"done_count": 2, "failed_count": 1,
                        "errors": [{"source_id": "b", "message": "Invalid metadata value"}]}}
     assert [(o.status, o.reason) for o in provider.decode_poll(job, response(200, done))] == [
-        ("applied", None), ("rejected", "Invalid metadata value"), ("applied", None)]
+        ("confirmed", None), ("failed", "Invalid metadata value"), ("confirmed", None)]
     failed = provider.decode_poll(job, response(200, {"id": "aa_1", "status": "FAILED", "result": {}}))
     assert {o.status for o in failed} == {"retry"}
     assert provider.decode_poll(job, response(503, b"")) is None
@@ -122,14 +122,14 @@ def stored(sandbox):
 def test_sandbox_lifecycle_and_read_back(sandbox, client, url, provider):
     created = {f"s{i}": payload(f"s{i}", color=["red", "blue"][i % 2], size=i) for i in range(6)}
     result = apply(client, url, provider, [op("create", k, after=v) for k, v in created.items()])
-    assert {o.status for o in result.values()} == {"applied"}
+    assert {o.status for o in result.values()} == {"confirmed"}
     assert len([e for e in sandbox.log if e["method"] == "POST"]) == 6  # sizes differ per item
     assert read_all(client, url, provider) == {("product", k): v for k, v in created.items()}
 
     updated = payload("s0", color="green")
     result = apply(client, url, provider, [op("update", "s0", before=created["s0"], after=updated),
                                            op("delete", "s1", before=created["s1"])])
-    assert {k: o.status for k, o in result.items()} == {"s0": "applied", "s1": "applied"}
+    assert {k: o.status for k, o in result.items()} == {"s0": "confirmed", "s1": "confirmed"}
     assert stored(sandbox)["s0"] == {"color": "green", "size": None}
     assert stored(sandbox)["s1"] == {"color": None, "size": None}
     read = read_all(client, url, provider)
@@ -139,14 +139,14 @@ def test_sandbox_lifecycle_and_read_back(sandbox, client, url, provider):
 def test_sandbox_identical_changes_share_one_request(sandbox, client, url, provider):
     ops = [op("create", f"s{i}", after=payload(f"s{i}", campaign="spring")) for i in range(250)]
     result = apply(client, url, provider, ops)
-    assert {o.status for o in result.values()} == {"applied"}
+    assert {o.status for o in result.values()} == {"confirmed"}
     assert len([e for e in sandbox.log if e["method"] == "POST"]) == 1
     assert len(read_all(client, url, provider)) == 250  # three pages of 100
 
 
 def test_sandbox_failed_items_are_rejected(sandbox, client, url, provider):
     result = apply(client, url, provider, [op("create", "a", after=payload("a", bad=[1, 2]))])
-    assert result["a"].status == "rejected" and "not allowed" in result["a"].reason
+    assert result["a"].status == "failed" and "not allowed" in result["a"].reason
 
 
 def test_sandbox_bad_credentials(client, url):

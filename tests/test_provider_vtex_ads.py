@@ -71,7 +71,7 @@ def test_decode_202_applies_everything(provider):
     ops = [op("create", k, after=product(k)) for k in "abc"]
     request = provider.encode(ops)
     outcomes = provider.decode(request, response(202, {"messages": ["products will be processed soon"]}))
-    assert [o.status for o in outcomes] == ["applied"] * 3
+    assert [o.status for o in outcomes] == ["accepted"] * 3
     assert [o.operation for o in outcomes] == ops
 
 
@@ -87,7 +87,7 @@ def test_decode_422_maps_instance_paths_to_operations(provider):
          "params": {"type": "string"}, "message": "must be string"},
     ]
     outcomes = provider.decode(request, response(422, errors))
-    assert [o.status for o in outcomes] == ["retry", "rejected", "retry", "rejected"]
+    assert [o.status for o in outcomes] == ["retry", "failed", "retry", "failed"]
     assert outcomes[1].reason == "must have required property 'url'; must have required property 'image_url'"
     assert outcomes[3].reason == "name: must be string"
 
@@ -115,13 +115,13 @@ def test_sandbox_products_and_inventories_round_trip(sandbox, client, url, provi
     for ops in (products, inventories):
         request = provider.encode(ops)
         outcomes = provider.decode(request, send(client, url, request))
-        assert [o.status for o in outcomes] == ["applied"] * 5
+        assert [o.status for o in outcomes] == ["accepted"] * 5
     assert sorted(sandbox.catalog("vtex_ads", record="product"), key=lambda p: p["product_sku"]) == [
         product(f"p{i}", brand="B", tags=["t"]) for i in range(5)]
 
     delete = op("delete", "p0", before=inventory("p0"), record="inventory")
     request = provider.encode([delete])
-    assert provider.decode(request, send(client, url, request))[0].status == "applied"
+    assert provider.decode(request, send(client, url, request))[0].status == "accepted"
     stored = {i["product_sku"]: i for i in sandbox.catalog("vtex_ads", record="inventory")}
     assert stored["p0"] == inventory("p0", available=False)
     assert sandbox.violations == []
@@ -133,12 +133,12 @@ def test_sandbox_422_rejects_the_bad_item_and_retries_the_rest(sandbox, client, 
            op("create", "ok2", after=product("ok2", tags=["x" * 65]))]
     request = provider.encode(ops)
     outcomes = provider.decode(request, send(client, url, request))
-    assert [o.status for o in outcomes] == ["retry", "rejected", "rejected"]
+    assert [o.status for o in outcomes] == ["retry", "failed", "failed"]
     assert "url" in outcomes[1].reason
     assert "tags/0" in outcomes[2].reason and "64" in outcomes[2].reason
     assert sandbox.catalog("vtex_ads", record="product") == []  # a 422 stores nothing
     retry = provider.encode([o.operation for o in outcomes if o.status == "retry"])
-    assert provider.decode(retry, send(client, url, retry))[0].status == "applied"
+    assert provider.decode(retry, send(client, url, retry))[0].status == "accepted"
 
 
 def test_sandbox_bad_credentials(client, url):
@@ -174,7 +174,7 @@ def test_sandbox_refuses_a_fourth_request_in_flight(sandbox, url, provider):
     for t in threads:
         t.join()
     refused = [r for r in results if isinstance(r, Failed)]
-    assert sorted(r[0].status for r in results if r not in refused) == ["applied"] * 3
+    assert sorted(r[0].status for r in results if r not in refused) == ["accepted"] * 3
     assert [r.rate_limited for r in refused] == [True]  # a 429
     assert any("in flight" in (v["violation"] or "") for v in sandbox.violations)
     sandbox.reset()

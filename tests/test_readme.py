@@ -43,5 +43,5 @@ def test_quick_start_has_exactly_two_commands_and_ci_runs_the_second():
 def test_example_counts_in_the_readme_match_the_example_workspace():
     result = CliRunner().invoke(cli, ["-C", str(REPO), "--state", "/nonexistent/none.db", "plan"])
     assert "Plan: 98 to create, 0 to update, 0 to delete." in result.output
-    assert "Apply complete: 98 applied" in README
+    assert "Apply complete: 35 confirmed, 63 only accepted" in README
     assert "21 products to five targets" in README

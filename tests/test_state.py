@@ -55,7 +55,8 @@ def test_migrates_an_old_database_keeping_its_items(tmp_path):
     assert state.schema_version == SCHEMA_VERSION > 1
     assert (state.lineage, state.serial) == ("L-1", 4)
     assert state.target_serials() == {"t": 4}  # per-target serials start at the state's
-    assert state.item("t", "product", "A").payload == {"v": 1}
+    item = state.item("t", "product", "A")
+    assert (item.payload, item.last_outcome) == ({"v": 1}, "confirmed")  # 'applied' said in the new words
     assert state.hashes("t") == {("product", "A"): payload_digest({"v": 1})}  # plans as unchanged
     state.begin_apply(["t"])  # tables of later versions exist
     assert state.serial == 5 and state.target_serials(["t", "u"]) == {"t": 5, "u": 0}
@@ -112,7 +113,7 @@ def _edited(sql, of_a_state=True):
 
 def _truncated(path):
     state = State(path)
-    state.record("t", [Outcome(op(key=str(i), after={"v": "x" * 500}), "applied") for i in range(200)])
+    state.record("t", [Outcome(op(key=str(i), after={"v": "x" * 500}), "confirmed") for i in range(200)])
     state.close()
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 3 + 100])
@@ -147,13 +148,13 @@ def test_a_truncated_state_is_an_error_not_a_traceback(tmp_path):
 def test_a_reader_never_writes(tmp_path):
     path = tmp_path / "reconciler.db"
     state = State(path)
-    state.record("t", [Outcome(op(), "applied")])
+    state.record("t", [Outcome(op(), "confirmed")])
     state.close()
     before = files_of(tmp_path)
     reader = State(path, create=False)
     assert reader.hashes("t") and reader.serial == 1
     with pytest.raises(StateError, match="read-only"):
-        reader.record("t", [Outcome(op(key="B"), "applied")])
+        reader.record("t", [Outcome(op(key="B"), "confirmed")])
     with pytest.raises(StateError, match="read-only"):
         reader.locked("x").__enter__()
     reader.close()
@@ -175,18 +176,18 @@ def test_a_new_state_appears_whole(tmp_path):
 
 # -- recording -----------------------------------------------------------------------------
 def test_only_confirmed_outcomes_change_items(state):
-    state.record("t", [Outcome(op(key="A"), "applied", remote_id="r1"), Outcome(op(key="B"), "rejected", reason="bad"),
+    state.record("t", [Outcome(op(key="A"), "confirmed", remote_id="r1"), Outcome(op(key="B"), "failed", reason="bad"),
                        Outcome(op(key="C"), "retry"), Outcome(op(key="D"), "split")])
     assert set(state.hashes("t")) == {("product", "A")}
     assert state.item("t", "product", "A").remote_id == "r1"
     assert [(f["key"], f["reason"]) for f in state.failures()] == [("B", "bad")]
     # An update that fails keeps the old payload; a later success clears the failure.
-    state.record("t", [Outcome(op("update", "A", {"v": 1}, {"v": 2}), "rejected", reason="nope")])
+    state.record("t", [Outcome(op("update", "A", {"v": 1}, {"v": 2}), "failed", reason="nope")])
     assert state.item("t", "product", "A").payload == {"v": 1}
-    assert state.item("t", "product", "A").last_outcome == "rejected"
-    state.record("t", [Outcome(op("create", "B"), "applied")])
+    assert state.item("t", "product", "A").last_outcome == "failed"
+    state.record("t", [Outcome(op("create", "B"), "confirmed")])
     assert [(f["key"], f["reason"]) for f in state.failures()] == [("A", "nope")]
-    state.record("t", [Outcome(op("delete", "A", {"v": 1}), "applied")])
+    state.record("t", [Outcome(op("delete", "A", {"v": 1}), "confirmed")])
     assert set(state.hashes("t")) == {("product", "B")}
 
 
@@ -197,7 +198,7 @@ def test_pending_jobs_round_trip_and_settle(state):
     assert state.hashes("t") == {}
     [pending] = state.pending_jobs("t")
     assert pending.job == job
-    state.record("t", [Outcome(o, "applied") for o in pending.job.operations], settled_job=pending.id)
+    state.record("t", [Outcome(o, "confirmed") for o in pending.job.operations], settled_job=pending.id)
     assert state.pending_jobs() == [] and len(state.hashes("t")) == 2
 
 
@@ -210,13 +211,13 @@ def test_request_history_survives_reopening(state):
 # -- serials -------------------------------------------------------------------------------
 def test_every_change_bumps_its_targets_serial_once_per_lock(state):
     with state.locked("one command", ["a"]):
-        state.record("a", [Outcome(op(key="1"), "applied")])
-        state.record("a", [Outcome(op(key="2"), "applied")])
+        state.record("a", [Outcome(op(key="1"), "confirmed")])
+        state.record("a", [Outcome(op(key="2"), "confirmed")])
     assert state.target_serials(["a", "b"]) == {"a": 1, "b": 0} and state.serial == 1
     with state.locked("another", ["a"]):
-        state.record("a", [Outcome(op(key="1"), "rejected", reason="no")])  # a failure is a change too
+        state.record("a", [Outcome(op(key="1"), "failed", reason="no")])  # a failure is a change too
     with state.locked("status"):
-        state.record("b", [Outcome(op(key="1"), "applied")])
+        state.record("b", [Outcome(op(key="1"), "confirmed")])
     with state.locked("nothing changed", ["a"]):
         state.record("a", [Outcome(op(key="3"), "retry")])
     assert state.target_serials(["a", "b"]) == {"a": 2, "b": 1} and state.serial == 3
@@ -282,7 +283,7 @@ def vouch_state(ws, skus=("A",)):
     ws.write("t.yaml", {"targets": {"vouch": target("voucherify")}})
     ws.write("p.yaml", {"products": [product(s) for s in skus]})
     state = State(ws.state_location)
-    state.record("vouch", [Outcome(op(key=s, after={"source_id": s, "metadata": {"k": 1}}), "applied") for s in skus])
+    state.record("vouch", [Outcome(op(key=s, after={"source_id": s, "metadata": {"k": 1}}), "confirmed") for s in skus])
     return state
 
 
@@ -291,11 +292,11 @@ def test_state_list_and_show(bws):
     state = vouch_state(ws, ("A", "B"))
     listed = ws.run("state", "list")
     assert listed.exit_code == 0
-    assert listed.stdout.splitlines() == ["vouch\tproduct\tA\tA\t-\tapplied", "vouch\tproduct\tB\tB\t-\tapplied"]
+    assert listed.stdout.splitlines() == ["vouch\tproduct\tA\tA\t-\tconfirmed", "vouch\tproduct\tB\tB\t-\tconfirmed"]
     assert f"lineage {state.lineage}" in listed.stderr
     data = orjson.loads(ws.run("state", "list", "--format", "json").stdout)
     assert (data["lineage"], data["serial"], data["targets"]) == (state.lineage, 1, {"vouch": {"serial": 1, "items": 2}})
-    assert [i["sku"] for i in data["items"]] == ["A", "B"] and data["items"][0]["last_outcome"] == "applied"
+    assert [i["sku"] for i in data["items"]] == ["A", "B"] and data["items"][0]["last_outcome"] == "confirmed"
     assert orjson.loads(ws.run("state", "list", "--format", "json", "-t", "other").stdout)["items"] == []
     shown = ws.run("state", "show", "A")
     assert '"source_id": "A"' in shown.output

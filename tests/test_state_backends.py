@@ -30,12 +30,12 @@ def filled(location: Location) -> State:
     identity, an apply and request history: one of everything a migration must carry."""
     state = State(location)
     ops = [Operation("create", "product", f"K{i}", f"S{i}", None, {"v": i, "name": f"é {i}"}) for i in range(30)]
-    state.record("meta", [Outcome(op, "applied", remote_id=f"r{op.key}") for op in ops[:20]])
-    state.record("bloom", [Outcome(op, "applied") for op in ops[:10]] + [Outcome(ops[10], "rejected", reason="no")])
+    state.record("meta", [Outcome(op, "confirmed", remote_id=f"r{op.key}") for op in ops[:20]])
+    state.record("bloom", [Outcome(op, "confirmed") for op in ops[:10]] + [Outcome(ops[10], "failed", reason="no")])
     state.record("meta", [Outcome(op, "pending", job=Job("h-1", tuple(ops[20:25]))) for op in ops[20:25]])
     state.record_identity("meta", {"provider": "meta_catalog", "base_url": "http://127.0.0.1:9", "catalog_id": "1"})
     apply_id = state.begin_apply(["meta"])
-    state.finish_apply(apply_id, "ok", {"applied": 20})
+    state.finish_apply(apply_id, "ok", {"confirmed": 20})
     for i in range(5):
         state.log_request("meta", "batch", time.time() - i, 200, 10, 1000)
     return state
@@ -66,7 +66,7 @@ def test_passwords_are_never_shown(ws, postgres):
     ws.write("p.yaml", {"products": [product("A")]})
     ws.use_state(Location(url=url, schema="secretive"))
     State(ws.state_location).record("vouch", [Outcome(Operation("create", "product", "A", "A", None, {"x": 1}),
-                                                      "applied")])
+                                                      "confirmed")])
     outputs = [ws.run("state", "list"), ws.run("plan"), ws.run("state", "list", "--format", "json")]
     wrong = url.replace("/postgres", "/no_such_database")
     outputs.append(ws.run("--state", wrong, "state", "list"))
@@ -84,11 +84,11 @@ def test_the_state_comes_from_the_environment(ws, postgres, monkeypatch):
     ws.write("t.yaml", {"targets": {"vouch": target("voucherify")}})
     ws.write("p.yaml", {"products": [product("A")]})
     state = State(postgres.url, schema="from_env")
-    state.record("vouch", [Outcome(Operation("create", "product", "A", "A", None, {"x": 1}), "applied")])
+    state.record("vouch", [Outcome(Operation("create", "product", "A", "A", None, {"x": 1}), "confirmed")])
     monkeypatch.setenv("RECONCILER_STATE", postgres.url)
     monkeypatch.setenv("RECONCILER_STATE_SCHEMA", "from_env")
     listed = ws.run("state", "list")
-    assert listed.exit_code == 0 and listed.stdout == "vouch\tproduct\tA\tA\t-\tapplied\n"
+    assert listed.exit_code == 0 and listed.stdout == "vouch\tproduct\tA\tA\t-\tconfirmed\n"
     assert not (ws.root / "state").exists()
 
 

@@ -30,7 +30,7 @@ def snapshot(folder: Path) -> dict:
 
 
 def applied(key: str, payload: dict) -> Outcome:
-    return Outcome(Operation("create", "product", key, key, None, payload), "applied")
+    return Outcome(Operation("create", "product", key, key, None, payload), "confirmed")
 
 
 @contextmanager
@@ -202,7 +202,7 @@ def test_a_disk_that_fills_during_apply_counts_only_what_was_recorded(ws, sandbo
         assert result.exit_code == 1
         assert "cannot write the state" in result.output and "Traceback" not in result.output
         assert re.search(r"database or disk is full|No space left", result.output), result.output
-        said = int(re.search(r"(\d+) applied", result.output).group(1))
+        said = int(re.search(r"(\d+) confirmed", result.output).group(1))
         state = State(small / "reconciler.db", create=False)
         assert said == len(state.hashes("vend")) < 1500  # the summary counts what the state holds
         assert state.holders() == []  # the lock released, even on a full disk

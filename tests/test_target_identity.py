@@ -27,10 +27,10 @@ def test_a_state_of_version_4_gains_identities_when_written_and_in_memory_when_r
     old_database(tmp_path / "old.db", version=4)
     before = files_of(tmp_path)
     reader = State(tmp_path / "old.db", create=False)
-    assert reader.schema_version == SCHEMA_VERSION == 5 and reader.identities() == {}
+    assert reader.schema_version == SCHEMA_VERSION >= 5 and reader.identities() == {}
     reader.close()
     assert files_of(tmp_path) == before
     writer = State(tmp_path / "old.db")
-    assert writer.schema_version == 5 and writer.identities() == {}  # the next write to a target records it
+    assert writer.schema_version == SCHEMA_VERSION and writer.identities() == {}  # the next write to a target records it
     writer.record_identity("t", META)
     assert State(tmp_path / "old.db", create=False).identities() == {"t": META}

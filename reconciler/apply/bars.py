@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn
 from rich.text import Text
 
-from reconciler.apply.report import NullReporter, failure_lines, result_line, summary_line, wait_text
+from reconciler.apply.report import DONE, NullReporter, failure_lines, result_line, summary_line, wait_text
 from reconciler.display import printable
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ class RichReporter(NullReporter):
         self.progress.update(self._task(target), requests=self._requests[target])
 
     def recorded(self, target: str, counts: Mapping[str, int]) -> None:
-        done = sum(counts.get(k, 0) for k in ("applied", "rejected", "local"))
+        done = sum(counts.get(k, 0) for k in DONE)
         if done:
             self.progress.advance(self._task(target), done)
 

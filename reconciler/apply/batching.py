@@ -2,9 +2,9 @@
 
 ``pack(provider, ops, limits)`` yields, in a stream:
 
-* an ``Outcome(status="applied")`` for every delete of a record kind the API cannot
+* an ``Outcome(status="confirmed")`` for every delete of a record kind the API cannot
   delete (``capabilities.local_deletes``): the executor records it without a request;
-* an ``Outcome(status="rejected")`` for every operation whose request would be over
+* an ``Outcome(status="failed")`` for every operation whose request would be over
   the byte limit even alone: it is never sent;
 * ``Request`` objects, each of operations sharing one ``provider.group_key``, with at
   most ``max_items_per_request`` operations and at most ``max_bytes_per_request`` bytes
@@ -42,7 +42,7 @@ def pack(provider: Provider, ops: Iterable[Operation], limits: Limits | None = N
     group_key = provider.group_key
     for op in ops:
         if op.action == "delete" and op.record in local:
-            yield Outcome(op, "applied", reason=(
+            yield Outcome(op, "confirmed", reason=(
                 f"no delete in the API: {provider.name} cannot delete a {op.record} record; "
                 "recorded as deleted without a request"))
             continue
@@ -76,7 +76,7 @@ def _by_items(provider: Provider, group: list[Operation], max_items: int | None)
 
 
 def _too_big(op: Operation, size: int, max_bytes: int) -> Outcome:
-    return Outcome(op, "rejected", reason=(
+    return Outcome(op, "failed", reason=(
         f"the request for {op.key} alone is {size} bytes, over the limit of "
         f"{max_bytes} bytes per request"))
 

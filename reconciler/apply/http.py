@@ -10,19 +10,26 @@ one classification of what came back, applied before any provider sees an answer
   :class:`Failed`, tried again by the retry policy (:mod:`reconciler.apply.retry`);
 * anything else is the provider's to translate (``decode``, ``decode_poll``,
   ``decode_read``): a provider's own throttling signals that are not an HTTP 429
-  (Meta's Graph error codes) come back as its outcomes.
+  (Meta's Graph error codes) come back as its outcomes;
+* and what the provider cannot translate (:func:`decoded`): a success whose body is
+  not the documented shape (:class:`~reconciler.errors.UnexpectedAnswer`, raised by
+  the provider, which knows its documented shapes), or an answer its decode fails on,
+  is :class:`Failed` too, tried again like a 5xx: never a success.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, TypeVar
 
 import httpx
 
-from reconciler.errors import ConfigError
+from reconciler.errors import ConfigError, UnexpectedAnswer
 from reconciler.manifest.models import Target
 from reconciler.providers import get_provider
 from reconciler.providers._common import retry_after
-from reconciler.providers.base import Provider, Request
+from reconciler.providers.base import Provider, ReadError, Request
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -76,3 +83,23 @@ async def exchange(client: httpx.AsyncClient, request: Request, provider: Provid
     except httpx.TransportError as exc:
         return Failed(f"{provider.name}: no answer ({type(exc).__name__}: {str(exc) or 'connection failed'})")
     return classify(response, provider)
+
+
+def decoded(decode: Callable[[httpx.Response], T], response: httpx.Response, provider: Provider) -> T | Failed:
+    """``decode(response)`` (the provider's translation of an answer :func:`classify`
+    gave it), or :class:`Failed` when it cannot be translated: a success whose body is
+    not the documented shape, a read the provider calls transient, an answer its
+    decode fails on. Refused credentials and reads refused for good raise."""
+    try:
+        return decode(response)
+    except ConfigError:
+        raise
+    except ReadError as exc:
+        if not exc.transient:
+            raise
+        return Failed(str(exc), exc.retry_after)
+    except UnexpectedAnswer as exc:
+        return Failed(str(exc))
+    except Exception as exc:
+        return Failed(f"unexpected answer from {provider.name} (HTTP {response.status_code}): "
+                      f"{type(exc).__name__}: {exc}")

@@ -2,15 +2,17 @@
 did, for CI and other tools (the progress and the plan go to stderr meanwhile).
 
     {"format_version": 1, "outcome": "applied", "error": null, "seconds": 0.5,
-     "totals": {"total": 98, "applied": 98, "failed": 0, "pending": 0, ...},
-     "targets": {"shop-eu": {"provider": "…", "total": 15, "applied": 15,
+     "totals": {"total": 98, "confirmed": 56, "accepted": 42, "failed": 0, "pending": 0, ...},
+     "targets": {"shop-eu": {"provider": "…", "total": 15, "confirmed": 0, "accepted": 15,
                              "failed": 0, ..., "stopped": null,
                              "failed_items": [{"sku": …, "record": …, "action": …,
                                                "key": …, "reason": …}]}}}
 
 ``total`` counts the target's planned changes and the items of its asynchronous jobs
-left pending by an earlier apply. ``outcome`` is ``applied`` (every change applied or
-pending), ``failed`` (an item failed or a target stopped: exit code 1), ``no_changes``,
+left pending by an earlier apply; ``confirmed`` items the destination said it applied,
+``accepted`` items it only acknowledged (no final per-item result: ``reconciler status``
+lists them). ``outcome`` is ``applied`` (every change confirmed, accepted or pending),
+``failed`` (an item failed or a target stopped: exit code 1), ``no_changes``,
 ``cancelled`` (the answer was not ``yes``) or ``error`` (nothing applied: ``error`` says
 why, with a ``kind`` a script can test, e.g. ``stale_plan`` when the state moved since a
 saved plan was made).
@@ -23,7 +25,8 @@ from reconciler.apply.result import ApplyResult, TargetResult
 from reconciler.errors import ConfigError, ManifestError, StalePlanError, StateError
 
 FORMAT_VERSION = 1
-COUNTS = ("applied", "failed", "pending", "local", "not_sent", "requests", "items_sent", "polls", "retried")
+COUNTS = ("confirmed", "accepted", "failed", "pending", "local", "not_sent", "requests", "items_sent", "polls",
+          "retried")
 
 
 def error_kind(error: Exception) -> str:
@@ -38,9 +41,7 @@ def error_kind(error: Exception) -> str:
 
 
 def _target(result: TargetResult, failures: list[dict[str, str]]) -> dict[str, Any]:
-    counts = {"applied": result.applied, "failed": result.rejected, "pending": result.pending, "local": result.local,
-              "not_sent": result.not_sent, "requests": result.requests, "items_sent": result.items_sent,
-              "polls": result.polls, "retried": result.retried}
+    counts = {key: getattr(result, key) for key in COUNTS}
     return {"provider": result.provider, "total": result.total, **counts,
             "wait_seconds": round(result.wait_seconds, 3), "seconds": round(result.seconds, 3),
             "stopped": result.error, "failed_items": failures}

@@ -14,11 +14,11 @@ status`` settles it later. A job is never sent again because its status call fai
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import TYPE_CHECKING
 
-from reconciler.apply.http import Failed, exchange
-from reconciler.errors import ConfigError
+from reconciler.apply.http import Failed, decoded, exchange
 from reconciler.providers.base import Job
 
 if TYPE_CHECKING:
@@ -52,13 +52,7 @@ async def poll(run: "TargetRun", job_id: int, job: Job) -> None:
         run.result.polls += 1
         outcomes = None
         if not isinstance(answer, Failed):
-            try:
-                outcomes = run.provider.decode_poll(job, answer)
-            except ConfigError:
-                raise
-            except Exception as exc:
-                answer = Failed(f"{run.target.provider}: unreadable status of job {job.handle} "
-                                f"(HTTP {answer.status_code}): {type(exc).__name__}: {exc}")
+            answer = decoded(functools.partial(run.provider.decode_poll, job), answer, run.provider)
         if isinstance(answer, Failed):
             failed += 1
             delay = max(interval, policy.delay(failed, answer.retry_after, run.rng))
@@ -66,6 +60,7 @@ async def poll(run: "TargetRun", job_id: int, job: Job) -> None:
                 run.window.pause(delay)
         else:
             failed = 0
+            outcomes = answer
         if outcomes is not None:
             run.result.pending -= len(job.operations)
             run.ctx.reporter.recorded(run.name, {"pending": -len(job.operations)})

@@ -82,7 +82,7 @@ def record(run: "TargetRun", outcomes: list[Outcome], settled_job: int | None = 
     recorded is counted: a write that fails (a full disk) counts nothing."""
     ctx = run.ctx
     if run.secrets:
-        outcomes = [replace(o, reason=run.redact(o.reason)) if o.reason and o.status == "rejected" else o
+        outcomes = [replace(o, reason=run.redact(o.reason)) if o.reason and o.status == "failed" else o
                     for o in outcomes]
     written = ctx.writer.record(run.name, outcomes, ctx.apply_id, run.ignore, settled_job)
     count = Counted(run, outcomes, local)
@@ -99,31 +99,23 @@ class Counted:
 
     def add(self, report: bool = True) -> None:
         run = self.run
-        applied = rejected = pending = 0
+        counts = dict.fromkeys(("confirmed", "accepted", "failed", "pending", "local"), 0)
         failures = run.ctx.result.failures
         for outcome in self.outcomes:
             status = outcome.status
-            if status == "applied":
-                applied += 1
-            elif status == "rejected":
-                rejected += 1
+            counts[status] += 1
+            if status == "failed":
                 op = outcome.operation
                 failures.append(Failure(run.name, op.sku, op.record, op.action, outcome.reason or "refused", op.key))
             elif status == "pending":
-                pending += 1
                 self.jobs.setdefault(outcome.job.handle, outcome.job)
+        if self.local:  # recorded without a request: nothing was confirmed
+            counts["local"], counts["confirmed"] = counts["confirmed"], 0
         result = run.result
-        if self.local:
-            result.local += applied
-        else:
-            result.applied += applied
-        result.rejected += rejected
-        result.pending += pending
+        for name, count in counts.items():
+            setattr(result, name, getattr(result, name) + count)
         if report:
-            run.ctx.reporter.recorded(run.name, {
-                "applied": 0 if self.local else applied, "local": applied if self.local else 0,
-                "rejected": rejected, "pending": pending,
-            })
+            run.ctx.reporter.recorded(run.name, counts)
 
 
 async def _committed(run: "TargetRun", written: "concurrent.futures.Future[dict[str, int]]", count: Counted) -> None:

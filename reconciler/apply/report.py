@@ -31,7 +31,7 @@ class Reporter(Protocol):
     def target_started(self, target: str, provider: str, total: int) -> None: ...
     def request_sent(self, target: str, endpoint: str, items: int) -> None: ...
     def recorded(self, target: str, counts: Mapping[str, int]) -> None:
-        """A batch of outcomes was committed: ``{applied, rejected, pending, local}``
+        """A batch of outcomes was committed: ``{confirmed, accepted, failed, pending, local}``
         deltas (``pending`` goes negative when jobs settle)."""
     def waiting(self, target: str, until: float | None, why: str) -> None:
         """Requests of ``target`` wait for ``why`` (``"<provider>'s window"``) until
@@ -76,15 +76,20 @@ class NullReporter:
         pass
 
 
+DONE = ("confirmed", "accepted", "failed", "local")  # the counts of finished items
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def summary_line(result: "TargetResult") -> str:
-    parts = [f"{result.applied} applied"]
+    parts = [f"{result.confirmed} confirmed"]
+    if result.accepted:
+        parts.append(f"{result.accepted} only accepted")
     if result.local:
         parts.append(f"{result.local} recorded locally")
-    parts.append(f"{result.rejected} failed")
+    parts.append(f"{result.failed} failed")
     if result.pending:
         parts.append(f"{result.pending} pending")
     if result.not_sent:
@@ -109,7 +114,8 @@ def result_line(result: "ApplyResult") -> str:
     totals = result.totals()
     waited = f", {result.wait_seconds:.1f}s waiting for rate windows" if result.wait_seconds >= 0.05 else ""
     outcome = "interrupted" if result.interrupted else "complete" if result.ok else "finished with failures"
-    return (f"Apply {outcome}: {totals['applied']} applied, {totals['rejected']} failed, {totals['pending']} pending, "
+    return (f"Apply {outcome}: {totals['confirmed']} confirmed, {totals['accepted']} only accepted, "
+            f"{totals['failed']} failed, {totals['pending']} pending, "
             f"{_count(totals['requests'], 'request')}{waited} in {result.seconds:.1f}s.")
 
 
@@ -121,7 +127,14 @@ def wait_text(until: float | None, why: str) -> str:
 
 
 def failure_lines(result: "ApplyResult", limit: int = 20) -> list[str]:
+    """What the closing line is followed by: the only-accepted items said once, then
+    the failed items."""
     lines = []
+    accepted = result.totals()["accepted"]
+    if accepted:
+        lines.append(f"{_count(accepted, 'item')} only accepted: the destination acknowledged receipt and gives no "
+                     "final result per item (`reconciler status` lists them; `status --verify` reads back those "
+                     "that can be read).")
     for failure in result.failures[:limit]:
         lines.append(printable(f"  {failure.target}: {failure.action} {failure.record} {failure.sku}: {failure.reason}"))
     if len(result.failures) > limit:
@@ -151,7 +164,7 @@ class PlainReporter(NullReporter):
 
     def recorded(self, target: str, counts: Mapping[str, int]) -> None:
         self._done[target] = self._done.get(target, 0) + sum(
-            counts.get(k, 0) for k in ("applied", "rejected", "local"))
+            counts.get(k, 0) for k in DONE)
         now = time.monotonic()
         if now - self._last.get(target, 0.0) >= self.interval:
             self._last[target] = now

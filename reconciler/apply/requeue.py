@@ -17,16 +17,16 @@ if TYPE_CHECKING:
     from reconciler.apply.target import TargetRun
 
 
-def retry_writes(run: "TargetRun", retry: list[Outcome], transient: bool, others_rejected: bool) -> list[Outcome]:
+def retry_writes(run: "TargetRun", retry: list[Outcome], transient: bool, others_failed: bool) -> list[Outcome]:
     """Send the operations of ``retry`` outcomes again after the policy's backoff (a
     rate-limited answer pauses the whole target); returns those out of attempts, as
-    rejected. A retry that only comes from other items' rejection in the same answer
-    (``others_rejected``, nothing transient) is sent again at once."""
+    failed. A retry that only comes from other items' refusal in the same answer
+    (``others_failed``, nothing transient) is sent again at once."""
     policy = run.ctx.tuning.retry
     retry_after = max((o.retry_after or 0.0 for o in retry), default=0.0)
     rate_limited = any(o.rate_limited for o in retry)
     reason = run.redact(retry[0].reason or "transient failure")
-    if others_rejected and not transient and not rate_limited and not retry_after:
+    if others_failed and not transient and not rate_limited and not retry_after:
         return enqueue(run, [o.operation for o in retry])
     failed, again, level = [], [], 1
     for outcome in retry:
@@ -35,7 +35,7 @@ def retry_writes(run: "TargetRun", retry: list[Outcome], transient: bool, others
         attempt = run.attempts.get(ident, 0) + 1
         run.attempts[ident] = attempt
         if policy.exhausted(attempt):
-            failed.append(Outcome(op, "rejected", f"{outcome.reason or reason} (gave up after {attempt} attempts)"))
+            failed.append(Outcome(op, "failed", f"{outcome.reason or reason} (gave up after {attempt} attempts)"))
         else:
             again.append(op)
             level = max(level, attempt)

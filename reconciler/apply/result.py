@@ -19,14 +19,16 @@ class Failure:
 @dataclass
 class TargetResult:
     """Counts of one target. ``total`` is the number of planned operations;
-    ``applied`` / ``rejected`` / ``local`` are final, ``pending`` are items accepted by
-    an asynchronous API and not confirmed yet (``settle`` finishes them)."""
+    ``confirmed`` / ``accepted`` / ``failed`` / ``local`` are final (``accepted``: the
+    destination only acknowledged receipt), ``pending`` are items of asynchronous jobs
+    not finished yet (``settle`` finishes them)."""
 
     name: str
     provider: str
     total: int = 0
-    applied: int = 0          # confirmed by the destination
-    rejected: int = 0         # refused, or out of attempts: kept in the state's failures
+    confirmed: int = 0        # the destination said it applied them
+    accepted: int = 0         # the destination only acknowledged receipt (no final per-item result)
+    failed: int = 0           # refused, or out of attempts: kept in the state's failures
     pending: int = 0          # in asynchronous jobs not settled yet
     local: int = 0            # recorded without a request (a delete the API cannot do)
     requests: int = 0         # write requests sent, retries included
@@ -41,7 +43,7 @@ class TargetResult:
 
     @property
     def done(self) -> int:
-        return self.applied + self.rejected + self.local
+        return self.confirmed + self.accepted + self.failed + self.local
 
     @property
     def not_sent(self) -> int:
@@ -50,11 +52,11 @@ class TargetResult:
 
     @property
     def ok(self) -> bool:
-        return self.rejected == 0 and self.error is None and not self.interrupted
+        return self.failed == 0 and self.error is None and not self.interrupted
 
     def counts(self) -> dict:
         return {
-            "total": self.total, "applied": self.applied, "rejected": self.rejected,
+            "total": self.total, "confirmed": self.confirmed, "accepted": self.accepted, "failed": self.failed,
             "pending": self.pending, "local": self.local, "requests": self.requests, "items_sent": self.items_sent,
             "polls": self.polls, "retried": self.retried, "wait_seconds": round(self.wait_seconds, 3),
             "seconds": round(self.seconds, 3), "error": self.error,
@@ -80,7 +82,7 @@ class ApplyResult:
         return {name: t.error for name, t in self.targets.items() if t.error}
 
     def totals(self) -> dict[str, int]:
-        keys = ("total", "applied", "rejected", "pending", "local", "requests")
+        keys = ("total", "confirmed", "accepted", "failed", "pending", "local", "requests")
         return {k: sum(getattr(t, k) for t in self.targets.values()) for k in keys}
 
     def counts(self) -> dict:

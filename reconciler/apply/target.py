@@ -8,11 +8,12 @@ target's limits, and every answer turned into outcomes.
   the state (:mod:`reconciler.apply.window`), so that every process and consecutive
   applies share it;
 * the answer goes through the engine's HTTP rules (:func:`reconciler.apply.http.exchange`),
-  then the provider decodes it into outcomes (:meth:`TargetRun.handle`): ``applied``,
-  ``rejected`` and ``pending`` are recorded at once (:mod:`reconciler.apply.recording`;
+  then the provider decodes it into outcomes (:meth:`TargetRun.handle`): ``confirmed``,
+  ``accepted``, ``failed`` and ``pending`` are recorded at once (:mod:`reconciler.apply.recording`;
   jobs are then polled, :mod:`reconciler.apply.polling`), ``retry`` is sent again
   (:mod:`reconciler.apply.requeue`), ``split`` sends the operations again as two
-  halves (a lone one is rejected);
+  halves (a lone one fails; past ``Tuning.split_requests`` bisected requests, a
+  target's refusals as a whole fail: they are not one item's);
 * a ``ConfigError`` (credentials refused, bad settings) stops the target; the others
   go on. Whatever reaches the reporter, the result or the state's failures is
   redacted of the target's credentials.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import time
 from collections import deque
@@ -29,7 +31,7 @@ from typing import Any, Awaitable, Callable, Iterator, Sequence
 
 from reconciler import credentials
 from reconciler.apply.batching import pack
-from reconciler.apply.http import Failed, exchange, open_client
+from reconciler.apply.http import Failed, decoded, exchange, open_client
 from reconciler.apply.polling import settle_earlier
 from reconciler.apply.recording import record
 from reconciler.apply.requeue import retry_writes
@@ -42,6 +44,8 @@ from reconciler.manifest.models import Target
 from reconciler.plan.model import Change
 from reconciler.providers import get_provider, limits_for
 from reconciler.providers.base import Job, Operation, Outcome, Request
+
+FINAL = frozenset({"confirmed", "accepted", "failed"})  # recorded as they are
 
 
 class TargetRun:
@@ -161,20 +165,14 @@ class TargetRun:
             self.answered += 1
             if self.answered >= (self.window.limit or 0) or (self.packer is None and not self.ready):
                 self.first_window.set()
+        if not isinstance(answer, Failed):
+            answer = decoded(functools.partial(self.provider.decode, request), answer, self.provider)
         transient = isinstance(answer, Failed)
         if transient:
             outcomes = [Outcome(op, "retry", answer.reason, retry_after=answer.retry_after,
                                 rate_limited=answer.rate_limited) for op in ops]
         else:
-            try:
-                outcomes = self.provider.decode(request, answer)
-            except ConfigError:
-                raise
-            except Exception as exc:
-                outcomes = [Outcome(op, "retry", f"{self.target.provider}: unreadable answer (HTTP "
-                                                 f"{answer.status_code}): {type(exc).__name__}: {exc}")
-                            for op in ops]
-                transient = True
+            outcomes = answer
         self.handle(ops, outcomes, transient)
 
     async def _slot(self) -> None:
@@ -215,7 +213,7 @@ class TargetRun:
         for outcome in outcomes:
             seen.add(id(outcome.operation))
             status = outcome.status
-            if status == "applied" or status == "rejected":
+            if status in FINAL:
                 final.append(outcome)
             elif status == "pending":
                 if outcome.job is None:
@@ -233,8 +231,12 @@ class TargetRun:
         if split:
             split_ops = [o.operation for o in split]
             reason = split[0].reason or "refused as a whole"
+            spent = 2 * self.result.split
             if len(split_ops) == 1 or not self.resend:
-                final.extend(Outcome(op, "rejected", reason) for op in split_ops)
+                final.extend(Outcome(op, "failed", reason) for op in split_ops)
+            elif spent >= self.ctx.tuning.split_requests:
+                final.extend(Outcome(op, "failed", f"{reason} (not bisected further: {spent} requests spent "
+                                                   "bisecting found no single item at fault)") for op in split_ops)
             else:
                 middle = len(split_ops) // 2
                 self.result.split += 1
@@ -244,10 +246,10 @@ class TargetRun:
 
         if retry:
             if not self.resend:
-                final.extend(Outcome(o.operation, "rejected",
+                final.extend(Outcome(o.operation, "failed",
                                      f"{o.reason or 'failed'} (the next apply sends it again)") for o in retry)
             else:
-                final.extend(retry_writes(self, retry, transient, any(o.status == "rejected" for o in final)))
+                final.extend(retry_writes(self, retry, transient, any(o.status == "failed" for o in final)))
 
         if final or settled_job is not None:
             # Committed on the state's thread while this worker sends the next request.

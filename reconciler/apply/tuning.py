@@ -23,6 +23,7 @@ class Tuning:
     record_chunk: int = 5000         # local outcomes per transaction
     window_scale: float = 1.0        # multiplies rate windows: only for a time-scaled sandbox
     head_start: float = 3.0          # at most, for targets that need several rate windows (scheduling)
+    split_requests: int = 64         # requests a target may spend bisecting requests refused as a whole
 
     @property
     def retry(self) -> RetryPolicy:

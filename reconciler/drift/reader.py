@@ -27,7 +27,8 @@ most 1,001 items) is completed item by item for the keys the caller knows (the
 state's), ``max_in_flight`` reads at a time, where the provider can read one item
 (``capabilities.item_reads``); the catalog is then marked ``incomplete``: remote items
 the caller does not know, past the listing, cannot be found. Without known keys (an
-import) such a listing is an error.
+import) such a listing is an error. ``read_items(target, keys)`` reads only given items,
+the same way (``status --verify`` reads back the items a destination only accepted).
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ from typing import Callable, Collection, Mapping, Sequence, TypeVar
 import httpx
 
 from reconciler import credentials
-from reconciler.apply.http import Failed, exchange, open_client
+from reconciler.apply.http import Failed, decoded, exchange, open_client
 from reconciler.apply.tuning import Tuning
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.manifest.models import Target
@@ -118,6 +119,15 @@ class _TargetReader:
         catalog.seconds = time.monotonic() - started
         return catalog
 
+    async def read_keys(self, keys: Collection[tuple[str, str]]) -> RemoteCatalog:
+        """The items of ``keys`` that the destination holds, read one by one."""
+        started = time.monotonic()
+        catalog = RemoteCatalog(self.target.name, self.target.provider, {})
+        async with open_client(self.target, self.tuning, max(1, self.in_flight), self.transport) as client:
+            await self._each(client, list(keys), catalog)
+        catalog.seconds = time.monotonic() - started
+        return catalog
+
     async def _read_items(self, client: httpx.AsyncClient, why: str, catalog: RemoteCatalog) -> None:
         """Read the known items the listing did not reach, one request each."""
         if self.known is None or not self.cls.capabilities.item_reads:
@@ -125,6 +135,10 @@ class _TargetReader:
         catalog.incomplete = why
         keys = [key for key in self.known if key not in catalog.items]
         self.say(f"{why}: reading the state's {len(keys)} other items one by one")
+        await self._each(client, keys, catalog)
+
+    async def _each(self, client: httpx.AsyncClient, keys: list[tuple[str, str]], catalog: RemoteCatalog) -> None:
+        """Read ``keys`` into ``catalog``, ``in_flight`` requests at a time."""
         slots = asyncio.Semaphore(self.in_flight)
         done = 0
 
@@ -157,11 +171,11 @@ class _TargetReader:
             answer = await exchange(client, request, self.provider)
             if not isinstance(answer, Failed):
                 try:
-                    return decode(answer)
-                except ReadError as exc:
-                    if not exc.transient:
-                        raise DriftError(str(exc)) from None
-                    answer = Failed(str(exc), exc.retry_after)
+                    answer = decoded(decode, answer, self.provider)
+                except ReadError as exc:  # refused for good
+                    raise DriftError(str(exc)) from None
+                if not isinstance(answer, Failed):
+                    return answer
             if policy.exhausted(attempt):
                 raise DriftError(f"{self.target.provider}: reading the remote catalog failed after "
                                  f"{attempt} attempts: {answer.reason}")
@@ -181,22 +195,51 @@ def read_catalogs(targets: Sequence[Target], *, environ: Mapping[str, str] | Non
     ``known``: per target, the ``(record, key)`` items to read one by one where the
     listing cannot reach them (the module doc)."""
     tuning = tuning or Tuning()
+
+    async def one(reader: _TargetReader) -> RemoteCatalog:
+        if progress is not None:
+            progress(f"{reader.target.name}: reading the remote catalog ({reader.target.provider})")
+        catalog = await reader.read()
+        if progress is not None:
+            retried = f", {catalog.retries} retried" if catalog.retries else ""
+            progress(f"{reader.target.name}: read {len(catalog.items)} items in {catalog.pages} page(s)"
+                     f"{retried} in {catalog.seconds:.1f}s")
+        return catalog
+
+    return _run({t.name: (t, one) for t in targets}, tuning, environ, transport, progress,
+                lambda target: None if known is None else known.get(target.name, ()))
+
+
+def read_items(targets: Mapping[str, Collection[tuple[str, str]]], by_name: Mapping[str, Target], *,
+               environ: Mapping[str, str] | None = None, tuning: Tuning | None = None,
+               transport: httpx.AsyncBaseTransport | None = None, progress: Progress | None = None,
+               ) -> dict[str, RemoteCatalog | ReconcilerError]:
+    """Read, per target name, the ``(record, key)`` items given, one request each (the
+    provider must read one item: ``capabilities.item_reads``); a target's catalog holds
+    those the destination has. Errors as for :func:`read_catalogs`."""
+    tuning = tuning or Tuning()
+
+    async def one(reader: _TargetReader) -> RemoteCatalog:
+        keys = targets[reader.target.name]
+        if progress is not None:
+            progress(f"{reader.target.name}: reading back {len(keys)} items one by one ({reader.target.provider})")
+        return await reader.read_keys(keys)
+
+    return _run({name: (by_name[name], one) for name in targets}, tuning, environ, transport, progress,
+                lambda target: None)
+
+
+def _run(jobs: Mapping[str, tuple[Target, Callable]], tuning: Tuning, environ, transport, progress,
+         known: Callable[[Target], Collection[tuple[str, str]] | None]) -> dict[str, RemoteCatalog | ReconcilerError]:
+    """Run ``job(reader)`` for every target at once; an error stops its target only."""
     results: dict[str, RemoteCatalog | ReconcilerError] = {}
 
-    async def one(target: Target) -> None:
+    async def one(target: Target, job: Callable) -> None:
         secrets: list[str] = []
         try:
-            reader = _TargetReader(target, tuning, environ, transport, progress,
-                                   None if known is None else known.get(target.name, ()))
+            reader = _TargetReader(target, tuning, environ, transport, progress, known(target))
             secrets = reader.secrets
-            if progress is not None:
-                progress(f"{target.name}: reading the remote catalog ({target.provider})")
-            catalog = await reader.read()
-            results[target.name] = catalog
-            if progress is not None:
-                retried = f", {catalog.retries} retried" if catalog.retries else ""
-                progress(f"{target.name}: read {len(catalog.items)} items in {catalog.pages} page(s)"
-                         f"{retried} in {catalog.seconds:.1f}s")
+            results[target.name] = await job(reader)
         except ReconcilerError as exc:
             kind = ConfigError if isinstance(exc, ConfigError) else DriftError
             results[target.name] = kind(credentials.redact(str(exc), secrets))
@@ -205,8 +248,8 @@ def read_catalogs(targets: Sequence[Target], *, environ: Mapping[str, str] | Non
                 credentials.redact(f"{target.provider}: reading failed ({type(exc).__name__}: {exc})", secrets))
 
     async def main() -> None:
-        await asyncio.gather(*(one(t) for t in targets))
+        await asyncio.gather(*(one(target, job) for target, job in jobs.values()))
 
-    if targets:
+    if jobs:
         asyncio.run(main())
-    return {t.name: results[t.name] for t in targets}
+    return {name: results[name] for name in jobs}

@@ -1,6 +1,10 @@
 """Helpers shared by the provider modules: serialization, auth headers, response
 parsing and the outcome shapes every provider answers the same way.
 
+A success (2xx) whose body is not the shape the API documents is no success: a
+decode raises :func:`unexpected` for it, and the engine sends the request again as
+after a 5xx (:func:`reconciler.apply.http.decoded`).
+
 Nothing here touches the network; these functions only build bytes and read
 ``httpx.Response`` objects handed in by the engine (or by tests), which has already
 classified them: 401/403, 429 and 5xx never reach a provider (:mod:`reconciler.apply.http`).
@@ -15,7 +19,7 @@ from typing import Any, Callable, Iterable, Sequence
 import httpx
 import orjson
 
-from reconciler.errors import ConfigError
+from reconciler.errors import ConfigError, UnexpectedAnswer
 from reconciler.mapping import json_equal
 from reconciler.providers.base import Operation, Outcome, ReadError
 
@@ -77,6 +81,15 @@ def retry_after(response: httpx.Response) -> float | None:
     return max(0.0, seconds)
 
 
+UNEXPECTED_EXCERPT = 200  # characters of an unexpected answer quoted in its reason
+
+
+def unexpected(provider_name: str, response: httpx.Response) -> UnexpectedAnswer:
+    """The error a decode raises for a success whose body is not the documented shape."""
+    return UnexpectedAnswer(f"unexpected answer from {provider_name} (HTTP {response.status_code}): "
+                            f"{body_excerpt(response, UNEXPECTED_EXCERPT) or '(empty body)'}")
+
+
 def read_error(provider_name: str, response: httpx.Response, detail: str | None = None) -> ReadError:
     """A read the destination refused (the engine retries 429 and 5xx before a provider
     sees them: this one is not transient, unless the provider says otherwise)."""
@@ -88,12 +101,13 @@ def read_error(provider_name: str, response: httpx.Response, detail: str | None 
 
 
 def read_body(provider_name: str, response: httpx.Response, message: Callable[[Any], str | None]) -> dict:
-    """The JSON object of a successful read: anything but a 200 with an object is a
-    ReadError, with ``message(body)`` as the destination's words."""
-    status = response.status_code
+    """The JSON object of a successful read: a 200 without one is :func:`unexpected`,
+    any other status a ReadError with ``message(body)`` as the destination's words."""
     body = json_body(response)
-    if status != 200 or not isinstance(body, dict):
+    if response.status_code != 200:
         raise read_error(provider_name, response, message(body))
+    if not isinstance(body, dict):
+        raise unexpected(provider_name, response)
     return body
 
 
@@ -105,20 +119,20 @@ def refusal(op: Operation, reason: str) -> Outcome:
     there is the desired state reached: typically the first delete was applied and its
     answer lost (a dropped connection), so the retry finds nothing to delete."""
     if op.action == "delete" and any(text in reason.lower() for text in ALREADY_GONE):
-        return Outcome(op, "applied", f"already absent: {reason}")
-    return Outcome(op, "rejected", reason)
+        return Outcome(op, "confirmed", f"already absent: {reason}")
+    return Outcome(op, "failed", reason)
 
 
 def outcomes(ops: Iterable[Operation], status: str, reason: str | None = None, **extra: Any) -> list[Outcome]:
     return [Outcome(operation=op, status=status, reason=reason, **extra) for op in ops]  # type: ignore[arg-type]
 
 
-def split_or_reject(ops: Sequence[Operation], reason: str) -> list[Outcome]:
+def split_or_fail(ops: Sequence[Operation], reason: str) -> list[Outcome]:
     """A refusal the API does not tie to an item: bisect when there is more than one
     operation, otherwise the lone operation is the culprit."""
     if len(ops) > 1:
         return outcomes(ops, "split", reason)
-    return outcomes(ops, "rejected", reason)
+    return outcomes(ops, "failed", reason)
 
 
 def diff_fields(before: dict | None, after: dict | None) -> tuple[dict, list[str]]:

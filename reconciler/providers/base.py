@@ -49,7 +49,7 @@ Payloads = dict[str, dict[str, Any]]   # {record kind: payload}
 FieldPath = tuple[str, ...]            # a field of a payload, nested: ("metadata", "season")
 
 Action = Literal["create", "update", "delete"]
-OutcomeStatus = Literal["applied", "rejected", "retry", "split", "pending"]
+OutcomeStatus = Literal["confirmed", "accepted", "failed", "retry", "split", "pending"]
 
 
 @dataclass(frozen=True)
@@ -154,8 +154,13 @@ class Job:
 class Outcome:
     """What became of one operation.
 
-    * ``applied``: the destination confirmed it; the state records ``operation.after``.
-    * ``rejected``: the destination refused the item; ``reason`` is its words. Not retried.
+    * ``confirmed``: the destination said the item was applied; the state records
+      ``operation.after``.
+    * ``accepted``: the destination only acknowledged receipt and offers no final
+      per-item result (a queue, an HTTP 202); the state records ``operation.after``
+      as for ``confirmed`` and lists the item as only accepted (``reconciler status``;
+      ``status --verify`` reads it back where the provider can read one item).
+    * ``failed``: the destination refused the item; ``reason`` is its words. Not retried.
     * ``retry``: transient, or refused only because of other items; send again.
     * ``split``: the request was refused as a whole for reasons the API does not tie to
       an item; send the operations again in smaller requests (bisect).

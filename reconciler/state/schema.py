@@ -26,8 +26,11 @@ Tables (version 4):
   state) naming its holder.
 
 Added by migrations: ``identities`` (version 5), each target's identity as its first
-write recorded it (see :mod:`reconciler.plan.binding`). ``CURRENT`` lists the tables
-of ``SCHEMA_VERSION``: the baseline's, as later steps changed them.
+write recorded it (see :mod:`reconciler.plan.binding`); ``accepted`` (version 6), the
+items whose last write a destination only acknowledged (``status`` lists them,
+``status --verify`` reads them back), while ``items.last_outcome`` says ``confirmed``,
+``accepted`` or ``failed``. ``CURRENT`` lists the tables of ``SCHEMA_VERSION``: the
+baseline's, as later steps changed them.
 """
 from __future__ import annotations
 
@@ -105,9 +108,25 @@ def _v5_target_identities(conn: "Connection") -> None:
     conn.create(IDENTITIES)
 
 
-MIGRATIONS: list[Callable[["Connection"], None]] = [_v5_target_identities]
+ACCEPTED = _t("accepted", [
+    ("target", "text", "NOT NULL"), ("record", "text", "NOT NULL"), ("key", "text", "NOT NULL"),
+    ("sku", "text", "NOT NULL"), ("action", "text", "NOT NULL"), ("apply_id", "int", ""), ("at", "text", "NOT NULL"),
+], ["target", "record", "key"])
+
+
+def _v6_outcome_vocabulary(conn: "Connection") -> None:
+    # Outcomes say what the destination said: confirmed (it applied the item),
+    # accepted (it only acknowledged receipt, e.g. a queue), failed. Rows written
+    # before said applied or rejected; which of the applied ones were only
+    # acknowledged, the state cannot tell: they are taken as confirmed.
+    conn.execute("UPDATE items SET last_outcome = 'confirmed' WHERE last_outcome = 'applied'")
+    conn.execute("UPDATE items SET last_outcome = 'failed' WHERE last_outcome = 'rejected'")
+    conn.create(ACCEPTED)
+
+
+MIGRATIONS: list[Callable[["Connection"], None]] = [_v5_target_identities, _v6_outcome_vocabulary]
 SCHEMA_VERSION = BASELINE_VERSION + len(MIGRATIONS)
-CURRENT = (*BASELINE, IDENTITIES)
+CURRENT = (*BASELINE, IDENTITIES, ACCEPTED)
 
 
 # -- SQLite files older than the baseline (frozen) ----------------------------------------------

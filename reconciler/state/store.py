@@ -1,13 +1,17 @@
 """The state: what each destination confirmed, in SQLite or PostgreSQL.
 
 One row per (target, record kind, item key) holds the payload the destination last
-confirmed, its digest, any remote id and the last outcome. Around it: the lineage (a
+confirmed or accepted, its digest, any remote id and the last outcome (``confirmed``:
+the destination said it applied it; ``accepted``: it only acknowledged receipt, and
+the item is also listed in ``accepted`` until ``status --verify`` reads it back;
+``failed``: the last write was refused, the row keeps its payload). Around it: the lineage (a
 random id fixed at creation), a serial per target and one for the whole state (a
 saved plan records its targets' serials and is stale once one moved), outstanding
 asynchronous jobs, the apply history, the failures of the last attempt per item, the
 request history rate windows need across runs and processes, and the locks.
 
-Rules: an item's row changes only for an outcome the destination confirmed; every
+Rules: an item's row changes only for an outcome the destination confirmed or
+accepted (or for what ``status --verify`` read back); every
 batch of outcomes is written in one transaction, so a crash loses at most the batch
 in flight, which the next apply sends again; every command that changes a target's
 rows bumps its serial (once per lock it holds); every writer holds a lock.
@@ -54,6 +58,10 @@ FAILURE_COLUMNS = "apply_id, target, record, key, sku, action, reason, at"
 UPSERT_FAILURE = (f"INSERT INTO failures ({FAILURE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?) "
                   "ON CONFLICT (target, record, key) DO UPDATE SET apply_id = excluded.apply_id, "
                   "sku = excluded.sku, action = excluded.action, reason = excluded.reason, at = excluded.at")
+ACCEPTED_COLUMNS = "apply_id, target, record, key, sku, action, at"
+UPSERT_ACCEPTED = (f"INSERT INTO accepted ({ACCEPTED_COLUMNS}) VALUES (?,?,?,?,?,?,?) "
+                   "ON CONFLICT (target, record, key) DO UPDATE SET apply_id = excluded.apply_id, "
+                   "sku = excluded.sku, action = excluded.action, at = excluded.at")
 SET_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 
 
@@ -77,9 +85,9 @@ def stored(payload: dict, ignore: Sequence[str] = ()) -> tuple[str, bytes]:
 
 
 def item_row(target: str, record: str, key: str, sku: str, payload: dict, ignore: Sequence[str],
-             remote_id: str | None, action: str, stamp: str) -> tuple:
-    """A row of ``items`` for an item the destination confirmed."""
-    return (target, record, key, sku, *stored(payload, ignore), remote_id, action, "applied", stamp)
+             remote_id: str | None, action: str, stamp: str, outcome: str = "confirmed") -> tuple:
+    """A row of ``items`` for an item the destination confirmed (or ``outcome``)."""
+    return (target, record, key, sku, *stored(payload, ignore), remote_id, action, outcome, stamp)
 
 
 def now_iso() -> str:
@@ -381,10 +389,9 @@ class State:
     def remove(self, items: Sequence[Item]) -> int:
         """Forget ``items`` (the destination is not told); returns rows removed."""
         with self.transaction() as conn:
-            conn.executemany("DELETE FROM items WHERE target = ? AND record = ? AND key = ?",
-                             [(i.target, i.record, i.key) for i in items])
-            conn.executemany("DELETE FROM failures WHERE target = ? AND record = ? AND key = ?",
-                             [(i.target, i.record, i.key) for i in items])
+            for table in ("items", "failures", "accepted"):
+                conn.executemany(f"DELETE FROM {table} WHERE target = ? AND record = ? AND key = ?",
+                                 [(i.target, i.record, i.key) for i in items])
             if items:
                 self._bump(i.target for i in items)
         return len(items)
@@ -408,6 +415,8 @@ class State:
                 for record, key, sku, payload in items]
         with self.transaction() as conn:
             conn.executemany(UPSERT_ITEM, rows)
+            conn.executemany("DELETE FROM accepted WHERE target = ? AND record = ? AND key = ?",
+                             [row[:3] for row in rows])
             self._bump([target])
         return len(rows)
 
@@ -447,26 +456,32 @@ class State:
         """Write a batch of outcomes in one transaction (and drop ``settled_job``).
         Returns ``{handle: job id}`` of the jobs it added.
 
-        applied → the item's row takes ``after`` (or goes, for a delete); rejected →
-        the row keeps its payload, the failure is kept for ``status`` and the summary;
-        pending → a job to poll. retry and split outcomes are the executor's business.
-        The target's serial is bumped by the first change of a lock span.
+        confirmed or accepted → the item's row takes ``after`` (or goes, for a delete),
+        and an accepted item is listed in ``accepted`` (a confirmed one no longer is);
+        failed → the row keeps its payload, the failure is kept for ``status`` and the
+        summary; pending → a job to poll. retry and split outcomes are the executor's
+        business. The target's serial is bumped by the first change of a lock span.
         """
         stamp = now_iso()
-        upserts, deletes, failures, cleared, jobs = [], [], [], [], {}
+        upserts, deletes, failures, cleared, accepted, confirmed, jobs = [], [], [], [], [], [], {}
         for outcome in outcomes:
             op = outcome.operation
             ident = (target, op.record, op.key)
-            if outcome.status == "applied":
+            status = outcome.status
+            if status == "confirmed" or status == "accepted":
                 cleared.append(ident)
+                if status == "accepted":
+                    accepted.append((apply_id, *ident, op.sku, op.action, stamp))
+                else:
+                    confirmed.append(ident)
                 if op.action == "delete":
                     deletes.append(ident)
                 else:
                     upserts.append(item_row(target, op.record, op.key, op.sku, op.after, ignore,
-                                            outcome.remote_id or op.remote_id, op.action, stamp))
-            elif outcome.status == "rejected":
+                                            outcome.remote_id or op.remote_id, op.action, stamp, status))
+            elif status == "failed":
                 failures.append((apply_id, target, op.record, op.key, op.sku, op.action, outcome.reason, stamp))
-            elif outcome.status == "pending" and outcome.job is not None:
+            elif status == "pending" and outcome.job is not None:
                 jobs.setdefault(outcome.job.handle, outcome.job)
         job_ids: dict[str, int] = {}
         with self.transaction() as conn:
@@ -474,11 +489,15 @@ class State:
                 conn.executemany(UPSERT_ITEM, upserts)
             if deletes:
                 conn.executemany("DELETE FROM items WHERE target = ? AND record = ? AND key = ?", deletes)
-            if cleared and self._has_failures(target):
+            if cleared and self._has_rows("failures", target):
                 conn.executemany("DELETE FROM failures WHERE target = ? AND record = ? AND key = ?", cleared)
+            if accepted:
+                conn.executemany(UPSERT_ACCEPTED, accepted)
+            if confirmed and self._has_rows("accepted", target):
+                conn.executemany("DELETE FROM accepted WHERE target = ? AND record = ? AND key = ?", confirmed)
             if failures:
                 conn.executemany(UPSERT_FAILURE, failures)
-                conn.executemany("UPDATE items SET last_outcome = 'rejected', updated_at = ? "
+                conn.executemany("UPDATE items SET last_outcome = 'failed', updated_at = ? "
                                  "WHERE target = ? AND record = ? AND key = ?",
                                  [(stamp, f[1], f[2], f[3]) for f in failures])
             for job in jobs.values():
@@ -494,9 +513,35 @@ class State:
                 self._bump([target])
         return job_ids
 
-    def _has_failures(self, target: str) -> bool:
-        # Most batches of most applies follow no failure: skip a DELETE per item then.
-        return self.conn.execute("SELECT 1 FROM failures WHERE target = ? LIMIT 1", (target,)).fetchone() is not None
+    def _has_rows(self, table: str, target: str) -> bool:
+        # Most batches of most applies follow no failure, and most targets confirm
+        # what they take: skip a DELETE per item then.
+        return self.conn.execute(f"SELECT 1 FROM {table} WHERE target = ? LIMIT 1", (target,)).fetchone() is not None
+
+    def verified(self, target: str, confirmed: Sequence[tuple[str, str]], failed: Sequence[tuple],
+                 ignore: Sequence[str] = ()) -> None:
+        """Record what ``status --verify`` read back of ``target``'s accepted items:
+        the ``(record, key)`` items of ``confirmed`` are confirmed; each
+        ``(record, key, sku, action, reason, payload, remote_id)`` of ``failed`` failed,
+        and its row takes what was read (``payload``; None: the item is absent), so
+        that the next plan proposes it again."""
+        stamp = now_iso()
+        done = [(target, record, key) for record, key in confirmed] + [(target, *f[:2]) for f in failed]
+        with self.transaction() as conn:
+            conn.executemany("DELETE FROM accepted WHERE target = ? AND record = ? AND key = ?", done)
+            conn.executemany("UPDATE items SET last_outcome = 'confirmed', updated_at = ? "
+                             "WHERE target = ? AND record = ? AND key = ?",
+                             [(stamp, target, record, key) for record, key in confirmed])
+            conn.executemany("DELETE FROM items WHERE target = ? AND record = ? AND key = ?",
+                             [(target, *f[:2]) for f in failed if f[5] is None])
+            conn.executemany(UPSERT_ITEM, [item_row(target, record, key, sku, payload, ignore, remote_id, action,
+                                                    stamp, "failed")
+                                           for record, key, sku, action, _, payload, remote_id in failed
+                                           if payload is not None])
+            conn.executemany(UPSERT_FAILURE, [(None, target, record, key, sku, action, reason, stamp)
+                                              for record, key, sku, action, reason, *_ in failed])
+            if done:
+                self._bump([target])
 
     def pending_jobs(self, target: str | None = None) -> list[PendingJob]:
         query, args = "SELECT id, target, handle, operations, created_at FROM jobs", ()
@@ -509,10 +554,18 @@ class State:
                 for job_id, name, handle, operations, created in rows]
 
     def failures(self, target: str | None = None) -> list[dict]:
-        query, args = f"SELECT {FAILURE_COLUMNS} FROM failures", ()
+        """The last failure of each item that failed, by target and key."""
+        return self._rows("failures", FAILURE_COLUMNS, target)
+
+    def accepted(self, target: str | None = None) -> list[dict]:
+        """The items whose last write their destination only acknowledged, by target and key."""
+        return self._rows("accepted", ACCEPTED_COLUMNS, target)
+
+    def _rows(self, table: str, columns: str, target: str | None) -> list[dict]:
+        query, args = f"SELECT {columns} FROM {table}", ()
         if target:
             query, args = query + " WHERE target = ?", (target,)
-        names = FAILURE_COLUMNS.split(", ")
+        names = columns.split(", ")
         with self._lock:
             rows = self.conn.execute(query + " ORDER BY target, key, record", args).fetchall()
         return [dict(zip(names, row)) for row in rows]

@@ -16,7 +16,7 @@ from typing import Hashable, Sequence
 import httpx
 
 from reconciler.providers._common import (
-    JSON_HEADERS, body_excerpt, dumps, json_body, outcomes, refusal, setting, split_or_reject,
+    JSON_HEADERS, body_excerpt, dumps, json_body, outcomes, refusal, setting, split_or_fail,
 )
 from reconciler.providers.base import Job, Operation, Outcome, Provider, Request
 
@@ -53,8 +53,8 @@ class Wire(Provider):
         body = json_body(response)
         if response.status_code == 202 and isinstance(body, dict) and body.get("job_id"):
             return outcomes(ops, "pending", job=Job(handle=str(body["job_id"]), operations=tuple(ops)))
-        return split_or_reject(ops, f"fakeshop refused the request (HTTP {response.status_code}): "
-                                    f"{body_excerpt(response)}")
+        return split_or_fail(ops, f"fakeshop refused the request (HTTP {response.status_code}): "
+                                  f"{body_excerpt(response)}")
 
     # -- asynchronous work -------------------------------------------------------
     def poll_request(self, job: Job) -> Request:
@@ -68,5 +68,5 @@ class Wire(Provider):
         if response.status_code != 200 or not isinstance(body, dict) or body.get("state") != "done":
             return None
         failed = body.get("failed") or {}
-        return [refusal(op, str(failed[op.key])) if op.key in failed else Outcome(op, "applied")
+        return [refusal(op, str(failed[op.key])) if op.key in failed else Outcome(op, "confirmed")
                 for op in job.operations]

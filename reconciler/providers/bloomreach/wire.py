@@ -35,17 +35,26 @@ import httpx
 from reconciler.errors import ConfigError
 from reconciler.providers._common import (
     JSON_HEADERS, basic_auth, body_excerpt, diff_fields, dumps, json_body, outcomes, refusal, setting,
-    split_or_reject,
+    split_or_fail, unexpected,
 )
 from reconciler.providers.base import Operation, Outcome, Provider, Request
 
-SPLITTABLE = ("item parsing", "too many items", "payload size", "size exceeded", "too large")
+TRUE, FALSE = ("True", "true"), ("False", "false")  # the seed writes "True", PROVIDER-NOTES true
 
 
 def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() == "true"
-    return value is True
+    return value is True or (isinstance(value, str) and value in TRUE)
+
+
+def _boolean(value: Any) -> bool:
+    return isinstance(value, bool) or (isinstance(value, str) and value in TRUE + FALSE)
+
+
+def _per_item_results(body: Any, count: int) -> bool:
+    """Whether ``body`` is the documented answer to ``count`` items: a list of as many
+    results, each an object whose ``success`` is a boolean (or its string form)."""
+    return (isinstance(body, list) and len(body) == count
+            and all(isinstance(item, dict) and _boolean(item.get("success")) for item in body))
 
 
 def flatten(errors: Any) -> list[str]:
@@ -129,27 +138,18 @@ class Wire(Provider):
         ops = request.operations
         status = response.status_code
         body = json_body(response)
-        if 200 <= status < 300 and isinstance(body, list):
-            result = []
-            for index, op in enumerate(ops):
-                if index >= len(body):
-                    result.append(Outcome(op, "retry", "bloomreach returned no result for this item"))
-                    continue
-                item = body[index]
-                if isinstance(item, dict) and _truthy(item.get("success")):
-                    result.append(Outcome(op, "applied"))
-                else:
-                    messages = flatten(item.get("errors") if isinstance(item, dict) else item)
-                    result.append(refusal(op, "; ".join(messages) or "refused by bloomreach"))
-            return result
+        if 200 <= status < 300:
+            if not _per_item_results(body, len(ops)):
+                raise unexpected(self.name, response)
+            return [Outcome(op, "accepted") if _truthy(item["success"])
+                    else refusal(op, "; ".join(flatten(item.get("errors"))) or "refused by bloomreach")
+                    for op, item in zip(ops, body)]
         messages = flatten(body.get("errors")) if isinstance(body, dict) else []
         message = "; ".join(messages) or body_excerpt(response) or f"HTTP {status}"
         if status == 404:
             raise ConfigError(f"bloomreach: the catalog was not found (HTTP 404: {message}); "
                               "check the target's settings project_id and catalog_id")
         reason = f"bloomreach refused the request (HTTP {status}): {message}"
-        if status == 400 and any(s in message.lower() for s in SPLITTABLE):
-            return split_or_reject(ops, reason)
-        if 200 <= status < 300:  # a success without the per-item list
-            return outcomes(ops, "retry", f"bloomreach: unexpected answer: {body_excerpt(response)}")
-        return outcomes(ops, "rejected", reason)
+        if status == 400:  # names no item, and its causes are told apart by no documented text
+            return split_or_fail(ops, reason)
+        return outcomes(ops, "failed", reason)

@@ -101,7 +101,7 @@ class Wire(Provider):
             return outcomes(ops, "retry", described, retry_after=retry_after(response), rate_limited=True)
         if error.get("is_transient"):
             return outcomes(ops, "retry", described, retry_after=retry_after(response))
-        return outcomes(ops, "rejected", described)
+        return outcomes(ops, "failed", described)
 
     def decode(self, request: Request, response: httpx.Response) -> list[Outcome]:
         ops = request.operations
@@ -126,7 +126,7 @@ class Wire(Provider):
         result = []
         for op in ops:
             if op.key in rejected:
-                result.append(Outcome(op, "rejected", rejected[op.key]))
+                result.append(Outcome(op, "failed", rejected[op.key]))
             elif job is not None:
                 result.append(Outcome(op, "pending", job=job))
             else:
@@ -190,6 +190,6 @@ class Wire(Provider):
             for index in by_key.get(str(invalid), ()):
                 reasons.setdefault(index, ["refused by meta_catalog (invalid request)"])
         return [
-            refusal(op, "; ".join(reasons[i])) if i in reasons else Outcome(op, "applied")
+            refusal(op, "; ".join(reasons[i])) if i in reasons else Outcome(op, "confirmed")
             for i, op in enumerate(ops)
         ]

@@ -7,7 +7,9 @@
   re-sent with ``status: "D"`` (disabled).
 * Auth is HTTP Basic (``username``/``password``).
 * 201 answers ``{"product_id": n, "product_ids": [n, ...]}``, one id per product in
-  request order: each operation is applied with its id as ``remote_id``.
+  request order: each operation is confirmed with its id as ``remote_id``. A success
+  without one id per product (an HTML page, broken JSON, ``{}``, ids that do not
+  match the products sent) is an unexpected answer, sent again: never confirmed.
 * 400 is always the bare ``{"message": "Bad Request", "status": 400}``: the API does
   not say which product is at fault, so a request of several products is ``split``
   (the executor bisects) and a lone product is rejected.
@@ -21,7 +23,7 @@ from typing import Any, Hashable, Sequence
 import httpx
 
 from reconciler.providers._common import (
-    JSON_HEADERS, basic_auth, body_excerpt, dumps, json_body, outcomes, split_or_reject,
+    JSON_HEADERS, basic_auth, body_excerpt, dumps, json_body, outcomes, split_or_fail, unexpected,
 )
 from reconciler.providers.base import Operation, Outcome, Provider, Request
 
@@ -38,6 +40,18 @@ def _text(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return str(value)
+
+
+def _ids(body: Any) -> list | None:
+    """The ``product_ids`` of a 201 answer, in request order (None: not the documented shape)."""
+    ids = body.get("product_ids") if isinstance(body, dict) else None
+    if not isinstance(ids, list) or not all(_is_id(pid) for pid in ids):
+        return None
+    return ids
+
+
+def _is_id(value: Any) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, str) and value != "")
 
 
 class Wire(Provider):
@@ -73,23 +87,16 @@ class Wire(Provider):
         ops = request.operations
         status = response.status_code
         if 200 <= status < 300:
-            body = json_body(response)
-            ids: list = []
-            if isinstance(body, dict):
-                ids = body.get("product_ids") if isinstance(body.get("product_ids"), list) else []
-                if not ids and body.get("product_id") is not None and len(ops) == 1:
-                    ids = [body["product_id"]]
-            if len(ids) != len(ops):
-                # Accepted, but the ids cannot be matched to the products with certainty.
-                return outcomes(ops, "applied")
-            return [Outcome(op, "applied", remote_id=None if pid is None else str(pid))
-                    for op, pid in zip(ops, ids)]
+            ids = _ids(json_body(response))
+            if ids is None or len(ids) != len(ops):
+                raise unexpected(self.name, response)
+            return [Outcome(op, "confirmed", remote_id=str(pid)) for op, pid in zip(ops, ids)]
         body = json_body(response)
         message = body.get("message") if isinstance(body, dict) else None
         message = message or body_excerpt(response) or f"HTTP {status}"
         if len(ops) == 1:
-            return outcomes(ops, "rejected",
+            return outcomes(ops, "failed",
                             f"venddor refused the product (HTTP {status} {message}); it does not say "
                             f"why: check the required fields {', '.join(REQUIRED)} and that every "
                             "value is a string (price with a decimal comma)")
-        return split_or_reject(ops, f"venddor refused the request (HTTP {status} {message})")
+        return split_or_fail(ops, f"venddor refused the request (HTTP {status} {message})")

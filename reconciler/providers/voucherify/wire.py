@@ -26,7 +26,7 @@ import httpx
 
 from reconciler.mapping import canonical
 from reconciler.providers._common import (
-    JSON_HEADERS, body_excerpt, diff_fields, dumps, json_body, outcomes, split_or_reject,
+    JSON_HEADERS, body_excerpt, diff_fields, dumps, json_body, outcomes, split_or_fail,
 )
 from reconciler.providers.base import Job, Operation, Outcome, Provider, Request
 
@@ -85,7 +85,7 @@ class Wire(Provider):
         message = api_message(body) or body_excerpt(response)
         if status == 413:
             return outcomes(ops, "split", f"voucherify: request too large (HTTP 413): {message}")
-        return split_or_reject(ops, f"voucherify refused the request (HTTP {status}): {message}")
+        return split_or_fail(ops, f"voucherify refused the request (HTTP {status}): {message}")
 
     # -- asynchronous work -------------------------------------------------------
     def poll_request(self, job: Job) -> Request:
@@ -112,7 +112,7 @@ class Wire(Provider):
         if not failed and str(body.get("operation_status") or "").upper() == "FAILED":
             return outcomes(ops, "retry", f"voucherify async action {job.handle} did nothing "
                                           "(operation_status FAILED) and named no product")
-        return [Outcome(op, "rejected", failed[op.key]) if op.key in failed else Outcome(op, "applied")
+        return [Outcome(op, "failed", failed[op.key]) if op.key in failed else Outcome(op, "confirmed")
                 for op in ops]
 
 

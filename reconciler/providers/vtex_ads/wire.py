@@ -9,11 +9,14 @@
   record cannot be deleted at all and is declared in ``capabilities.local_deletes`` so
   that the executor records it without a request.
 * Auth is two headers, ``x-app-id`` and ``x-api-key``.
-* 202 means accepted: the whole request is applied (VTEX processes it later and offers
-  no way to check, so acceptance is the confirmation).
+* 202 ``{"messages": ["products will be processed soon"]}`` only acknowledges receipt:
+  the items are ``accepted``, never ``confirmed`` (VTEX processes them later, and its
+  API has no endpoint to read a product, an inventory or a processing result back).
+  A success without that object of messages (an HTML page, broken JSON, ``{}``) is
+  an unexpected answer, sent again: never taken as accepted.
 * 422 carries an Ajv-style list ``[{instancePath: "/3" | "/3/name", message, ...}]``:
-  the whole request was refused because of the items it names. Those are rejected
-  with their messages; the others are ``retry`` (sent again without the bad ones).
+  the whole request was refused because of the items it names. Those fail with their
+  messages; the others are ``retry`` (sent again without the bad ones).
 * 401/403, 429 and 5xx are the engine's (:mod:`reconciler.apply.http`).
 * 500 items per request and 3 requests in flight; no byte limit, no rate window.
 """
@@ -25,7 +28,7 @@ from typing import Hashable, Sequence
 import httpx
 
 from reconciler.providers._common import (
-    JSON_HEADERS, body_excerpt, dumps, json_body, outcomes, split_or_reject,
+    JSON_HEADERS, body_excerpt, dumps, json_body, outcomes, split_or_fail, unexpected,
 )
 from reconciler.providers.base import Operation, Outcome, Provider, Request
 
@@ -82,10 +85,13 @@ class Wire(Provider):
         ops = request.operations
         status = response.status_code
         if 200 <= status < 300:
-            return outcomes(ops, "applied")
+            body = json_body(response)
+            if not (isinstance(body, dict) and isinstance(body.get("messages"), list)):
+                raise unexpected(self.name, response)
+            return outcomes(ops, "accepted")
         if status == 422:
             return self._validation(ops, json_body(response), response)
-        return split_or_reject(ops, f"vtex_ads refused the request (HTTP {status}): {body_excerpt(response)}")
+        return split_or_fail(ops, f"vtex_ads refused the request (HTTP {status}): {body_excerpt(response)}")
 
     def _validation(self, ops: Sequence[Operation], errors: object, response: httpx.Response) -> list[Outcome]:
         if isinstance(errors, dict):  # tolerate an envelope such as {"errors": [...]}
@@ -102,11 +108,11 @@ class Wire(Provider):
                 message = f"{match.group(2)}: {message}"
             reasons.setdefault(int(match.group(1)), []).append(message)
         if not reasons:
-            return split_or_reject(ops, f"vtex_ads refused the request (HTTP 422): {body_excerpt(response)}")
+            return split_or_fail(ops, f"vtex_ads refused the request (HTTP 422): {body_excerpt(response)}")
         result = []
         for index, op in enumerate(ops):
             if index in reasons:
-                result.append(Outcome(op, "rejected", "; ".join(reasons[index])))
+                result.append(Outcome(op, "failed", "; ".join(reasons[index])))
             else:
                 result.append(Outcome(op, "retry", "refused with other items of its request"))
         return result

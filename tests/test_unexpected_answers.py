@@ -1,0 +1,61 @@
+"""A success whose body is not the documented shape is no success (issue 10 item 1).
+
+An HTML page from a proxy, a truncated JSON body, another type or missing fields in a
+2xx: the provider's decode says so (it knows its documented shapes) and the engine's
+one rule (:func:`reconciler.apply.http.decoded`) makes it a failed attempt, sent again
+like a 5xx, quoting the first 200 characters of the answer.
+"""
+from __future__ import annotations
+
+import pytest
+
+from reconciler.apply.http import Failed
+from reconciler.providers import get_provider
+from test_provider_common import CREDENTIALS, op, response, through_engine
+
+SETTINGS = {"bloomreach": {"project_id": "p", "catalog_id": "c"}}
+PAYLOADS = {
+    "vtex_ads": {"product_sku": "A", "name": "n", "url": "u", "image_url": "i", "categories": ["c"]},
+    "bloomreach": {"title": "t"},
+    "venddor": {"product_code": "7891404130317", "product": "p", "price": "8,99", "amount": "1", "status": "A"},
+}
+PAGE = "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>" + "x" * 400 + "</body></html>"
+# per provider: 2xx answers that are not the documented one, each with missing or wrong fields
+WRONG = {
+    "vtex_ads": [(202, {"message": "products will be processed soon"}), (202, {"messages": "soon"})],
+    "bloomreach": [(200, [{"queued": "True"}]), (200, [{"success": "maybe"}]),
+                   (200, [{"success": "True"}, {"success": "True"}])],
+    "venddor": [(201, {"product_id": 1}), (201, {"product_ids": []}), (201, {"product_ids": [None]})],
+}
+
+
+def answers(name: str) -> list[tuple[int, object]]:
+    """``(status, body)``: bytes are sent as they are, anything else as JSON."""
+    broken = b'[{"success": "True", "queu'
+    return [(200, PAGE.encode()), (200, broken), (200, {}), (200, [1, 2, 3]), (200, None), (200, "ok"),
+            *WRONG[name]]
+
+
+@pytest.mark.parametrize("name", sorted(WRONG))
+def test_a_success_not_in_the_documented_shape_is_a_failed_attempt(name):
+    provider = get_provider(name)(SETTINGS.get(name, {}), CREDENTIALS[name])
+    request = provider.encode([op("create", "A", after=PAYLOADS[name])])
+    for status, body in answers(name):
+        answer = response(status, body, headers={"content-type": "text/html"} if body == PAGE.encode() else None)
+        verdict = through_engine(provider, request, answer)
+        assert isinstance(verdict, Failed), (status, body, verdict)
+        assert verdict.reason.startswith(f"unexpected answer from {name} (HTTP {status}): "), verdict.reason
+        if body == PAGE.encode():  # the answer's first 200 characters, said once
+            quoted = verdict.reason.split(": ", 1)[1]
+            assert quoted.startswith("<!DOCTYPE html><html><head><title>502") and len(quoted) == 200
+
+
+@pytest.mark.parametrize("name", sorted(WRONG))
+def test_the_documented_success_still_is_one(name):
+    provider = get_provider(name)(SETTINGS.get(name, {}), CREDENTIALS[name])
+    request = provider.encode([op("create", "A", after=PAYLOADS[name])])
+    documented = {"vtex_ads": (202, {"messages": ["products will be processed soon"]}),
+                  "bloomreach": (200, [{"success": "True", "queued": "True"}]),
+                  "venddor": (201, {"product_id": 934887, "product_ids": [934887]})}[name]
+    [outcome] = through_engine(provider, request, response(*documented))
+    assert outcome.status == ("confirmed" if name == "venddor" else "accepted")
