@@ -13,8 +13,7 @@ def op(action="create", key="A", before=None, after=None) -> Operation:
     return Operation(action, "product", key, key, before, after if after is not None or action == "delete" else {"v": 1})
 
 
-def test_each_outcome_in_the_state(any_state):
-    state = any_state
+def test_each_outcome_in_the_state(state):
     state.record("t", [Outcome(op(key="C"), "confirmed"), Outcome(op(key="A"), "accepted"),
                        Outcome(op("delete", "D", before={"v": 0}), "accepted"),
                        Outcome(op(key="F"), "failed", reason="refused"),
