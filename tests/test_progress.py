@@ -98,7 +98,8 @@ def test_a_wait_is_said_when_it_starts_for_what_and_until_when(state):
     text = reporter.stream.getvalue()
     said = text.index("bloomreach: waiting for bloomreach's window, next slot ")
     assert said < text.index("bloomreach: waited ")
-    assert f"{result.wait_seconds:.1f}s waiting for rate windows in" in text.splitlines()[-1]
+    [overall] = [line for line in text.splitlines() if line.startswith("Apply complete")]
+    assert f"{result.wait_seconds:.1f}s waiting for rate windows in" in overall
 
 
 def test_plain_lines_say_when_the_next_slot_is():
