@@ -5,7 +5,9 @@ turns it into one clear message and exit code 1 (a traceback only with ``-v``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import difflib
+from dataclasses import dataclass, field
+from typing import Iterable
 
 from reconciler.display import printable, shorten
 
@@ -22,6 +24,9 @@ class Problem:
     line: int
     sku: str | None
     message: str
+    # the field it is about, as a key path (``("overrides", "meta-us", "nmae")``), so that
+    # the line can be the field's own (see ``reconciler.manifest.loader.Location``)
+    path: tuple = field(default=(), compare=False)
 
     def __str__(self) -> str:
         # Each part may come from the manifests (a file name, a sku): escaped, so that
@@ -29,6 +34,17 @@ class Problem:
         where = f"{self.file}:{self.line}" if self.line else self.file
         item = f" sku {shorten(self.sku)}:" if self.sku else ""
         return printable(f"{where}:{item} {self.message}")
+
+
+def suggestion(word: object, choices: Iterable[str], listing: str = "expected one of", most: int = 12) -> str:
+    """A hint for an unknown name: the closest of ``choices`` (``did you mean 'title'?``),
+    else the first ``most`` of them (``expected one of a, b, c``)."""
+    choices = list(choices)
+    close = difflib.get_close_matches(str(word), choices, n=1)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    more = f" and {len(choices) - most} more" if len(choices) > most else ""
+    return f"{listing} {', '.join(choices[:most])}{more}"
 
 
 class ManifestError(ReconcilerError):

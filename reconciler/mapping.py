@@ -13,12 +13,12 @@ the providers' mappings.
 """
 from __future__ import annotations
 
-import difflib
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
+from reconciler.errors import suggestion
 from reconciler.manifest.models import Product, Target
 from reconciler.providers import get_provider
 from reconciler.providers.base import Payloads
@@ -82,19 +82,16 @@ def missing_fields(target: Target, product: Product) -> list[str]:
     return problems
 
 
-def unknown_overrides(target: Target, overrides: dict[str, Any]) -> list[str]:
-    """One message per key of a product's ``overrides`` for ``target`` that its
-    provider does not take, with the closest key it does take."""
+def unknown_overrides(target: Target, overrides: dict[str, Any]) -> list[tuple[tuple[str, ...], str]]:
+    """``(key path, message)`` per key of a product's ``overrides`` for ``target`` that
+    its provider does not take, with the closest key it does take."""
     allowed = get_provider(target.provider).overridable(target)
     if allowed is None:
         return []
-    problems = []
-    for field in overrides:
-        if field not in allowed:
-            close = difflib.get_close_matches(field, allowed, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"it takes {', '.join(sorted(allowed))}"
-            problems.append(f"overrides.{target.name}: {target.provider} has no field {field!r} ({hint})")
-    return problems
+    return [(("overrides", target.name, field),
+             f"overrides.{target.name}: {target.provider} has no field {field!r} "
+             f"({suggestion(field, sorted(allowed), 'it takes')})")
+            for field in overrides if field not in allowed]
 
 
 # -- helpers of the providers' mappings ------------------------------------------------------

@@ -110,7 +110,7 @@ def test_its_settings_and_override_typos_are_validation_errors(ws, fakeshop):
     ws.write("targets.yaml", {"targets": {"shop": shop_target(fakeshop, settings={"shopp": "s1"})},
                               "products": [product("A", overrides={"shop": {"titel": "x"}})]})
     out = ws.run("validate").output
-    assert "manifests/targets.yaml:2: target 'shop': settings.shopp: unknown field" in out
+    assert "manifests/targets.yaml:8: target 'shop': settings.shopp: unknown field (did you mean 'shop'?)" in out
     ws.write("targets.yaml", {"targets": {"shop": shop_target(fakeshop)},
                               "products": [product("A", overrides={"shop": {"titel": "x"}})]})
     out = ws.run("validate").output

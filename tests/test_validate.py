@@ -69,16 +69,19 @@ def test_every_error_reported_at_once_with_file_line_and_sku(ws):
     assert result.exit_code == 1
     out = result.output
     assert "Traceback" not in out
+    # each at its field's own line; what is about the whole product (what a target
+    # requires, a duplicate) at the product's first line
     expected = [
-        "manifests/targets.yaml:14: target 'weird': unknown provider 'amazon'",
-        "manifests/products.yaml:10: sku BAD-GTIN: gtin: gtin '7891404130314' is not 8, 12, 13 or 14 digits with a valid check digit",
-        "manifests/products.yaml:12: sku NEG: price: Input should be greater than or equal to 0",
-        "manifests/products.yaml:14: sku CUR: currency: currency 'XYZ' is not an ISO 4217 code",
+        "manifests/targets.yaml:15: target 'weird': unknown provider 'amazon'",
+        "manifests/products.yaml:11: sku BAD-GTIN: gtin: '7891404130314' ends in 4, but its check digit is 7 "
+        "(7891404130317)",
+        "manifests/products.yaml:13: sku NEG: price: Input should be greater than or equal to 0",
+        "manifests/products.yaml:15: sku CUR: currency: currency 'XYZ' is not an ISO 4217 code",
         "manifests/products.yaml:16: sku: must not be empty or blank",
         "manifests/products.yaml:17: sku SLASH/1: target bloom (bloomreach) cannot take an item_id with '/'",
         "manifests/products.yaml:19: sku NOGTIN: target shop (venddor) requires gtin",
-        "manifests/products.yaml:24: sku UNKNOWN-T: unknown target 'nowhere'",
-        "manifests/products.yaml:26: sku UNKNOWN-O: unknown target 'elsewhere'",
+        "manifests/products.yaml:25: sku UNKNOWN-T: unknown target 'nowhere'",
+        "manifests/products.yaml:28: sku UNKNOWN-O: unknown target 'elsewhere'",
         "manifests/more.jsonl:1: sku GOOD: duplicate sku, first defined at manifests/products.yaml:2",
     ]
     for line in expected:
@@ -177,9 +180,10 @@ def test_settings_typos_and_bad_values_are_located_errors(ws):
     result = ws.run("validate")
     assert result.exit_code == 1 and "Traceback" not in result.output
     out = result.output
-    assert "manifests/targets.yaml:2: target 'bloom': settings.update_mode: Input should be 'full' or 'partial'" in out
-    assert "manifests/targets.yaml:2: target 'bloom': settings.feilds: unknown field" in out
-    assert "manifests/targets.yaml:10: target 'vtex': settings.store: unknown field" in out
+    # at the line of the setting (a flow mapping: the line of `settings:`), with the closest known key
+    assert "manifests/targets.yaml:5: target 'bloom': settings.update_mode: Input should be 'full' or 'partial'" in out
+    assert "manifests/targets.yaml:5: target 'bloom': settings.feilds: unknown field (did you mean 'fields'?)" in out
+    assert "manifests/targets.yaml:13: target 'vtex': settings.store: unknown field\n" in out  # it takes none
     assert "target 'meta'" not in out  # a numeric catalog id is read as text, as before
 
 
@@ -208,10 +212,10 @@ def test_override_keys_a_provider_does_not_take_are_located_errors(ws):
     result = ws.run("validate")
     assert result.exit_code == 1 and "Traceback" not in result.output
     out = result.output
-    assert ("manifests/p.yaml:2: sku A: overrides.meta-us: meta_catalog has no field 'nmae' "
+    assert ("manifests/p.yaml:12: sku A: overrides.meta-us: meta_catalog has no field 'nmae' "
             "(did you mean 'name'?)") in out
     assert "overrides.meta-us: meta_catalog has no field 'color'" not in out  # a documented Meta field
-    assert "manifests/p.yaml:2: sku A: overrides.vouch: voucherify has no field 'name' (it takes metadata)" in out
-    assert "manifests/p.yaml:2: sku A: overrides.bloom: bloomreach has no field 'titel' (did you mean 'title'?)" in out
+    assert "manifests/p.yaml:13: sku A: overrides.vouch: voucherify has no field 'name' (it takes metadata)" in out
+    assert "manifests/p.yaml:14: sku A: overrides.bloom: bloomreach has no field 'titel' (did you mean 'title'?)" in out
     assert "overrides.open" not in out  # a catalog without settings.fields defines its own properties
     assert "Error: 3 manifest errors:" in out

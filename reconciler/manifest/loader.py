@@ -2,7 +2,8 @@
 
 Manifests are read recursively in sorted path order (see ``reconciler.manifest.files``:
 nothing is skipped silently). YAML and JSON files may hold ``targets:`` and
-``products:``; JSONL holds one product per line and CSV one per row. YAML/JSON files are
+``products:``; JSONL holds one product per line and CSV one per row (read by
+``reconciler.manifest.csv_rows``). YAML/JSON files are
 parsed whole (they are the small, hand-written part of a workspace) after the checks of
 ``reconciler.manifest.structure`` (duplicate keys, YAML tags and aliases); JSONL and CSV
 are streamed, so a catalog of millions of products is never held in memory at once.
@@ -12,37 +13,75 @@ with the file, the line and the sku, so that all of them can be reported togethe
 """
 from __future__ import annotations
 
-import csv
 import json
-import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Collection, Mapping
 
 import orjson
 import yaml
 from pydantic import ValidationError
 
 from reconciler.display import UNSAFE_CATEGORIES, shorten
-from reconciler.errors import Problem
+from reconciler.errors import Problem, suggestion
 from reconciler.manifest.files import decode, manifest_files, reason, utf16_problem
-from reconciler.manifest.models import SKU_MAX_LENGTH, Product, Target
-from reconciler.manifest.structure import check_yaml, scan_json
-from reconciler.providers import names as provider_names
+from reconciler.manifest.models import SKU_MAX_LENGTH, Product, Select, Target, TargetLimits
+from reconciler.manifest.structure import check_yaml, scan_json, yaml_item_fields
+from reconciler.providers import get_provider, names as provider_names
 
-LIST_FIELDS = frozenset({"additional_image_urls", "categories", "tags", "targets"})
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class FieldLines:
+    """The line of each field of a file's items by key path, found by ``find`` (a second
+    reading of the file's text) the first time a problem asks: a file without a problem
+    never pays for them. ``find()`` gives ``{"products": {index: fields}, "targets":
+    {name: fields}}``."""
+
+    def __init__(self, find: Callable[[], dict[str, Mapping]]):
+        self.find = find
+        self.found: dict[str, Mapping] | None = None
+
+    def of(self, kind: str, item: int | str) -> Callable[[], Mapping[tuple, int]]:
+        return partial(self._fields, kind, item)
+
+    def _fields(self, kind: str, item: int | str) -> Mapping[tuple, int]:
+        if self.found is None:
+            self.found = self.find()
+        return self.found[kind].get(item, {})
 
 
 @dataclass(frozen=True, slots=True)
 class Location:
+    """Where an item (a product, a target) is: its file and first line, and in YAML and
+    JSON files the lines of its fields (see :class:`FieldLines`; a JSON line or a CSV
+    row is one line)."""
+
     file: str
     line: int
+    fields: Callable[[], Mapping[tuple, int]] | None = field(default=None, compare=False)
 
-    def problem(self, message: str, sku: str | None = None) -> Problem:
-        return Problem(self.file, self.line, sku, message)
+    def line_of(self, path: tuple) -> int:
+        """The line of the field at ``path``, or of the nearest field holding it, or the
+        item's."""
+        if path and self.fields is not None:
+            fields = self.fields()
+            for end in range(len(path), 0, -1):
+                line = fields.get(path[:end])
+                if line is not None:
+                    return line
+        return self.line
+
+    def problem(self, message: str, sku: str | None = None, path: tuple = ()) -> Problem:
+        return Problem(self.file, self.line_of(path), sku, message, path)
+
+    def located(self, problem: Problem) -> Problem:
+        """``problem`` (found at this item's line) at its field's line."""
+        line = self.line_of(problem.path)
+        return problem if line == problem.line else replace(problem, line=line)
 
 
 @dataclass
@@ -143,12 +182,31 @@ def _read_yaml(manifests: Manifests, path: Path, text: str) -> None:
         if structural:  # never construct what these guard against
             manifests.problems.extend(Problem(name, line, None, message) for line, message in structural)
             return
-        _yaml_document(manifests, name, loader, root)
+        _yaml_document(manifests, name, loader, root, FieldLines(lambda: yaml_item_fields(_compose(path))))
     finally:
         loader.dispose()
 
 
-def _yaml_document(manifests: Manifests, name: str, loader: Any, root: yaml.Node) -> None:
+def _reread(path: Path) -> str:
+    """The text of a manifest read once already ("" if it no longer reads)."""
+    try:
+        return decode(path.read_bytes())[0] or ""
+    except OSError:
+        return ""
+
+
+def _compose(path: Path) -> yaml.Node | None:
+    """A YAML manifest that composed once already, composed again (None if it no longer does)."""
+    loader = _YAML_LOADER(_reread(path))
+    try:
+        return loader.get_single_node()
+    except yaml.YAMLError:
+        return None
+    finally:
+        loader.dispose()
+
+
+def _yaml_document(manifests: Manifests, name: str, loader: Any, root: yaml.Node, lines: FieldLines) -> None:
     def value(node: yaml.Node) -> tuple[bool, Any]:
         try:
             return True, loader.construct_object(node, deep=True)
@@ -170,17 +228,19 @@ def _yaml_document(manifests: Manifests, name: str, loader: Any, root: yaml.Node
             for name_node, target_node in value_node.value:
                 ok, raw = value(target_node)
                 if ok:
-                    _add_target(manifests, str(name_node.value), raw, Location(name, name_node.start_mark.line + 1))
+                    _add_target(manifests, str(name_node.value), raw,
+                                Location(name, name_node.start_mark.line + 1, lines.of("targets", name_node.value)))
         elif key == "products":
             if not isinstance(value_node, yaml.SequenceNode):
                 manifests.problems.append(Problem(name, line, None, "`products` must be a list"))
                 continue
-            for item in value_node.value:
+            for index, item in enumerate(value_node.value):
                 ok, raw = value(item)
                 if ok:
-                    manifests.documents.append((Location(name, item.start_mark.line + 1), raw))
+                    where = Location(name, item.start_mark.line + 1, lines.of("products", index))
+                    manifests.documents.append((where, raw))
         else:
-            manifests.problems.append(Problem(name, line, None, f"unknown top-level key {key!r} (expected targets, products)"))
+            manifests.problems.append(Problem(name, line, None, _unknown_top_level(key)))
 
 
 def _read_json(manifests: Manifests, path: Path, text: str) -> None:
@@ -195,20 +255,36 @@ def _read_json(manifests: Manifests, path: Path, text: str) -> None:
         return
     layout = scan_json(text)
     manifests.problems.extend(Problem(name, line, None, message) for line, message in layout.problems)
+    lines = FieldLines(lambda: _json_item_fields(_reread(path)))
     for key, value in data.items():
         line = layout.keys.get(key, 1)
         if key == "targets" and isinstance(value, dict):
             for target_name, raw in value.items():
-                _add_target(manifests, target_name, raw, Location(name, layout.targets.get(target_name, line)))
+                _add_target(manifests, target_name, raw, Location(name, layout.targets.get(target_name, line),
+                                                                  lines.of("targets", target_name)))
         elif key == "products" and isinstance(value, list):
-            lines = layout.products if len(layout.products) == len(value) else [line] * len(value)
-            manifests.documents.extend((Location(name, at), raw) for at, raw in zip(lines, value))
+            if len(layout.products) == len(value):
+                manifests.documents.extend((Location(name, at, lines.of("products", index)), raw)
+                                           for index, (at, raw) in enumerate(zip(layout.products, value)))
+            else:
+                manifests.documents.extend((Location(name, line), raw) for raw in value)
         elif key in ("targets", "products"):
             kind = "an object" if key == "targets" else "a list"
             manifests.problems.append(Problem(name, line, None, f"`{key}` must be {kind}"))
         else:
-            manifests.problems.append(Problem(name, line, None,
-                                              f"unknown top-level key {key!r} (expected targets, products)"))
+            manifests.problems.append(Problem(name, line, None, _unknown_top_level(key)))
+
+
+def _unknown_top_level(key: str) -> str:
+    return f"unknown top-level key {shorten(repr(key))} ({suggestion(key, ('targets', 'products'))})"
+
+
+def _json_item_fields(text: str) -> dict[str, Mapping]:
+    try:
+        layout = scan_json(text, fields=True)
+    except (IndexError, ValueError):  # no longer the JSON that parsed
+        return {"products": {}, "targets": {}}
+    return {"products": dict(enumerate(layout.product_fields)), "targets": layout.target_fields}
 
 
 def _add_target(manifests: Manifests, name: str, raw: Any, where: Location) -> None:
@@ -223,23 +299,40 @@ def _add_target(manifests: Manifests, name: str, raw: Any, where: Location) -> N
     provider = raw.get("provider")
     if provider not in provider_names():
         manifests.problems.append(where.problem(
-            f"target {name!r}: unknown provider {provider!r} (expected one of {', '.join(provider_names())})"))
+            f"target {name!r}: unknown provider {shorten(repr(provider))} ({suggestion(provider, provider_names())})",
+            path=("provider",)))
         return
     try:
         manifests.targets[name] = Target.model_validate({**raw, "name": name})
     except ValidationError as exc:
-        for message in validation_messages(exc):
-            manifests.problems.append(where.problem(f"target {name!r}: {message}"))
+        for path, message in validation_messages(exc, _target_keys(provider)):
+            manifests.problems.append(where.problem(f"target {name!r}: {message}", path=path))
 
 
-def validation_messages(exc: ValidationError) -> list[str]:
+_TARGET_KEYS = {(): [key for key in Target.model_fields if key != "name"],  # the name is the key above it
+                ("limits",): list(TargetLimits.model_fields), ("select",): list(Select.model_fields)}
+_PRODUCT_KEYS = {(): list(Product.model_fields)}
+
+
+def _target_keys(provider: str) -> Callable[[tuple], Collection[str]]:
+    """The keys a target of ``provider`` may have at each path."""
+    settings = list(get_provider(provider).settings_model.model_fields)
+    return lambda path: settings if path == ("settings",) else _TARGET_KEYS.get(path, ())
+
+
+def validation_messages(exc: ValidationError, keys: Callable[[tuple], Collection[str]] = _PRODUCT_KEYS.get
+                        ) -> list[tuple[tuple, str]]:
+    """``(field path, message)`` per error; an unknown key gets the closest of
+    ``keys(path of its mapping)`` as a hint."""
     messages = []
     for error in exc.errors(include_url=False):
-        loc = ".".join(str(part) for part in error["loc"])
+        path = error["loc"]
+        loc = ".".join(str(part) for part in path)
         kind = error["type"]
         text = error["msg"].removeprefix("Value error, ")
         if kind == "extra_forbidden":
-            text = "unknown field"
+            known = keys(path[:-1]) or ()
+            text = f"unknown field ({suggestion(path[-1], known)})" if known else "unknown field"
         elif loc == "currency" and kind == "literal_error":
             text = f"currency {shorten(repr(error['input']))} is not an ISO 4217 code"
         elif loc == "sku" and kind in ("string_pattern_mismatch", "string_too_long", "string_too_short"):
@@ -248,7 +341,7 @@ def validation_messages(exc: ValidationError) -> list[str]:
             text = f"must be less than {_bound(error['ctx']['lt'])}"
         elif kind == "less_than_equal":
             text = f"must be at most {_bound(error['ctx']['le'])}"
-        messages.append(f"{loc}: {text}" if loc else text)
+        messages.append((path, f"{loc}: {text}" if loc else text))
     return messages
 
 
@@ -273,92 +366,6 @@ def sku_problem(sku: str) -> str:
 
 
 # -- products --------------------------------------------------------------------------
-_UNDECODED = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8 (surrogateescape)
-
-
-def csv_products(manifests: Manifests, path: Path) -> Iterator[tuple[Location, Any]]:
-    """Each row of a CSV file as a raw product with its location (see :func:`csv_product`)."""
-    name = manifests.display(path)
-    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
-        reader = csv.reader(handle, strict=True)
-        try:
-            header = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            manifests.problems.append(Problem(name, 1, None, f"invalid CSV: {exc}"))
-            return
-        problems = _header_problems(header)
-        if problems:
-            manifests.problems.extend(Problem(name, 1, None, message) for message in problems)
-            return
-        line = reader.line_num + 1
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                manifests.problems.append(Problem(name, line, None, f"invalid CSV: {exc}"))
-                return
-            if any(cell.strip() for cell in row):
-                undecoded = _undecoded(row)
-                if undecoded:
-                    manifests.problems.append(Problem(name, line + undecoded[0], None, undecoded[1]))
-                elif len(row) != len(header):
-                    manifests.problems.append(Problem(
-                        name, line, row[0] if row else None,
-                        f"row has {len(row)} cells, the header has {len(header)}"))
-                else:
-                    yield Location(name, line), csv_product(header, row)
-            line = reader.line_num + 1
-
-
-def _header_problems(header: list[str]) -> list[str]:
-    undecoded = _undecoded(header)
-    if undecoded:
-        return [undecoded[1]]
-    first: dict[str, int] = {}
-    problems = []
-    for number, column in enumerate(header, 1):
-        if column in first:
-            problems.append(f"duplicate column {shorten(repr(column))} (columns {first[column]} and {number})")
-        else:
-            first[column] = number
-    return problems
-
-
-def _undecoded(cells: list[str]) -> tuple[int, str] | None:
-    """``(lines into the row, message)`` for the first byte of ``cells`` that was not
-    UTF-8, if any."""
-    text = "\x00".join(cells)
-    match = _UNDECODED.search(text)
-    if match is None:
-        return None
-    byte = ord(match.group()) - 0xDC00
-    return text.count("\n", 0, match.start()), f"invalid UTF-8 (byte 0x{byte:02x}); save the file as UTF-8"
-
-
-def csv_product(header: list[str], row: list[str]) -> dict[str, Any]:
-    """A CSV row as a raw product: empty cells are absent, list fields split on ``|``,
-    ``metadata.KEY``/``attributes.KEY``/``overrides.TARGET.FIELD`` fill those objects."""
-    product: dict[str, Any] = {}
-    for column, cell in zip(header, row):
-        if cell == "":
-            continue
-        head, _, rest = column.partition(".")
-        if head in ("metadata", "attributes") and rest:
-            product.setdefault(head, {})[rest] = cell
-        elif head == "overrides" and "." in rest:
-            target, _, provider_field = rest.partition(".")
-            product.setdefault("overrides", {}).setdefault(target, {})[provider_field] = cell
-        elif column in LIST_FIELDS:
-            product[column] = [part for part in cell.split("|") if part]
-        else:
-            product[column] = cell
-    return product
-
-
 # A key of a JSON line ends with a quote and a colon (``":``), possibly with whitespace
 # between them. When no whitespace stands before a colon, counting ``":`` gives at least
 # the keys the line holds (more when a string holds one); when that equals the keys of
@@ -465,4 +472,4 @@ def parse_product(raw: Any, where: Location) -> tuple[Product | None, list[Probl
     except ValidationError as exc:
         sku = data.get("sku")
         sku = sku if isinstance(sku, str) and sku.strip() else None
-        return None, [where.problem(message, sku) for message in validation_messages(exc)]
+        return None, [where.problem(message, sku, path) for path, message in validation_messages(exc)]

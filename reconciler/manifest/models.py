@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from reconciler.display import shorten
 from reconciler.manifest.currencies import CODES as CURRENCY_CODES, EXPONENTS
 from reconciler.providers import get_provider
 
@@ -21,13 +22,27 @@ TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 Availability = Literal["in stock", "out of stock", "preorder", "available for order", "discontinued"]
 
 
+def check_digit(body: str) -> int:
+    """The GS1 check digit that follows ``body``, a GTIN without its last digit."""
+    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
+    return (10 - total % 10) % 10
+
+
 def gtin_is_valid(gtin: str) -> bool:
     """GS1 check digit of an 8, 12, 13 or 14 digit GTIN."""
-    if len(gtin) not in (8, 12, 13, 14) or not gtin.isdigit():
-        return False
-    digits = [int(c) for c in reversed(gtin[:-1])]
-    total = sum(d * (3 if i % 2 == 0 else 1) for i, d in enumerate(digits))
-    return (10 - total % 10) % 10 == int(gtin[-1])
+    return gtin_problem(gtin) is None
+
+
+def gtin_problem(gtin: str) -> str | None:
+    """What is wrong with a GTIN, in words; for a wrong check digit, the right one."""
+    if not gtin.isascii() or not gtin.isdigit():
+        return f"{shorten(repr(gtin))} is not a GTIN: digits only"
+    if len(gtin) not in (8, 12, 13, 14):
+        return f"{gtin!r} has {len(gtin)} digits; a GTIN has 8, 12, 13 or 14"
+    expected = check_digit(gtin[:-1])
+    if int(gtin[-1]) != expected:
+        return f"{gtin!r} ends in {gtin[-1]}, but its check digit is {expected} ({gtin[:-1]}{expected})"
+    return None
 
 
 # A sku is the item key at most destinations, shown in plans and sent in URLs: printable
@@ -82,8 +97,9 @@ class Product(BaseModel):
     @field_validator("gtin")
     @classmethod
     def _gtin_check_digit(cls, value: str | None) -> str | None:
-        if value is not None and not gtin_is_valid(value):
-            raise ValueError(f"gtin {value!r} is not 8, 12, 13 or 14 digits with a valid check digit")
+        problem = None if value is None else gtin_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")

@@ -9,6 +9,9 @@
   bomb would otherwise expand to billions of values.
 * JSON: where each product and target starts (orjson keeps no positions), from a scan
   of the text's tokens, so that every error names its true line.
+* Both: the line of each field of a product or a target, by key path
+  (``("overrides", "meta-us", "name")``; a list item by its index), so that an error
+  about a field names the field's own line.
 
 Problems come back as ``(line, message)``.
 """
@@ -101,6 +104,37 @@ def _node_problems(node: yaml.Node) -> Problems:
     return problems
 
 
+def yaml_item_fields(root: yaml.Node | None) -> dict[str, dict]:
+    """The lines of the fields of each item of a composed YAML manifest:
+    ``{"products": {index: fields}, "targets": {name: fields}}``."""
+    found: dict[str, dict] = {"products": {}, "targets": {}}
+    for key, value in root.value if isinstance(root, yaml.MappingNode) else ():
+        if key.value == "products" and isinstance(value, yaml.SequenceNode):
+            found["products"] = dict(enumerate(yaml_fields(item) for item in value.value))
+        elif key.value == "targets" and isinstance(value, yaml.MappingNode):
+            found["targets"] = {name.value: yaml_fields(node) for name, node in value.value}
+    return found
+
+
+def yaml_fields(node: yaml.Node) -> dict[tuple, int]:
+    """The line of each field under ``node`` (a product or a target), by key path."""
+    fields: dict[tuple, int] = {}
+    stack: list[tuple[yaml.Node, tuple]] = [(node, ())]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            children = [(path + (key.value,), key, value) for key, value in node.value
+                        if isinstance(key, yaml.ScalarNode) and key.tag != MERGE]
+        elif isinstance(node, yaml.SequenceNode):
+            children = [(path + (index,), item, item) for index, item in enumerate(node.value)]
+        else:
+            continue
+        for child_path, marked, value in children:
+            fields.setdefault(child_path, _line(marked))  # a merged or repeated key: its first line
+            stack.append((value, child_path))
+    return fields
+
+
 # -- JSON ------------------------------------------------------------------------------
 # Tokens of a valid JSON text: strings (a key when a colon follows), brackets, commas and
 # bare values (numbers, true, false, null).
@@ -110,10 +144,13 @@ _TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[{}\[\],:]|[^\s{}\[\],:"]+')
 @dataclass
 class JsonLayout:
     """Where things are in a JSON manifest: the line of each element of the top-level
-    ``products`` list, of each name under ``targets`` and of each top-level key."""
+    ``products`` list and of its fields (``product_fields``), of each name under
+    ``targets`` and of its fields (``target_fields``), and of each top-level key."""
 
     products: list[int] = field(default_factory=list)
+    product_fields: list[dict[tuple, int]] = field(default_factory=list)
     targets: dict[str, int] = field(default_factory=dict)
+    target_fields: dict[str, dict[tuple, int]] = field(default_factory=dict)
     keys: dict[str, int] = field(default_factory=dict)
     problems: Problems = field(default_factory=list)
 
@@ -123,12 +160,16 @@ class _Frame:
     role: str                      # "root", "products", "targets" or ""
     keys: dict[str, int] | None    # an object's keys and their lines; None for a list
     key: str | None = None         # the key whose value comes next
+    fields: dict[tuple, int] | None = None  # the fields of the product or target it is in
+    path: tuple = ()               # its own path in that product or target
+    items: int = 0                 # a list's items so far
 
 
-def scan_json(text: str) -> JsonLayout:
+def scan_json(text: str, fields: bool = False) -> JsonLayout:
     """The layout of a JSON text that parsed (so its tokens are well formed), and its
-    duplicate keys. A key given twice keeps its last value, as parsers do, so the
-    lines recorded are those of the last ``products`` list and ``targets`` object."""
+    duplicate keys; with ``fields``, the lines of the fields of each product and
+    target too. A key given twice keeps its last value, as parsers do, so the lines
+    recorded are those of the last ``products`` list and ``targets`` object."""
     layout = JsonLayout()
     frames: list[_Frame] = []
     expect_key = False
@@ -157,19 +198,36 @@ def scan_json(text: str) -> JsonLayout:
                 layout.targets[key] = line
             elif frame.role == "root":
                 layout.keys.setdefault(key, line)
+            if frame.fields is not None:
+                frame.fields.setdefault(frame.path + (key,), line)
             expect_key = False
         else:  # a value starts
             parent = frames[-1] if frames else None
+            lines, path = None, ()
             if parent is not None and parent.role == "products":
                 layout.products.append(line)
+                if fields:
+                    lines = {}
+                    layout.product_fields.append(lines)
+            elif parent is not None and parent.role == "targets" and fields:
+                lines = layout.target_fields[parent.key] = {}
+            elif parent is not None and parent.fields is not None:  # inside a product or a target
+                lines = parent.fields
+                if parent.keys is None:
+                    path = parent.path + (parent.items,)
+                    lines.setdefault(path, line)
+                else:
+                    path = parent.path + (parent.key,)
+            if parent is not None and parent.keys is None:
+                parent.items += 1
             if first == "{" or first == "[":
                 role = "" if parent is not None else "root"
                 if parent is not None and parent.role == "root" and parent.key in ("products", "targets"):
                     role = parent.key
                     if role == "products":
-                        layout.products = []
+                        layout.products, layout.product_fields = [], []
                     else:
-                        layout.targets = {}
-                frames.append(_Frame(role, {} if first == "{" else None))
+                        layout.targets, layout.target_fields = {}, {}
+                frames.append(_Frame(role, {} if first == "{" else None, fields=lines, path=path))
                 expect_key = first == "{"
     return layout

@@ -19,7 +19,9 @@ def check_targets(manifests: Manifests) -> None:
         provider = get_provider(target.provider)
         for key in provider.settings_model.required():
             if key not in target.settings:
-                manifests.problems.append(where.problem(f"target {name!r}: settings.{key} is required by {target.provider}"))
+                manifests.problems.append(where.problem(f"target {name!r}: settings.{key} is required by {target.provider}",
+                                                        path=("settings",)))
         for key in provider.auth_keys:
             if key not in target.auth:
-                manifests.problems.append(where.problem(f"target {name!r}: auth.{key} is required by {target.provider}"))
+                manifests.problems.append(where.problem(f"target {name!r}: auth.{key} is required by {target.provider}",
+                                                        path=("auth",)))

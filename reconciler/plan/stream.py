@@ -24,10 +24,11 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, NamedTuple
 
-from reconciler.errors import Problem
+from reconciler.errors import Problem, suggestion
+from reconciler.manifest.csv_rows import csv_products
 from reconciler.manifest.files import BOM
 from reconciler.manifest.loader import (
-    Location, Manifests, csv_products, json_line_product, parse_product, spaced_colons,
+    Location, Manifests, json_line_product, parse_product, spaced_colons,
 )
 from reconciler.manifest.models import Product, Target
 from reconciler.mapping import canonical, item_key, missing_fields, records, unknown_overrides
@@ -83,7 +84,8 @@ class Evaluator:
 
     def __call__(self, where: Location, raw: Any) -> Evaluated:
         product, problems = parse_product(raw, where)
-        return self._evaluated(product, problems, where.file, where.line)
+        sku, file, number, problems, entries = self._evaluated(product, problems, where.file, where.line)
+        return sku, file, number, [where.located(problem) for problem in problems], entries
 
     def line(self, file: str, number: int, line: bytes, spaced: bool = True) -> Evaluated:
         """A JSONL line: the common case, a valid product, with no Location built
@@ -96,13 +98,14 @@ class Evaluator:
             return None, file, number, problems, ()
         sku = product.sku
         if product.targets or product.overrides:
-            unknown = [n for n in (*(product.targets or ()), *(product.overrides or ())) if n not in self.known]
-            if unknown:
-                problems.append(Problem(file, number, sku, f"unknown target {', '.join(map(repr, unknown))}"))
+            named = [(("targets", i), n) for i, n in enumerate(product.targets or ())]
+            named += [(("overrides", n), n) for n in product.overrides or ()]
+            problems.extend(Problem(file, number, sku, f"unknown target {name!r} ({suggestion(name, sorted(self.known))})", path)
+                            for path, name in named if name not in self.known)
             for name, fields in (product.overrides or {}).items():
                 if name in self.by_name:
-                    problems.extend(Problem(file, number, sku, message)
-                                    for message in unknown_overrides(self.by_name[name], fields))
+                    problems.extend(Problem(file, number, sku, message, path)
+                                    for path, message in unknown_overrides(self.by_name[name], fields))
         entries = []
         for target in self.targets:
             if not target.wants(product):
