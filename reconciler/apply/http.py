@@ -10,14 +10,20 @@ one classification of what came back, applied before any provider sees an answer
   :class:`Failed`, tried again by the retry policy (:mod:`reconciler.apply.retry`);
 * anything else is the provider's to translate (``decode``, ``decode_poll``,
   ``decode_read``): a provider's own throttling signals that are not an HTTP 429
-  (Meta's Graph error codes) come back as its outcomes;
+  (Meta's Graph error codes) come back as its outcomes; a provider may also take a
+  5xx that carries one of its own errors (:meth:`Provider.decodes_server_error`: Graph's
+  code 1 on a 500 says the body was too large, to be split, not sent again as it is);
 * and what the provider cannot translate (:func:`decoded`): a success whose body is
   not the documented shape (:class:`~reconciler.errors.UnexpectedAnswer`, raised by
   the provider, which knows its documented shapes), or an answer its decode fails on,
   is :class:`Failed` too, tried again like a 5xx: never a success.
+
+:func:`read` sends a read (a listing page, one item) and retries it by the retry policy.
 """
 from __future__ import annotations
 
+import asyncio
+import random
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
@@ -26,6 +32,7 @@ import httpx
 from reconciler.errors import ConfigError, UnexpectedAnswer
 from reconciler.manifest.models import Target
 from reconciler.providers import get_provider
+from reconciler.apply.retry import RetryPolicy
 from reconciler.providers._common import retry_after
 from reconciler.providers.base import Provider, ReadError, Request
 
@@ -70,7 +77,7 @@ def classify(response: httpx.Response, provider: Provider) -> httpx.Response | F
                           f"check the target's auth ({', '.join(provider.auth_keys)})")
     if status == 429:
         return Failed(f"{provider.name}: rate limited (HTTP 429)", retry_after(response), rate_limited=True)
-    if status >= 500:
+    if status >= 500 and not provider.decodes_server_error(response):
         return Failed(f"{provider.name}: server error (HTTP {status})", retry_after(response))
     return response
 
@@ -103,3 +110,26 @@ def decoded(decode: Callable[[httpx.Response], T], response: httpx.Response, pro
     except Exception as exc:
         return Failed(f"unexpected answer from {provider.name} (HTTP {response.status_code}): "
                       f"{type(exc).__name__}: {exc}")
+
+
+async def read(client: httpx.AsyncClient, request: Request, provider: Provider,
+               decode: Callable[[httpx.Response], T], policy: RetryPolicy, rng: random.Random,
+               on_retry: Callable[[str, float], None] | None = None) -> T:
+    """Send the read ``request`` and ``decode`` its answer, trying again what is
+    :class:`Failed` (:func:`exchange`, :func:`decoded`) after the policy's delay
+    (``on_retry(reason, delay)`` is told first). Raises the provider's ``ReadError``
+    for a read refused for good, or one saying the attempts ran out."""
+    attempt = 0
+    while True:
+        attempt += 1
+        answer = await exchange(client, request, provider)
+        if not isinstance(answer, Failed):
+            answer = decoded(decode, answer, provider)
+            if not isinstance(answer, Failed):
+                return answer
+        if policy.exhausted(attempt):
+            raise ReadError(f"{provider.name}: reading failed after {attempt} attempts: {answer.reason}")
+        delay = policy.delay(attempt, answer.retry_after, rng)
+        if on_retry is not None:
+            on_retry(answer.reason, delay)
+        await asyncio.sleep(delay)

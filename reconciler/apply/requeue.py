@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from reconciler.apply import existence
 from reconciler.apply.batching import pack
 from reconciler.apply.recording import record
 from reconciler.providers.base import Operation, Outcome
@@ -56,11 +57,12 @@ async def _later(run: "TargetRun", delay: float, ops: list[Operation]) -> None:
         record(run, outcomes)
 
 
-def enqueue(run: "TargetRun", ops: list[Operation]) -> list[Outcome]:
-    """Pack ``ops`` again into requests ready to send; returns the outcomes ``pack``
-    decided without a request (to record)."""
+def enqueue(run: "TargetRun", ops: list[Operation], checked: bool = False) -> list[Outcome]:
+    """Pack ``ops`` again into requests ready to send (deletes the provider reads before
+    sending again are read first, unless ``checked``: :mod:`reconciler.apply.existence`);
+    returns the outcomes ``pack`` decided without a request (to record)."""
     outcomes = []
-    for item in pack(run.provider, ops, run.limits):
+    for item in pack(run.provider, ops if checked else existence.divert(run, ops, resend=True), run.limits):
         if isinstance(item, Outcome):
             outcomes.append(item)
         else:

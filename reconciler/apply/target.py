@@ -3,7 +3,8 @@ target's limits, and every answer turned into outcomes.
 
 * ``batching.pack`` turns the operations into requests (the provider's limits
   lowered by the target's own), sent by the target's workers
-  (:mod:`reconciler.apply.workers`);
+  (:mod:`reconciler.apply.workers`); deletes a provider must read first are read
+  before they are packed (:mod:`reconciler.apply.existence`);
 * every write first takes a slot of its rate scope's strict sliding window, kept in
   the state (:mod:`reconciler.apply.window`), so that every process and consecutive
   applies share it;
@@ -31,6 +32,7 @@ from typing import Any, Awaitable, Callable, Iterator, Sequence
 
 from reconciler import credentials
 from reconciler.apply.batching import pack
+from reconciler.apply.existence import divert
 from reconciler.apply.http import Failed, decoded, exchange, open_client
 from reconciler.apply.polling import settle_earlier
 from reconciler.apply.recording import record
@@ -123,7 +125,7 @@ class TargetRun:
                 if self.old_jobs:
                     await settle_earlier(self)
                 if self.changes:  # operations made as the packer needs them
-                    ops = (change.operation() for change in self.changes)
+                    ops = divert(self, (change.operation() for change in self.changes))
                     self.packer = iter(pack(self.provider, ops, self.limits))
                 await work(self, in_flight)
         except (ConfigError, StateError) as exc:  # said as it is: not an internal error

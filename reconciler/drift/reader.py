@@ -22,13 +22,15 @@ Pacing, within a target:
 * anything else the provider refuses (a 4xx) stops that target with one message,
   redacted of the target's credentials.
 
-A listing that ends before the catalog does (``Page.incomplete``: Bloomreach lists at
-most 1,001 items) is completed item by item for the keys the caller knows (the
-state's), ``max_in_flight`` reads at a time, where the provider can read one item
-(``capabilities.item_reads``); the catalog is then marked ``incomplete``: remote items
-the caller does not know, past the listing, cannot be found. Without known keys (an
-import) such a listing is an error. ``read_items(target, keys)`` reads only given items,
-the same way (``status --verify`` reads back the items a destination only accepted).
+A listing that ends before the catalog does, or that cannot be trusted to list it all
+(``Page.incomplete``: Bloomreach lists at most 1,001 items, Voucherify 9,900, and Meta
+calls its own pagination incomplete) is completed item by item for the keys the caller
+knows (the state's; for an import, the manifests' too), ``max_in_flight`` reads at a
+time, where the provider can read one item (``capabilities.item_reads``); the catalog
+is then marked ``incomplete``: remote items the caller does not know, that the listing
+did not return, cannot be found. Without known keys such a listing is an error.
+``read_items(target, keys)`` reads only given items, the same way (``status --verify``
+reads back the items a destination only accepted).
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ from typing import Callable, Collection, Mapping, Sequence, TypeVar
 import httpx
 
 from reconciler import credentials
-from reconciler.apply.http import Failed, decoded, exchange, open_client
+from reconciler.apply.http import open_client, read
 from reconciler.apply.tuning import Tuning
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.manifest.models import Target
@@ -134,7 +136,7 @@ class _TargetReader:
             raise DriftError(f"{self.target.provider}: {why}, so the catalog cannot be read whole")
         catalog.incomplete = why
         keys = [key for key in self.known if key not in catalog.items]
-        self.say(f"{why}: reading the state's {len(keys)} other items one by one")
+        self.say(f"{why}: reading {len(keys)} other known items one by one")
         await self._each(client, keys, catalog)
 
     async def _each(self, client: httpx.AsyncClient, keys: list[tuple[str, str]], catalog: RemoteCatalog) -> None:
@@ -163,26 +165,16 @@ class _TargetReader:
     async def _fetch(self, client: httpx.AsyncClient, request: Request,
                      decode: Callable[[httpx.Response], T], catalog: RemoteCatalog) -> T:
         """Send a read and decode its answer, retrying what is transient."""
-        policy = self.tuning.retry
-        attempt = 0
-        while True:
-            attempt += 1
+        def retrying(reason: str, delay: float) -> None:
             catalog.requests += 1
-            answer = await exchange(client, request, self.provider)
-            if not isinstance(answer, Failed):
-                try:
-                    answer = decoded(decode, answer, self.provider)
-                except ReadError as exc:  # refused for good
-                    raise DriftError(str(exc)) from None
-                if not isinstance(answer, Failed):
-                    return answer
-            if policy.exhausted(attempt):
-                raise DriftError(f"{self.target.provider}: reading the remote catalog failed after "
-                                 f"{attempt} attempts: {answer.reason}")
-            delay = policy.delay(attempt, answer.retry_after, self.rng)
             catalog.retries += 1
-            self.say(f"retrying a read in {delay:.1f}s: {answer.reason}")
-            await asyncio.sleep(delay)
+            self.say(f"retrying a read in {delay:.1f}s: {reason}")
+
+        catalog.requests += 1
+        try:
+            return await read(client, request, self.provider, decode, self.tuning.retry, self.rng, retrying)
+        except ReadError as exc:
+            raise DriftError(str(exc)) from None
 
 
 def read_catalogs(targets: Sequence[Target], *, environ: Mapping[str, str] | None = None,

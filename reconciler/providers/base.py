@@ -24,7 +24,7 @@ Readable providers may also say how their reads differ from what was sent
 Everything else (batching by items and bytes, rate windows, requests in flight,
 the HTTP status rules, retries with backoff, splitting, polling loops, recording)
 lives once, in ``reconciler.apply``: a decode never sees a 401, 403, 429 or 5xx
-(:mod:`reconciler.apply.http`). Providers never touch the network or the state themselves.
+(:mod:`reconciler.apply.http`), unless it claims that 5xx (``decodes_server_error``). Providers never touch the network or the state themselves.
 
 An :class:`Operation` carries the payloads *as mapped* (see ``reconciler.mapping``);
 ``before`` is what the destination last confirmed, ``after`` what the manifests want.
@@ -144,10 +144,14 @@ class Request:
 
 @dataclass(frozen=True)
 class Job:
-    """Asynchronous work the destination accepted but has not confirmed yet."""
+    """Asynchronous work the destination accepted but has not confirmed yet.
+
+    ``lines``: each operation's position in the request that was sent, for an API whose
+    answers name lines (None: not known, as for a job read back from the state)."""
 
     handle: str
     operations: tuple[Operation, ...]
+    lines: tuple[int, ...] | None = None
 
 
 @dataclass(slots=True)
@@ -309,6 +313,11 @@ class Provider:
     def decode(self, request: Request, response: httpx.Response) -> list[Outcome]:
         raise NotImplementedError
 
+    def decodes_server_error(self, response: httpx.Response) -> bool:
+        """Whether a 5xx answer carries an error of this API's own that its decodes
+        translate, rather than a server failure the engine retries as it is."""
+        return False
+
     # -- asynchronous work ------------------------------------------------------
     def poll_request(self, job: Job) -> Request:
         raise NotImplementedError
@@ -332,3 +341,11 @@ class Provider:
         """The item as ``(record, key, payload)``, or ``None`` when the destination has
         no such item."""
         raise NotImplementedError
+
+    def read_before_delete(self, op: Operation, resend: bool) -> bool:
+        """Whether the delete ``op`` (being sent again, if ``resend``: its first attempt
+        may have been applied) must read its item first (``read_item_request``): where
+        the API's write would create a missing item (an upsert), or where its refusal of
+        a delete already done may not say so. The engine records a delete whose item
+        reads as absent as done, without a write."""
+        return False
