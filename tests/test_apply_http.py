@@ -17,6 +17,7 @@ from reconciler.manifest.models import Target
 from reconciler.plan.model import Change, FieldDiff, Plan, TargetPlan
 from reconciler.providers import get_provider
 
+DONE_ONE = {"done_count": 1, "failed_count": 0, "errors": []}  # an async action's result: one product updated
 FAST = Tuning(backoff_base=0.01, backoff_cap=0.05, poll_initial=0.01, poll_cap=0.05, max_attempts=4)
 SECRET = "pass-secret-4321"
 
@@ -155,7 +156,7 @@ def test_other_statuses_go_to_the_provider(state, decoded):
 
 def test_job_polls_follow_the_same_rules(state, decoded):
     polls = iter([httpx.Response(503), httpx.Response(429, headers={"Retry-After": "0.1"}),
-                  httpx.Response(200, json={"id": "aa_1", "status": "DONE", "result": {}})])
+                  httpx.Response(200, json={"id": "aa_1", "status": "DONE", "result": DONE_ONE})])
 
     def handler(request):
         if request.method == "POST":
@@ -185,7 +186,7 @@ def test_a_job_whose_status_cannot_be_read_is_left_pending_after_the_attempts(st
     assert any("could not be read in 4 attempts" in m and "left pending" in m for m in messages)
     assert len(state.pending_jobs("vouch")) == 1
 
-    done = lambda request: httpx.Response(200, json={"status": "DONE", "result": {}})  # noqa: E731
+    done = lambda request: httpx.Response(200, json={"status": "DONE", "result": DONE_ONE})  # noqa: E731
     settled = settle(state, {"vouch": voucherify()}, reporter=NullReporter(), tuning=FAST,
                      transport=httpx.MockTransport(done))
     assert settled.targets["vouch"].confirmed == 1 and state.pending_jobs() == []

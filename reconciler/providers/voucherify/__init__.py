@@ -18,6 +18,7 @@ class Voucherify(Reads):
         delete="every metadata key this tool set is sent as null (the API cannot remove keys)",
         readable=True,
         asynchronous=True,
+        item_reads=True,
     )
     auth_keys = ("app_id", "app_token")
     identity_settings = ()  # no setting names the catalog: the project is the credentials'

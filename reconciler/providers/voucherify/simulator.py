@@ -1,4 +1,5 @@
-"""Voucherify simulator: bulk product metadata update as an asynchronous action.
+"""Voucherify simulator: bulk product metadata update as an asynchronous action, and
+the product reads.
 
 Auth: headers ``X-App-Id: sandbox-app`` and ``X-App-Token: sandbox-token``; anything
 else is 401 ``{"code": 401, "message": "Unauthorized", "key": "unauthorized"}``.
@@ -10,35 +11,45 @@ length greater than maximum allowed: 10485760"}``), a violation. Invalid JSON or
 / ill-typed fields are 400 ``{"code": 400, "message": "Invalid payload", "details":
 ..., "key": "invalid_payload"}``. Success: 202 ``{"async_action_id": "aa_..."}``.
 
-``GET /v1/async-actions/{id}``: ``{id, type: "products.metadata.update", status,
-operation_status, progress, result: {done_count, failed_count, errors}, created_at,
-updated_at, object: "async_action"}``; unknown id 404 ``{"code": 404, "message":
-"Resource not found", "details": ..., "key": "not_found"}``. Actions are processed in
-FIFO order: action i is ``ENQUEUED`` until ``async_delay/2`` after its creation (and
-until the previous action is done), then ``IN_PROGRESS``, and ``DONE`` from
-``max(created + async_delay, previous action's done time)``; it is applied at that
-moment (lazily, at the next access of any kind). Applying gives every source_id every
-metadata key (a missing product is upserted; ``null`` sets the key to null; keys are
-never removed). A metadata value that is an object or an array fails every product of
-the action: each is listed in ``result.errors`` as ``{"source_id", "message"}``.
-``operation_status`` is null until DONE, then ``SUCCESS``, ``PARTIAL_SUCCESS`` or
-``FAILED`` (nothing done); ``status`` is still ``DONE`` then, as the job itself ran.
-``result`` has zero counts until DONE.
+``GET /v1/async-actions/{id}``: ``{id, type: "PRODUCTS.METADATA_UPDATE", status,
+operation_status, progress, result, created_at, updated_at, request_id,
+processing_time, object: "async_action"}``; unknown id 404 with the documented error
+object. Actions are processed in FIFO order: action i is ``ENQUEUED`` until
+``async_delay/2`` after its creation (and until the previous action is done), then
+``IN_PROGRESS``, and ``DONE`` from ``max(created + async_delay, previous action's done
+time)``; it is applied at that moment (lazily, at the next access of any kind; the
+clock is :attr:`VoucherifySimulator.now`). Applying gives every source_id every metadata
+key (a missing product is upserted; ``null`` sets the key to null; keys are never
+removed), except to a product whose metadata would then break the metadata schema
+(:meth:`VoucherifySimulator.set_metadata_schema`, none by default): that product is
+left as it was (not created) and reported as failed.
 
-``GET /v1/products?limit=&page=`` (limit 1..100, default 10; page from 1; a limit out
-of range is 400 ``invalid_query_params``): ``{"object": "list", "data_ref": "products",
-"products": [{"id", "source_id", "name", "price", "attributes", "metadata",
-"image_url", "created_at", "updated_at", "object": "product"}], "total"}`` in creation
-order.
+``result`` comes in one of the two documented shapes (:attr:`result_shape`):
+``"current"`` (default) ``{done_count, failed_count, reports: [], reports_available_till:
+null, errors: [{message, details, key}]}`` (errors name no product), or ``"results"``,
+the older ``{results: [{source_id, updated, found}], done_count}`` with ``done_count``
+counting every product processed. ``operation_status`` is null until DONE, then
+``SUCCESS`` (none failed), ``FAILED`` (none updated) or ``UNKNOWN`` (some of each);
+``status`` is ``DONE`` either way. Before DONE the counts are zero.
+
+``GET /v1/products?limit=&page=&order=`` (limit 1..100, default 10; page 1..99;
+order one of ``created_at``, ``updated_at``, either with ``-``; default creation order):
+``{"object": "list", "data_ref": "products", "products": [...], "total"}``; a page over
+99 is a 400 and a violation, other bad parameters a 400 ``invalid_query_params``.
+``GET /v1/products/{id}``: one product by its id or its source_id, with its ``skus``
+list; unknown: 404 with the documented error object. Products are ``{"id",
+"source_id", "name", "price", "attributes", "metadata", "image_url", "created_at",
+"updated_at", "object": "product"}``.
 
 ``items()`` lists the product objects in creation order.
 """
 from __future__ import annotations
 
 import hashlib
+import operator
 import time
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any, Callable, Literal, Mapping
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -50,6 +61,7 @@ from reconciler.sandbox.common import (
     InvalidJSON,
     Simulator,
     headers_match,
+    is_number,
     json_response,
     parse_json,
 )
@@ -59,10 +71,22 @@ APP_TOKEN = "sandbox-token"
 MAX_BYTES = 10_485_760
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
+MAX_PAGE = 99
+ORDERS = ("created_at", "updated_at")
 TOO_LARGE = {
     "statusCode": 413,
     "error": "Request Entity Too Large",
     "message": f"Payload content length greater than maximum allowed: {MAX_BYTES}",
+}
+# A metadata schema definition's types, as Voucherify names them, and the JSON they take.
+TYPES: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "number": is_number,
+    "boolean": lambda v: isinstance(v, bool),
+    "date": lambda v: isinstance(v, str),
+    "datetime": lambda v: isinstance(v, str),
+    "image_url": lambda v: isinstance(v, str),
+    "object": lambda v: isinstance(v, dict),
 }
 
 
@@ -71,16 +95,55 @@ def _now_iso() -> str:
 
 
 def error(status: int, message: str, key: str, details: str | None = None,
-          headers: dict | None = None) -> Response:
+          headers: dict | None = None, **extra: str) -> Response:
     body: dict[str, Any] = {"code": status, "message": message}
     if details is not None:
         body["details"] = details
     body["key"] = key
+    body.update(extra)
     return json_response(body, status, headers)
 
 
 def invalid(details: str) -> Response:
     return error(400, "Invalid payload", "invalid_payload", details)
+
+
+def bad_query(details: str) -> Response:
+    return error(400, "Invalid query params", "invalid_query_params", details)
+
+
+def not_found(kind: str, resource_id: str) -> Response:
+    return error(404, "Resource not found", "not_found", f"Cannot find {kind} with id {resource_id}",
+                 resource_id=resource_id, resource_type=kind)
+
+
+def schema_problem(key: str, value: Any, definition: Mapping[str, Any]) -> str | None:
+    """Why ``value`` breaks the metadata schema's ``definition`` of ``key``, or None."""
+    if value is None:
+        return None if definition.get("optional", True) else f"property {key} is required"
+    values = value if definition.get("array") else [value]
+    if definition.get("array") and not isinstance(value, list):
+        return f"property {key} must be an array"
+    kind = definition.get("type", "string")
+    for item in values:
+        if not TYPES.get(kind, lambda v: True)(item):
+            return f"property {key} must be of type {kind}"
+        allowed = definition.get("eq") or ()
+        if allowed and item not in allowed:
+            return f"property {key} must be one of {list(allowed)}"
+        if item in (definition.get("ne") or ()):
+            return f"property {key} may not be {item!r}"
+        if kind == "string":
+            for name, test in (("minLength", lambda n: len(item) >= n), ("maxLength", lambda n: len(item) <= n),
+                               ("exactLength", lambda n: len(item) == n)):
+                if definition.get(name) is not None and not test(definition[name]):
+                    return f"property {key} breaks {name} {definition[name]}"
+        if kind == "number":
+            for name, test in (("lt", operator.lt), ("lte", operator.le), ("gt", operator.gt),
+                               ("gte", operator.ge)):
+                if definition.get(name) is not None and not test(item, definition[name]):
+                    return f"property {key} must be {name} {definition[name]}"
+    return None
 
 
 class _Action:
@@ -95,35 +158,40 @@ class _Action:
         self.created_at = _now_iso()
         self.updated_at = self.created_at
         self.done = False
-        self.done_count = 0
-        self.failed_count = 0
-        self.errors: list[dict] = []
+        self.results: list[dict] = []    # {source_id, found, updated, problem}
 
-    def view(self, now: float) -> dict:
+    def view(self, now: float, shape: str) -> dict:
+        failed = sum(1 for r in self.results if not r["updated"])
+        done = len(self.results) - failed
         if self.done:
             status, progress = "DONE", 100
-            if self.failed_count == 0:
-                operation_status = "SUCCESS"
-            elif self.done_count == 0:
-                operation_status = "FAILED"
-            else:
-                operation_status = "PARTIAL_SUCCESS"
+            operation_status = "SUCCESS" if failed == 0 else "FAILED" if done == 0 else "UNKNOWN"
         elif now >= self.starts:
             status, operation_status = "IN_PROGRESS", None
             span = max(self.due - self.starts, 1e-9)
             progress = min(99, int(100 * (now - self.starts) / span))
         else:
             status, operation_status, progress = "ENQUEUED", None, 0
+        if shape == "results":
+            result: dict[str, Any] = {
+                "results": [{"source_id": r["source_id"], "updated": r["updated"], "found": r["found"]}
+                            for r in self.results],
+                "done_count": len(self.results)}
+        else:
+            result = {"done_count": done, "failed_count": failed, "reports": [], "reports_available_till": None,
+                      "errors": [{"message": "Invalid metadata", "details": r["problem"], "key": "invalid_metadata"}
+                                 for r in self.results if not r["updated"]]}
         return {
             "id": self.id,
-            "type": "products.metadata.update",
+            "type": "PRODUCTS.METADATA_UPDATE",
             "status": status,
             "operation_status": operation_status,
             "progress": progress,
-            "result": {"done_count": self.done_count, "failed_count": self.failed_count,
-                       "errors": [dict(e) for e in self.errors]},
+            "result": result,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "request_id": "v-" + self.id[3:],
+            "processing_time": int(1000 * (self.due - self.created)) if self.done else None,
             "object": "async_action",
         }
 
@@ -131,6 +199,7 @@ class _Action:
 class VoucherifySimulator(Simulator):
     name = "voucherify"
     credentials = {"app_id": APP_ID, "app_token": APP_TOKEN}
+    now: Callable[[], float] = staticmethod(time.monotonic)  # the clock of the action queue
 
     def _reset_state(self) -> None:
         self.products: dict[str, dict] = {}
@@ -138,12 +207,25 @@ class VoucherifySimulator(Simulator):
         self.queue: list[_Action] = []
         self.counter = 0
         self.last_due = 0.0
+        self.result_shape: Literal["current", "results"] = "current"
+        self.metadata_schema: dict[str, dict] = {}
+        self.allow_defined_only = False
+
+    def set_metadata_schema(self, properties: Mapping[str, Mapping[str, Any]], allow_defined_only: bool = False) -> None:
+        """The project's metadata schema for products, as Voucherify defines one:
+        ``{key: {"type", "optional", "array", "eq", "ne", "lt", "lte", "gt", "gte",
+        "minLength", "maxLength", "exactLength"}}``; ``allow_defined_only`` refuses
+        keys it does not define. A product whose metadata would break it is refused."""
+        with self.lock:
+            self.metadata_schema = {key: dict(definition) for key, definition in properties.items()}
+            self.allow_defined_only = allow_defined_only
 
     def routes(self) -> list[Route]:
         return [
             Route("/v1/products/metadata/async", self.write(self._update), methods=["POST"]),
             Route("/v1/async-actions/{action_id}", self.read(self._action), methods=["GET"]),
             Route("/v1/products", self.read(self._products), methods=["GET"]),
+            Route("/v1/products/{product_id:path}", self.read(self._product), methods=["GET"]),
         ]
 
     def error_response(self, status: int, message: str, headers: dict | None = None) -> Response:
@@ -198,8 +280,8 @@ class VoucherifySimulator(Simulator):
             return invalid("Property .source_ids must be an array of non-empty strings")
         if not isinstance(metadata, dict):
             return invalid("Property .metadata must be an object")
-        now = time.monotonic()
         with self.lock:
+            now = self.now()
             self._settle()
             self.counter += 1
             digest = hashlib.sha256(f"{self.config.seed}:{self.counter}".encode()).hexdigest()
@@ -217,23 +299,37 @@ class VoucherifySimulator(Simulator):
 
     def _settle(self) -> None:
         """Apply every action whose time has come, in FIFO order (lock held)."""
-        now = time.monotonic()
+        now = self.now()
         while self.queue and self.queue[0].due <= now:
             self._apply(self.queue.pop(0))
 
+    def _problem(self, sent: Mapping[str, Any], merged: Mapping[str, Any]) -> str | None:
+        """Why a product's metadata breaks the schema (the keys ``sent``, and the required
+        keys of its ``merged`` metadata), or None."""
+        for key, value in sent.items():
+            definition = self.metadata_schema.get(key)
+            if definition is None:
+                if self.allow_defined_only:
+                    return f"property {key} is not defined in the metadata schema"
+                continue
+            problem = schema_problem(key, value, definition)
+            if problem:
+                return problem
+        for key, definition in self.metadata_schema.items():
+            if merged.get(key) is None and not definition.get("optional", True):
+                return f"property {key} is required"
+        return None
+
     def _apply(self, action: _Action) -> None:
-        bad = [k for k, v in action.metadata.items() if isinstance(v, (dict, list))]
         stamp = _now_iso()
         for source_id in action.source_ids:
-            if bad:
-                action.failed_count += 1
-                action.errors.append({
-                    "source_id": source_id,
-                    "message": f"Invalid metadata value for key '{bad[0]}': objects and arrays "
-                               f"are not allowed",
-                })
-                continue
             product = self.products.get(source_id)
+            merged = {**(product["metadata"] if product else {}), **action.metadata}
+            problem = self._problem(action.metadata, merged)
+            action.results.append({"source_id": source_id, "found": product is not None,
+                                   "updated": problem is None, "problem": problem})
+            if problem:
+                continue
             if product is None:
                 product = {
                     "id": "prod_" + hashlib.sha256(f"{self.config.seed}:p:{source_id}".encode())
@@ -249,9 +345,8 @@ class VoucherifySimulator(Simulator):
                     "object": "product",
                 }
                 self.products[source_id] = product
-            product["metadata"].update(action.metadata)
+            product["metadata"] = merged
             product["updated_at"] = stamp
-            action.done_count += 1
         action.done = True
         action.updated_at = stamp
 
@@ -264,10 +359,9 @@ class VoucherifySimulator(Simulator):
         with self.lock:
             self._settle()
             action = self.actions.get(action_id)
-            view = action.view(time.monotonic()) if action else None
+            view = action.view(self.now(), self.result_shape) if action else None
         if view is None:
-            return error(404, "Resource not found", "not_found",
-                         f"Cannot find async_action with id {action_id}")
+            return not_found("async_action", action_id)
         return json_response(view)
 
     async def _products(self, request: Request, ex: Exchange) -> Response:
@@ -278,21 +372,41 @@ class VoucherifySimulator(Simulator):
             limit = int(q.get("limit", DEFAULT_LIMIT))
             page = int(q.get("page", 1))
         except ValueError:
-            return error(400, "Invalid query params", "invalid_query_params",
-                         "limit and page must be integers")
+            return bad_query("limit and page must be integers")
         if not 1 <= limit <= MAX_LIMIT:
-            return error(400, "Invalid query params", "invalid_query_params",
-                         f"limit must be between 1 and {MAX_LIMIT}")
+            return bad_query(f"limit must be between 1 and {MAX_LIMIT}")
+        if page > MAX_PAGE:
+            ex.violation(f"page {page} > {MAX_PAGE}")
+            return bad_query(f"page must be between 1 and {MAX_PAGE}")
         if page < 1:
-            return error(400, "Invalid query params", "invalid_query_params",
-                         "page must be >= 1")
+            return bad_query("page must be >= 1")
+        order = q.get("order")
+        if order is not None and order.lstrip("-") not in ORDERS:
+            return bad_query(f"order must be one of {', '.join(ORDERS)}, or one of them after '-'")
         with self.lock:
             self._settle()
             products = list(self.products.values())
+            if order:  # a stable sort: creation order among equal stamps
+                products.sort(key=lambda p: p[order.lstrip("-")] or "", reverse=order.startswith("-"))
             chunk = [_copy_product(p) for p in products[(page - 1) * limit: page * limit]]
         ex.items = len(chunk)
         return json_response({"object": "list", "data_ref": "products", "products": chunk,
                               "total": len(products)})
+
+    async def _product(self, request: Request, ex: Exchange) -> Response:
+        if not self._authorized(request):
+            return error(401, "Unauthorized", "unauthorized")
+        wanted = request.path_params["product_id"]
+        with self.lock:
+            self._settle()
+            product = self.products.get(wanted) or next(
+                (p for p in self.products.values() if p["id"] == wanted), None)
+            view = _copy_product(product) if product else None
+        if view is None:
+            return not_found("product", wanted)
+        ex.items = 1
+        view["skus"] = {"object": "list", "data_ref": "data", "data": [], "total": 0}
+        return json_response(view)
 
 
 def _copy_product(product: dict) -> dict:

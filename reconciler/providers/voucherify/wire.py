@@ -9,17 +9,20 @@
   as ``null``; a delete sends every key of ``before.metadata`` as ``null`` (the API
   cannot remove keys, only set them to null).
 * Auth headers ``X-App-Id`` / ``X-App-Token``.
+* A delete reads the product first (``GET /v1/products/{source_id}``, see
+  ``reads.Reads.read_before_delete``): the metadata endpoint upserts, so nulling the keys
+  of a product that no longer exists would create it. A product that is not there
+  (or holds no metadata) is deleted already, without a write.
 * 202 ``{"async_action_id": "aa_..."}`` → ``pending`` on that job;
   ``GET /v1/async-actions/{id}`` reports ``status`` ENQUEUED / IN_PROGRESS (still
-  running), DONE (applied, except the products listed in ``result.errors``) or FAILED
-  (all retried).
+  running), DONE (each product's outcome from ``result``, in either documented shape:
+  :mod:`reconciler.providers.voucherify.results`) or FAILED (all sent again).
 * 413 (body over 10,485,760 bytes) → ``split``. 401/403, 429 (with ``Retry-After``) and
   5xx, of writes and status calls alike, are the engine's (:mod:`reconciler.apply.http`):
   a failed status call is polled again, never sent again.
 """
 from __future__ import annotations
 
-import re
 from typing import Any, Hashable, Sequence
 
 import httpx
@@ -29,8 +32,9 @@ from reconciler.providers._common import (
     JSON_HEADERS, body_excerpt, diff_fields, dumps, json_body, outcomes, split_or_fail,
 )
 from reconciler.providers.base import Job, Operation, Outcome, Provider, Request
+from reconciler.providers.voucherify.results import done_outcomes
 
-RUNNING = {"ENQUEUED", "IN_PROGRESS", "SCHEDULED", "QUEUED", "PROCESSING"}
+RUNNING = ("ENQUEUED", "IN_PROGRESS")  # the documented statuses of an action not done yet
 
 
 def metadata_change(op: Operation) -> dict[str, Any]:
@@ -93,27 +97,25 @@ class Wire(Provider):
                        headers=self._headers(body=False), endpoint="async-action", write=False)
 
     def decode_poll(self, job: Job, response: httpx.Response) -> list[Outcome] | None:
+        """``None`` while ENQUEUED or IN_PROGRESS; a DONE action's outcomes come from its
+        result (:mod:`reconciler.providers.voucherify.results`). Any other answer raises:
+        the engine calls the status again, never the products."""
         ops = job.operations
-        status = response.status_code
         body = json_body(response)
-        if status == 404:
+        if response.status_code == 404:
             return outcomes(ops, "retry", f"voucherify does not know async action {job.handle}")
-        if not (200 <= status < 300) or not isinstance(body, dict):
-            return None
-        state = str(body.get("status", "")).upper()
-        if state in RUNNING or not state:
+        state = body.get("status") if isinstance(body, dict) and response.status_code == 200 else None
+        if state in RUNNING:
             return None
         if state == "FAILED":
+            # What a FAILED action did is not documented: metadata updates are idempotent,
+            # so the products are sent again.
             reason = api_message(body.get("result")) or "the async action failed"
             return outcomes(ops, "retry", f"voucherify async action {job.handle} FAILED: {reason}")
-        if state != "DONE":
-            return None
-        failed = _failed_ids(body.get("result"), {op.key for op in ops})
-        if not failed and str(body.get("operation_status") or "").upper() == "FAILED":
-            return outcomes(ops, "retry", f"voucherify async action {job.handle} did nothing "
-                                          "(operation_status FAILED) and named no product")
-        return [Outcome(op, "failed", failed[op.key]) if op.key in failed else Outcome(op, "confirmed")
-                for op in ops]
+        if state == "DONE":
+            return done_outcomes(job, body)
+        raise ValueError(f"unexpected answer from voucherify to the status of async action {job.handle} "
+                         f"(HTTP {response.status_code}): {body_excerpt(response, 200)}")
 
 
 def api_message(body: Any) -> str | None:
@@ -122,26 +124,3 @@ def api_message(body: Any) -> str | None:
             if isinstance(body.get(key), str) and body[key]:
                 return body[key]
     return None
-
-
-def _failed_ids(result: Any, keys: set[str]) -> dict[str, str]:
-    """``{source_id: reason}`` from an async action's ``result.errors``. Entries may be
-    objects (``{source_id|id|product_id, message|error|reason}``) or strings naming the
-    product."""
-    failed: dict[str, str] = {}
-    errors = result.get("errors") if isinstance(result, dict) else None
-    if isinstance(errors, dict):  # {source_id: message}
-        errors = [{"source_id": k, "message": v} for k, v in errors.items()]
-    for error in errors or ():
-        if isinstance(error, dict):
-            key = next((str(error[f]) for f in ("source_id", "id", "product_id", "resource_id")
-                        if error.get(f) is not None), None)
-            message = next((str(error[f]) for f in ("message", "error", "reason", "details")
-                            if error.get(f)), "refused")
-            if key in keys:
-                failed[key] = message
-        elif isinstance(error, str):
-            for key in keys:
-                if re.search(rf"(?<![\w-]){re.escape(key)}(?![\w-])", error):
-                    failed[key] = error
-    return failed
