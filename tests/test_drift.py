@@ -18,6 +18,7 @@ from reconciler.drift.render import render_markdown
 from reconciler.errors import ConfigError
 from reconciler.manifest.models import Target
 from reconciler.providers.meta_catalog import MetaCatalog
+from reconciler.providers.voucherify import Voucherify
 from reconciler.state import State
 
 from conftest import product, sandbox_fixture, target
@@ -317,19 +318,24 @@ def test_items_past_bloomreachs_listing_are_read_one_by_one(ws, sandbox, env, mo
     assert "- product SKU-6 (missing remotely)" in result.stdout
     item_reads = [e["path"] for e in sandbox.log if e["started"] >= mark and e["path"].count("/items/")]
     assert sorted(item_reads) == [f"{BLOOM_ITEMS}/SKU-{i}" for i in (4, 5, 6)]
-    # import needs the whole listing: it refuses, and imports nothing
+    # import reads the items of the state and the manifests past the listing, and says what it cannot see
+    mark = time.monotonic()
     imported = ws.run("import", "-t", "bloom")
-    assert imported.exit_code == 1 and "cannot be read whole" in imported.output
+    assert imported.exit_code == 0, imported.output
+    assert ("the other items of the state and the manifests were read one by one, and remote items unknown to the "
+            "state and the manifests that the listing did not return cannot be found") in imported.output
+    assert "adopted 1 (0 new to the state, 1 already in the state" in imported.output  # SKU-5, renamed
+    item_reads = [e["path"] for e in sandbox.log if e["started"] >= mark and e["path"].count("/items/")]
+    assert sorted(item_reads) == [f"{BLOOM_ITEMS}/SKU-{i}" for i in (4, 5, 6)]
 
 
 def test_pages_are_read_one_at_a_time(ws, sandbox, env, monkeypatch):
     import reconciler.providers.bloomreach.reads as bloomreach
-    import reconciler.providers.voucherify.reads as voucherify
 
     applied_ws(ws, sandbox, count=5)
     monkeypatch.setattr(MetaCatalog, "read_page_size", 2)
     monkeypatch.setattr(bloomreach, "READ_PAGE", 2)
-    monkeypatch.setattr(voucherify, "PAGE_SIZE", 2)
+    monkeypatch.setattr(Voucherify, "read_page_size", 2)
     mark = time.monotonic()
     result = ws.run("drift")
     assert result.exit_code == 0, result.output
@@ -347,11 +353,10 @@ def test_apply_and_drift_get_through_faulty_reads(ws, env, monkeypatch):
     """Job status polls and catalog reads answered 500/503/429 or dropped, over real
     sockets: apply settles every job, drift reads every page, and nothing is drift."""
     import reconciler.providers.bloomreach.reads as bloomreach
-    import reconciler.providers.voucherify.reads as voucherify
 
     monkeypatch.setattr(MetaCatalog, "read_page_size", 2)
     monkeypatch.setattr(bloomreach, "READ_PAGE", 2)
-    monkeypatch.setattr(voucherify, "PAGE_SIZE", 2)
+    monkeypatch.setattr(Voucherify, "read_page_size", 2)
     config = SandboxConfig(port=0, time_scale=0.001, async_delay=0.05, read_fault_rate=0.4, seed=3)
     with Sandbox(config) as sb:
         applied_ws(ws, sb, count=6)

@@ -44,14 +44,15 @@ def batch(base, requests, **extra):
     return httpx.post(base + "/batch", json=body)
 
 
-def status(base, handle):
-    r = httpx.get(base + "/check_batch_request_status", params={"handle": handle, "access_token": TOKEN})
+def status(base, handle, **params):
+    r = httpx.get(base + "/check_batch_request_status", params={"handle": handle, "access_token": TOKEN, **params})
     assert r.status_code == 200, r.text
     return r.json()["data"][0]
 
 
-def wait_finished(base, handle):
-    return eventually(lambda: (s := status(base, handle))["status"] == "finished" and s, "the batch finishing")
+def wait_finished(base, handle, **params):
+    return eventually(lambda: (s := status(base, handle, **params))["status"] == "finished" and s,
+                      "the batch finishing")
 
 
 def test_create_async_applied_only_when_finished(sb, base):
@@ -66,7 +67,7 @@ def test_create_async_applied_only_when_finished(sb, base):
     assert sb.catalog("meta_catalog", catalog_id="cat1") == []
     s = wait_finished(base, handle)
     assert s == {"handle": handle, "status": "finished", "errors_total_count": 0, "errors": [],
-                 "warnings": [], "warnings_total_count": 0, "ids_of_invalid_requests": []}
+                 "warnings": [], "warnings_total_count": 0}
     items = sb.catalog("meta_catalog", catalog_id="cat1")
     assert [i["retailer_id"] for i in items] == ["r1", "r2"]
     assert items[0]["price"] == 100
@@ -103,7 +104,9 @@ def test_line_errors_and_update_delete_semantics(sb, base):
         {"retailer_id": None, "errors": body["validation_status"][1]["errors"], "warnings": []},
         {"retailer_id": "j", "errors": body["validation_status"][2]["errors"], "warnings": []},
     ]
-    s = wait_finished(base, body["handles"][0])
+    s = wait_finished(base, body["handles"][0], load_ids_of_invalid_requests="true",
+                      fields="status,errors,errors_total_count,ids_of_invalid_requests")
+    assert set(s) == {"status", "errors", "errors_total_count", "ids_of_invalid_requests"}
     failed = {e["id"]: e for e in s["errors"]}
     assert set(failed) == {"c", "d", "zz", "b", "nope", "e", "f", "g", "h"}
     assert failed["d"]["line"] == 1
@@ -125,6 +128,33 @@ def test_allow_upsert_and_null(sb, base):
     s = wait_finished(base, r.json()["handles"][0])
     assert s["errors"] == [] and s["warnings_total_count"] == 1
     assert sb.catalog("meta_catalog", catalog_id="cat1")[0]["name"] == "Shirt"
+
+
+def test_errors_are_a_sample_and_ids_come_only_on_request(sb, base):
+    bad = [{"method": "DELETE", "retailer_id": f"gone{i:02d}"} for i in range(25)]
+    handle = batch(base, bad + [{"method": "CREATE", "retailer_id": "ok", "data": data()}]).json()["handles"][0]
+    s = wait_finished(base, handle, fields=",".join(
+        ("handle", "status", "errors", "errors_total_count", "ids_of_invalid_requests")))
+    assert s["errors_total_count"] == 25 and len(s["errors"]) == 10
+    assert s["ids_of_invalid_requests"] == []  # "unless load_ids_of_invalid_requests is set to true"
+    s = status(base, handle, load_ids_of_invalid_requests="true", fields="ids_of_invalid_requests,errors")
+    assert s["ids_of_invalid_requests"] == [f"gone{i:02d}" for i in range(25)] and len(s["errors"]) == 10
+    assert [i["retailer_id"] for i in sb.catalog("meta_catalog", catalog_id="cat1")] == ["ok"]
+
+
+def test_too_much_data_and_permissions(sb, base):
+    sb.simulators["meta_catalog"].max_batch_bytes = 2_000
+    small = [{"method": "CREATE", "retailer_id": f"r{i}", "data": data()} for i in range(5)]
+    assert batch(base, small).status_code == 200
+    r = batch(base, small * 3)
+    assert r.status_code == 500
+    assert r.json()["error"]["code"] == 1
+    assert r.json()["error"]["message"] == ("Please reduce the amount of data you're asking for, then retry "
+                                            "your request")
+    r = httpx.post(base + "/batch", json={"requests": small}, headers={"Authorization": "Bearer sandbox-limited-token"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == 200
+    assert httpx.get(base + "/products", params={"access_token": "sandbox-limited-token"}).status_code == 200
+    assert sb.violations == []
 
 
 def test_auth(sb, base):
@@ -211,7 +241,7 @@ def test_products_read_paging(sb, base):
     assert seen == [f"r{i:02d}" for i in range(5)] and pages == 3
     full = httpx.get(base + "/products", params={"access_token": TOKEN}).json()
     assert len(full["data"]) == 5 and "next" not in full["paging"]
-    assert full["data"][0]["brand"] == "Nike"
+    assert full["data"][0]["brand"] == "Nike" and full["data"][0]["price"] == "$8.99"
     after = httpx.get(base + "/products", params={"access_token": TOKEN, "limit": 1,
                                                   "after": full["paging"]["cursors"]["before"]}).json()
     assert after["data"][0]["retailer_id"] == "r01"
@@ -229,3 +259,24 @@ def test_products_limit_default_and_cap(sb, base):
     assert len(page["data"]) == 1000 and "next" in page["paging"]
     last = httpx.get(page["paging"]["next"]).json()
     assert [row["retailer_id"] for row in last["data"]] == ["r1000"] and "next" not in last["paging"]
+
+
+def test_products_read_prices_formatted_and_filtered(sb, base):
+    prices = {"u": (129900, "USD"), "b": (129990, "BRL"), "e": (129900, "EUR"), "j": (1299, "JPY"),
+              "k": (1299500, "KWD"), "c": (5, "CHF")}
+    r = batch(base, [{"method": "CREATE", "retailer_id": rid, "data": data(price=p, currency=c, sale_price=p)}
+                     for rid, (p, c) in prices.items()])
+    wait_finished(base, r.json()["handles"][0])
+    page = httpx.get(base + "/products", params={"access_token": TOKEN, "fields": "price,sale_price"}).json()
+    read = {row["retailer_id"]: row["price"] for row in page["data"]}
+    assert read == {"u": "$1,299.00", "b": "R$\u00a01.299,90", "e": "1.299,00\u00a0€", "j": "¥1,299",
+                    "k": "1,299.500 KWD", "c": "0.05 CHF"}
+    assert all(row["sale_price"] == row["price"] for row in page["data"])
+    assert sb.catalog("meta_catalog", catalog_id="cat1")[0]["price"] == 129990  # stored in minor units
+    one = httpx.get(base + "/products", params={"access_token": TOKEN, "filter": '{"retailer_id":{"eq":"j"}}'}).json()
+    assert [row["retailer_id"] for row in one["data"]] == ["j"]
+    some = httpx.get(base + "/products", params={"access_token": TOKEN,
+                                                 "filter": '{"retailer_id":{"is_any":["u","e","x"]}}'}).json()
+    assert [row["retailer_id"] for row in some["data"]] == ["e", "u"]
+    r = httpx.get(base + "/products", params={"access_token": TOKEN, "filter": '{"name":{"i_contains":"x"}}'})
+    assert r.status_code == 400 and r.json()["error"]["code"] == 100

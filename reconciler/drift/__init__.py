@@ -17,7 +17,9 @@ paced, retried) and one comparison (``reconciler.drift.compare``):
   state, which is never modified.
 * :func:`import_catalog` (``reconciler import``): adopt the items of a readable
   remote catalog into the state, so that the first plan against an existing catalog
-  is not all creates. The item key is the sku for every readable provider. An item
+  is not all creates (where the listing stops short, the items of the state and the
+  manifests that it did not return are read one by one, and the result says so). The
+  item key is the sku for every readable provider. An item
   already in the state is overwritten with the remote truth (and counted so); one
   whose payload already matches is left untouched. Where another system may own
   fields (an API that merges properties or metadata) only the fields that are ours
@@ -53,9 +55,9 @@ every message from a read is redacted of them.
                 "pending_jobs": 0}}}
 
 ``note`` says why a target was not compared (not readable), or what its comparison
-could not see (a listing that stops short, as an API that lists only so many items:
-the state's other items are read one by one, and unknown items past the listing are
-not found). ``kind`` is seen from the remote: ``added`` = only the remote holds the field,
+could not see (a listing that stops short, as an API that lists only so many items,
+or one its API calls incomplete: the state's other items are read one by one, and
+unknown items the listing did not return are not found). ``kind`` is seen from the remote: ``added`` = only the remote holds the field,
 ``removed`` = only the state does. ``pending`` is manifests versus state (``null``
 when the manifests could not be planned); ``pending_jobs`` counts asynchronous jobs
 not settled yet (their items may still change remotely: ``reconciler status``).
@@ -66,7 +68,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import httpx
 
@@ -209,21 +211,19 @@ def compare_target(result: TargetDrift, target: Target, state: State, remote: Re
 
 
 def _read(targets: Sequence[Target], environ, tuning, transport, progress,
-          state: State | None = None) -> dict[str, RemoteCatalog | ReconcilerError]:
-    """Read the readable ``targets``; with ``state``, items of the state that a listing
-    cannot reach are read one by one (without, such a listing is an error)."""
+          known: Callable[[Target], Iterable[tuple[str, str]]]) -> dict[str, RemoteCatalog | ReconcilerError]:
+    """Read the readable ``targets``; the ``known(target)`` items that a listing cannot
+    reach are read one by one."""
     chosen = [t for t in targets if readable(t)]
-    known = None
-    if state is not None:  # only a provider that can read one item needs the keys
-        known = {t.name: list(state.hashes(t.name)) for t in chosen
-                 if get_provider(t.provider).capabilities.item_reads}
+    # only a provider that can read one item needs the keys
+    keys = {t.name: list(known(t)) for t in chosen if get_provider(t.provider).capabilities.item_reads}
     return read_catalogs(chosen, environ=environ, tuning=tuning, transport=transport, progress=progress,
-                         known=known)
+                         known=keys)
 
 
-def incomplete_note(catalog: RemoteCatalog) -> str:
-    return (f"{catalog.provider}: {catalog.incomplete}: the state's other items were read one by one, "
-            "and remote items unknown to the state past the listing cannot be found")
+def incomplete_note(catalog: RemoteCatalog, known: str = "the state") -> str:
+    return (f"{catalog.provider}: {catalog.incomplete}: the other items of {known} were read one by one, and "
+            f"remote items unknown to {known} that the listing did not return cannot be found")
 
 
 # -- drift -------------------------------------------------------------------------------------
@@ -236,7 +236,7 @@ def detect_drift(manifests: Manifests, state: State, names: Sequence[str] = (), 
     unknown targets; a target that cannot be read carries its ``error``."""
     selected = select_targets(manifests, names)
     plan = build_plan(manifests, state, list(selected), allow_mass_delete=True)
-    remote = _read(list(selected.values()), environ, tuning, transport, progress, state)
+    remote = _read(list(selected.values()), environ, tuning, transport, progress, lambda t: state.hashes(t.name))
     report = DriftReport(state.lineage, state.serial, {})
     for name, target in selected.items():
         result = TargetDrift(name, target.provider, readable(target))
@@ -266,7 +266,7 @@ def refresh_state(manifests: Manifests, state: State, names: Sequence[str] = (),
     say = reporter or (lambda line: None)
     selected = select_targets(manifests, names)
     check_identities(state, selected)  # before reading a catalog the state's items are not of
-    remote = _read(list(selected.values()), environ, tuning, transport, say, state)
+    remote = _read(list(selected.values()), environ, tuning, transport, say, lambda t: state.hashes(t.name))
     errors = [f"{name}: {result}" for name, result in remote.items() if isinstance(result, ReconcilerError)]
     if errors:
         raise DriftError("cannot refresh the state:\n  " + "\n  ".join(errors))
@@ -309,6 +309,7 @@ class ImportResult:
     not_in_manifests: int = 0
     missing_remotely: int = 0
     forgotten: int = 0  # items confirmed at the target's previous catalog (its identity changed)
+    note: str | None = None  # what the read could not see (a listing that stops short)
 
     @property
     def adopted(self) -> int:
@@ -327,6 +328,8 @@ class ImportResult:
         if self.missing_remotely:
             out.append(f"  {self.missing_remotely} items of the state are missing remotely (left as they are; "
                        f"`reconciler drift -t {self.target}` lists them).")
+        if self.note:
+            out.append(f"  {self.note}.")
         return out
 
 
@@ -350,7 +353,9 @@ def import_catalog(manifests: Manifests, state: State, names: Sequence[str], *,
     their locks, waiting up to ``lock_timeout`` seconds for them)."""
     selected = importable(manifests, names)
     wanted_plan = build_plan(manifests, State.empty(), list(selected), allow_mass_delete=True)
-    remote = _read(list(selected.values()), environ, tuning, transport, progress)
+    # the items a listing cannot reach are looked for one by one: those of the state and of the manifests
+    remote = _read(list(selected.values()), environ, tuning, transport, progress,
+                   lambda t: {*state.hashes(t.name), *((c.record, c.key) for c in wanted_plan.targets[t.name].changes)})
     errors = [f"{name}: {result}" for name, result in remote.items() if isinstance(result, ReconcilerError)]
     if errors:
         raise DriftError("nothing was imported:\n  " + "\n  ".join(errors))
@@ -361,6 +366,8 @@ def import_catalog(manifests: Manifests, state: State, names: Sequence[str], *,
             comparer = Comparer(target)
             wanted = {(c.record, c.key): c.after for c in wanted_plan.targets[name].changes}
             result = ImportResult(name, target.provider, read=len(catalog.items))
+            if catalog.incomplete:
+                result.note = incomplete_note(catalog, "the state and the manifests")
             rows = []
             held = {(item.record, item.key): item for item in state.items(name)}
             if state.identities().get(name, identity(target)) != identity(target):

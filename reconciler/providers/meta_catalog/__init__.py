@@ -20,6 +20,7 @@ class MetaCatalog(Reads):
         delete="DELETE request in a batch",
         readable=True,
         asynchronous=True,
+        item_reads=True,
     )
     auth_keys = ("access_token",)
     limit_scope = ("catalog_id",)

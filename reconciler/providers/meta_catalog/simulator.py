@@ -3,6 +3,8 @@
 Auth: ``access_token=sandbox-token`` in the JSON/form body, the query string, or as
 ``Authorization: Bearer``. A missing or other token is HTTP 400 with Graph's code 190
 envelope (``OAuthException``, "Invalid OAuth access token - Cannot parse access token").
+``sandbox-limited-token`` is a valid token without the permission to write: every
+``/batch`` call with it is HTTP 400 code 200 ``(#200) Permissions error``; it may read.
 Any api_version path segment and any catalog id are accepted (catalogs spring into
 existence empty).
 
@@ -12,7 +14,10 @@ form-encoded. Limits: at most 5000 requests per call (more: HTTP 400 code 100, a
 violation) and 100 calls per hour per catalog in a strict sliding window scaled by
 ``time_scale`` (the 101st: HTTP 400 code 80014 ``is_transient: true``, a violation; it
 does not count in the window). Authorised calls count in the window whatever they
-contained. Graph errors are ``{"error": {message, type, code, error_subcode,
+contained. A body over ``max_batch_bytes`` (10,000,000 unless a test lowers it) is HTTP
+500 code 1 "Please reduce the amount of data you're asking for, then retry your
+request", as Meta documents for a body too large (not a violation: Meta gives no
+number). Graph errors are ``{"error": {message, type, code, error_subcode,
 is_transient, error_data, fbtrace_id}}``.
 
 Lines failing basic syntax (unknown method, missing/non-string retailer_id, data not an
@@ -23,9 +28,12 @@ warnings: []}``) and not ingested; the others form one batch with one opaque han
 "started"`` until ``async_delay`` seconds after the call, then ``"finished"``; at that
 moment (lazily, at the next access of any kind, batches in submission order) each line
 is validated against the catalog as it is then and the valid lines are applied in
-order; lines with errors are not saved and are reported as ``{line, id, message}``
-(``line`` = index in the call's ``requests``) plus ``ids_of_invalid_requests``. Unknown
-handle: HTTP 400 code 100.
+order; lines with errors are not saved. The status lists a sample of at most 10 errors
+``{line, id, message}`` (``line`` = index in the call's ``requests``) and 10 warnings,
+with ``errors_total_count`` (one error per refused line) and ``warnings_total_count``;
+``ids_of_invalid_requests`` is empty unless ``load_ids_of_invalid_requests=true``.
+``fields`` chooses the fields; without it: handle, status, errors, errors_total_count,
+warnings, warnings_total_count. Unknown handle: HTTP 400 code 100.
 
 Line rules: only the seed's fields are accepted. CREATE needs availability, condition,
 currency, name, description, image_url, url, price, and brand or gtin (or
@@ -37,15 +45,19 @@ PROVIDER-NOTES. UPDATE of an unknown retailer_id is an error unless ``allow_upse
 is an error for a required one, and ``null`` changes nothing (a warning). DELETE of an
 unknown retailer_id is an error.
 
-``GET /{v}/{catalog_id}/products?limit=&after=&fields=``: items sorted by retailer_id,
-``{"data": [{"retailer_id", ...fields}], "paging": {"cursors": {"before", "after"},
-"next": url}}``; ``next`` is absent on the last page and an empty catalog answers
-``{"data": []}``. ``fields`` (comma-separated) restricts the fields; without it all
-stored fields are returned. ``limit`` defaults to 25 and is capped at 1000. Cursors are
-opaque; a bad one is HTTP 400 code 100.
+``GET /{v}/{catalog_id}/products?limit=&after=&fields=&filter=``: items sorted by
+retailer_id, ``{"data": [{"retailer_id", ...fields}], "paging": {"cursors": {"before",
+"after"}, "next": url}}``; ``next`` is absent on the last page and an empty catalog
+answers ``{"data": []}``. ``fields`` (comma-separated) restricts the fields; without it
+all stored fields are returned. Prices read back as formatted strings (``"$1,299.00"``,
+``"R$ 1.299,90"``, ``"1.299,00 €"``, ``"¥1,299"``, ``"£12.00"``, ``"₹1,299.00"``, else
+``"1,299.00 CHF"``). ``filter`` takes ``{"retailer_id": {"eq": id}}`` or ``{"retailer_id":
+{"is_any": [ids]}}`` (any other: HTTP 400 code 100). ``limit`` defaults to 25 and is
+capped at 1000. Cursors are opaque; a bad one is HTTP 400 code 100.
 
-``items(catalog_id=...)`` lists one catalog's items as ``{"retailer_id", **fields}``;
-without ``catalog_id`` all catalogs, each item with an added ``"catalog_id"``.
+``items(catalog_id=...)`` lists one catalog's items as ``{"retailer_id", **fields}``
+(prices in minor units, as stored); without ``catalog_id`` all catalogs, each item with
+an added ``"catalog_id"``.
 """
 from __future__ import annotations
 
@@ -60,6 +72,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from reconciler.manifest.currencies import exponent
 from reconciler.mapping import present
 from reconciler.sandbox.common import (
     Exchange,
@@ -71,7 +84,11 @@ from reconciler.sandbox.common import (
 )
 
 ACCESS_TOKEN = "sandbox-token"
+LIMITED_TOKEN = "sandbox-limited-token"  # valid, but may not write to catalogs
 MAX_REQUESTS_PER_CALL = 5000
+MAX_BATCH_BYTES = 10_000_000  # invented: Meta documents no number
+ERRORS_SAMPLE = 10            # invented: "sample errors" of no documented size
+STATUS_FIELDS = ("handle", "status", "errors", "errors_total_count", "warnings", "warnings_total_count")
 CALLS_PER_WINDOW = 100
 WINDOW_SECONDS = 3600.0
 DEFAULT_LIMIT = 25
@@ -96,6 +113,14 @@ PRICE_FIELDS = ("price", "sale_price")
 LIST_FIELDS = {"additional_image_urls": str, "shipping": dict}
 OBJECT_FIELDS = ("applinks",)
 
+TOO_MUCH_DATA = "Please reduce the amount of data you're asking for, then retry your request"
+# How a price reads back, per currency: (prefix, suffix, thousands separator, decimal mark).
+# Invented: Meta documents no format; these are the forms seen in its answers and locales.
+PRICE_STYLES = {
+    "USD": ("$", "", ",", "."), "BRL": ("R$\u00a0", "", ".", ","), "EUR": ("", "\u00a0€", ".", ","),
+    "JPY": ("¥", "", ",", "."), "GBP": ("£", "", ",", "."), "INR": ("₹", "", ",", "."),
+}
+
 RATE_LIMIT_MESSAGE = ("(#80014) There have been too many calls for this Product Catalog. "
                       "Wait a bit and try again.")
 
@@ -114,6 +139,37 @@ def graph_error(code: int, message: str, *, subcode: int | None = None,
 
 def invalid_token() -> Response:
     return graph_error(190, "Invalid OAuth access token - Cannot parse access token")
+
+
+def formatted_price(minor: Any, currency: Any) -> Any:
+    """A stored price (integer minor units) as the read returns it: a formatted string."""
+    if not isinstance(minor, int) or not isinstance(currency, str):
+        return minor
+    decimals = exponent(currency)
+    whole, fraction = divmod(minor, 10 ** decimals)
+    prefix, suffix, thousands, mark = PRICE_STYLES.get(currency, ("", f" {currency}", ",", "."))
+    text = f"{whole:,}".replace(",", thousands)
+    if decimals:
+        text += mark + str(fraction).rjust(decimals, "0")
+    return prefix + text + suffix
+
+
+def item_filter(raw: str) -> Any:
+    """The retailer ids a ``filter`` selects (``{"retailer_id": {"eq": id}}`` or
+    ``{"is_any": [ids]}``), or None for a filter the sandbox does not know."""
+    try:
+        rule = parse_json(raw.encode())
+    except InvalidJSON:
+        return None
+    condition = rule.get("retailer_id") if isinstance(rule, dict) and len(rule) == 1 else None
+    if not isinstance(condition, dict) or len(condition) != 1:
+        return None
+    (operator, value), = condition.items()
+    if operator == "eq" and isinstance(value, str):
+        return {value}
+    if operator == "is_any" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return set(value)
+    return None
 
 
 class _Batch:
@@ -149,6 +205,7 @@ class MetaCatalogSimulator(Simulator):
     credentials = {"access_token": ACCESS_TOKEN}
 
     def _reset_state(self) -> None:
+        self.max_batch_bytes = MAX_BATCH_BYTES
         self.catalogs: dict[str, dict[str, dict]] = {}
         self.windows: dict[str, SlidingWindow] = {}
         self.batches: dict[str, _Batch] = {}
@@ -225,8 +282,11 @@ class MetaCatalogSimulator(Simulator):
                         params = parsed
                     else:
                         bad_body = True
-        if self._token(request, params) != ACCESS_TOKEN:
+        token = self._token(request, params)
+        if token not in (ACCESS_TOKEN, LIMITED_TOKEN):
             return invalid_token()
+        if token == LIMITED_TOKEN:
+            return graph_error(200, "(#200) Permissions error", type_="OAuthException")
         with self.lock:
             window = self.windows.setdefault(
                 catalog_id,
@@ -252,6 +312,8 @@ class MetaCatalogSimulator(Simulator):
         fault = self.fault_gate(ex)
         if fault is not None:
             return fault
+        if len(ex.body) > self.max_batch_bytes:
+            return graph_error(1, TOO_MUCH_DATA, type_="OAuthException", status=500)
         if bad_body:
             return graph_error(100, "(#100) Invalid parameter: the request body is not valid JSON")
         if requests is None:
@@ -421,9 +483,12 @@ class MetaCatalogSimulator(Simulator):
     # -- GET status -----------------------------------------------------------------
 
     async def _status(self, request: Request, ex: Exchange) -> Response:
-        if self._token(request) != ACCESS_TOKEN:
+        if self._token(request) not in (ACCESS_TOKEN, LIMITED_TOKEN):
             return invalid_token()
-        handle = request.query_params.get("handle")
+        q = request.query_params
+        handle = q.get("handle")
+        fields = [f.strip() for f in q["fields"].split(",") if f.strip()] if q.get("fields") else STATUS_FIELDS
+        load_ids = q.get("load_ids_of_invalid_requests", "").lower() == "true"
         catalog_id = request.path_params["catalog_id"]
         with self.lock:
             self._settle()
@@ -431,23 +496,18 @@ class MetaCatalogSimulator(Simulator):
             if batch is None or batch.catalog_id != catalog_id:
                 return graph_error(100, "(#100) Invalid parameter: handle is not a valid batch "
                                         "request handle for this catalog")
-            if not batch.finished:
-                entry = {"handle": batch.handle, "status": "started", "errors_total_count": 0,
-                         "errors": [], "warnings": [], "warnings_total_count": 0,
-                         "ids_of_invalid_requests": []}
-            else:
-                entry = {"handle": batch.handle, "status": "finished",
-                         "errors_total_count": len(batch.errors),
-                         "errors": [dict(e) for e in batch.errors],
-                         "warnings": [dict(w) for w in batch.warnings],
-                         "warnings_total_count": len(batch.warnings),
-                         "ids_of_invalid_requests": list(dict.fromkeys(e["id"] for e in batch.errors))}
-        return json_response({"data": [entry]})
+            errors = batch.errors if batch.finished else []
+            warnings = batch.warnings if batch.finished else []
+            entry = {"handle": batch.handle, "status": "finished" if batch.finished else "started",
+                     "errors_total_count": len(errors), "errors": [dict(e) for e in errors[:ERRORS_SAMPLE]],
+                     "warnings": [dict(w) for w in warnings[:ERRORS_SAMPLE]], "warnings_total_count": len(warnings),
+                     "ids_of_invalid_requests": list(dict.fromkeys(e["id"] for e in errors)) if load_ids else []}
+        return json_response({"data": [{k: v for k, v in entry.items() if k in fields}]})
 
     # -- GET products ---------------------------------------------------------------
 
     async def _products(self, request: Request, ex: Exchange) -> Response:
-        if self._token(request) != ACCESS_TOKEN:
+        if self._token(request) not in (ACCESS_TOKEN, LIMITED_TOKEN):
             return invalid_token()
         q = request.query_params
         try:
@@ -465,17 +525,23 @@ class MetaCatalogSimulator(Simulator):
             except (ValueError, UnicodeDecodeError):
                 return graph_error(100, "(#100) Invalid cursor: after")
         fields = [f.strip() for f in q["fields"].split(",") if f.strip()] if q.get("fields") else None
+        chosen = item_filter(q["filter"]) if "filter" in q else None
+        if "filter" in q and chosen is None:
+            return graph_error(100, "(#100) Invalid parameter: filter")
         catalog_id = request.path_params["catalog_id"]
         with self.lock:
             self._settle()
             ordered = sorted(self.catalogs.get(catalog_id, {}).items())
+        if chosen is not None:
+            ordered = [(rid, d) for rid, d in ordered if rid in chosen]
         if start_after is not None:
             ordered = [(rid, d) for rid, d in ordered if rid > start_after]
         page = ordered[:limit]
         data = []
         for rid, item in page:
             row = {"retailer_id": rid}
-            row.update({k: v for k, v in item.items() if fields is None or k in fields})
+            row.update({k: formatted_price(v, item.get("currency")) if k in PRICE_FIELDS else v
+                        for k, v in item.items() if fields is None or k in fields})
             data.append(row)
         if not data:
             return json_response({"data": []})
