@@ -1,17 +1,20 @@
 """Items a destination refuses in its documented way end failed, the others confirmed,
 and the next plan proposes exactly the refused ones again (issue 10 items 2, 3, 6):
 Voucherify's async action results (both documented shapes), Meta's sampled errors and
-ids_of_invalid_requests, Meta's refusals that stop a target, and what Voucherify and
-Meta read back, over real sockets through the command line."""
+ids_of_invalid_requests, Meta's refusals that stop a target, what Voucherify and Meta
+read back, and a 200 HTML page in their place, over real sockets (mostly through the
+command line)."""
 from __future__ import annotations
 
 import orjson
 import pytest
 
+from reconciler.apply import NullReporter, apply_plan
 from reconciler.providers.voucherify import Voucherify
 from reconciler.state import State
 
 from conftest import product, sandbox_fixture, target
+from support import fast_tuning, make_products, plan_products, sandbox_targets
 
 sandbox = sandbox_fixture(time_scale=0.001, async_delay=0.05, latency=0, scope="function")
 
@@ -188,3 +191,29 @@ def test_meta_reads_formatted_prices_back(ws, sandbox):
     assert result.exit_code == 0, result.output
     summary = orjson.loads(result.stdout)["targets"]["meta"]["summary"]
     assert summary["in_sync"] == 5 and summary["changed"] == 0
+
+
+# -- a 200 that is not the API's answer ------------------------------------------------------
+@pytest.mark.parametrize("provider", ["meta_catalog", "voucherify"])
+def test_a_200_html_page_records_nothing_as_applied(sandbox, tmp_path, provider):
+    """A proxy answers every write with a 200 HTML page: nothing is confirmed, every item
+    fails after the attempts; then a proxy page on the status calls only delays them."""
+    state = State(tmp_path / "reconciler.db")
+    targets = sandbox_targets(sandbox.urls, providers=(provider,))
+    simulator = sandbox.simulators[provider]
+    products = make_products(5)
+    simulator.serve_proxy_pages(writes=1000)
+    result = apply_plan(plan_products(state, targets, products), targets, state, reporter=NullReporter(),
+                        tuning=fast_tuning(max_attempts=3))
+    assert not result.ok and len(result.failures) == 5
+    assert all("unexpected answer" in f.reason and "Sign in to continue" in f.reason for f in result.failures)
+    assert list(state.items(provider)) == [] and simulator.stored(targets[provider].settings) == {}
+    assert {e["fault"] for e in writes(sandbox, provider)} == {"proxy_page"}
+
+    simulator.serve_proxy_pages(writes=-simulator.proxy_pages["write"], reads=2)
+    result = apply_plan(plan_products(state, targets, products), targets, state, reporter=NullReporter(),
+                        tuning=fast_tuning())
+    assert result.ok and len(list(state.items(provider))) == 5
+    polls = [e for e in sandbox.log if e["provider"] == provider and e["method"] == "GET"]
+    assert [e["fault"] for e in polls[:2]] == ["proxy_page"] * 2 and len(polls) > 2
+    state.close()

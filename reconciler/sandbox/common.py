@@ -13,6 +13,9 @@ goes through one of two wrappers:
 * :meth:`Simulator.read` (API reads: catalog listings, item reads, job status): logged,
   never held, faulted at ``config.read_fault_rate``.
 
+A test may also ask for proxy pages (:meth:`Simulator.serve_proxy_pages`): the next so
+many requests are answered ``200 text/html`` without being processed.
+
 Faults (``config.fault_rate`` share of the write requests that pass auth and limit
 checks): HTTP 500, 503, 429 with ``Retry-After``, or a dropped TCP connection (no HTTP
 response at all), half of the drops *before* the request is processed and half
@@ -53,6 +56,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 FAULT_KINDS = ("500", "503", "429", "drop")
+PROXY_PAGE = (b"<!DOCTYPE html><html><head><title>Sign in to continue</title></head>"
+              b"<body><h1>Sign in to continue</h1><p>This network requires you to sign in.</p></body></html>")
 
 
 @dataclass
@@ -285,6 +290,7 @@ class Simulator:
         self.read_faults = FaultInjector(config.read_fault_rate, config.seed + 1)
         self.in_flight = 0
         self.max_seen_in_flight = 0
+        self.proxy_pages = {"write": 0, "read": 0}
         self._reset_state()
 
     # -- to implement ---------------------------------------------------------------
@@ -319,7 +325,24 @@ class Simulator:
             self._reset_state()
             self.faults.reset()
             self.read_faults.reset()
+            self.proxy_pages = {"write": 0, "read": 0}
             self.log.clear(self.name)
+
+    def serve_proxy_pages(self, writes: int = 0, reads: int = 0) -> None:
+        """Answer the next ``writes`` write and ``reads`` read requests with ``200
+        text/html`` (:data:`PROXY_PAGE`) without processing them, as a proxy or a
+        captive portal in the way would; logged with the fault ``proxy_page``."""
+        with self.lock:
+            self.proxy_pages["write"] += writes
+            self.proxy_pages["read"] += reads
+
+    def _proxy_page(self, ex: Exchange, kind: str) -> Response | None:
+        with self.lock:
+            if not self.proxy_pages[kind]:
+                return None
+            self.proxy_pages[kind] -= 1
+        ex.entry["fault"] = "proxy_page"
+        return Response(PROXY_PAGE, 200, media_type="text/html")
 
     def build_app(self) -> Starlette:
         routes = list(self.routes()) + [
@@ -356,7 +379,7 @@ class Simulator:
                 ex.entry["bytes"] = len(ex.body)
                 if self.config.latency > 0:
                     await asyncio.sleep(self.config.latency)
-                response = await handler(request, ex)
+                response = self._proxy_page(ex, "write") or await handler(request, ex)
                 if ex.entry["fault"] == "drop_after":
                     response = DropConnection()
             finally:
@@ -373,7 +396,7 @@ class Simulator:
                 kind = "drop_before" if kind.startswith("drop") else kind  # a read has nothing to apply
                 ex.entry["fault"] = kind
                 return self._finish(ex, self._fault_response(kind))
-            response = await handler(request, ex)
+            response = self._proxy_page(ex, "read") or await handler(request, ex)
             return self._finish(ex, response)
 
         return endpoint

@@ -81,9 +81,9 @@ class Wire(Provider):
         body = json_body(response)
         if 200 <= status < 300:
             action = body.get("async_action_id") if isinstance(body, dict) else None
-            if not action:
-                return outcomes(ops, "retry", f"voucherify accepted without an async_action_id: "
-                                              f"{body_excerpt(response)}")
+            if not isinstance(action, str) or not action:
+                return outcomes(ops, "retry", f"unexpected answer from voucherify (HTTP {status}): "
+                                              f"{body_excerpt(response, 200)}")
             job = Job(handle=str(action), operations=tuple(ops))
             return outcomes(ops, "pending", job=job)
         message = api_message(body) or body_excerpt(response)
