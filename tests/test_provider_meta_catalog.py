@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from reconciler.apply.http import Failed
-from reconciler.errors import ConfigError
+from reconciler.errors import ConfigError, UnexpectedAnswer
 from reconciler.providers import Job, ReadError, get_provider
 from reconciler.providers.meta_catalog.prices import PriceError, minor_units
 from reconciler.providers.meta_catalog.reads import product_payload
@@ -69,7 +69,7 @@ def test_decode_handle_makes_pending_and_validation_errors_reject(provider):
     # the job keeps the lines its operations had in the call: the status names lines
     assert first.status == "pending" and first.job == Job("AczwaOW7j", (ops[0], ops[2]), lines=(0, 2))
     assert third.job is first.job
-    assert second.status == "rejected" and second.reason == "Invalid data"
+    assert second.status == "failed" and second.reason == "Invalid data"
 
 
 def test_decode_no_handles_means_nothing_ingested(provider):
@@ -84,7 +84,7 @@ def test_decode_no_handles_means_nothing_ingested(provider):
     (80014, True, 400, "retry", True),
     (4, False, 400, "retry", True),
     (2, True, 400, "retry", False),
-    (100, False, 400, "rejected", False),
+    (100, False, 400, "failed", False),
     (1, False, 500, "split", False),
     (1, True, 400, "split", False),
 ])
@@ -100,7 +100,7 @@ def test_too_much_data_splits_down_to_one_item_which_fails(provider):
     body too large: the request is split, and an item too large alone fails."""
     answer = graph_error(1, "Please reduce the amount of data you're asking for, then retry your request", True, 500)
     [outcome] = through_engine(provider, provider.encode([op("create", "r1", after=item("a"))]), answer)
-    assert outcome.status == "rejected" and "reduce the amount of data" in outcome.reason
+    assert outcome.status == "failed" and "reduce the amount of data" in outcome.reason
 
 
 def test_a_plain_500_is_the_engines(provider):
@@ -126,8 +126,8 @@ def test_decode_token_and_permission_codes_stop_the_target(provider, code, words
                                   b"[1,2,3]", b'{"handles": ["H1"'])
 def test_decode_200_not_in_the_documented_shape_is_sent_again(provider, body):
     request = provider.encode([op("create", "r1", after=item("a"))])
-    [outcome] = provider.decode(request, response(200, body))
-    assert outcome.status == "retry" and "unexpected answer from meta_catalog" in outcome.reason
+    failed = through_engine(provider, request, response(200, body))
+    assert isinstance(failed, Failed) and failed.reason.startswith("unexpected answer from meta_catalog (HTTP 200): ")
 
 
 # -- unit: polling --------------------------------------------------------------------
@@ -163,7 +163,7 @@ def test_decode_poll_finished_errors_by_id_and_by_line(provider):
         {"line": 0, "id": "r2", "message": "You cannot create a EntProductItem without required field Availability"},
         {"line": 3, "message": "bad line"}], ids=["r2", "r3"])
     outcomes = provider.decode_poll(job, body)
-    assert [o.status for o in outcomes] == ["applied", "applied", "rejected", "rejected"]
+    assert [o.status for o in outcomes] == ["confirmed", "confirmed", "failed", "failed"]
     assert "Availability" in outcomes[2].reason and outcomes[3].reason == "bad line"
 
 
@@ -173,10 +173,10 @@ def test_decode_poll_lines_are_those_of_the_call(provider):
     ops = tuple(op("create", f"r{i}", after=item(str(i))) for i in range(4))
     job = Job("H1", (ops[0], ops[2], ops[3]), lines=(0, 2, 3))
     outcomes = provider.decode_poll(job, finished([{"line": 2, "message": "bad line"}], ids=["r2"]))
-    assert [(o.operation.key, o.status) for o in outcomes] == [("r0", "applied"), ("r2", "rejected"), ("r3", "applied")]
+    assert [(o.operation.key, o.status) for o in outcomes] == [("r0", "confirmed"), ("r2", "failed"), ("r3", "confirmed")]
     # a job read back from the state does not know its lines: such an error names no item
     unknown = provider.decode_poll(Job("H1", job.operations), finished([{"line": 2, "message": "bad line"}], ids=[]))
-    assert {o.status for o in unknown} == {"rejected"}
+    assert {o.status for o in unknown} == {"failed"}
     assert unknown[0].reason.startswith("not confirmed: meta_catalog counts 1 errors in batch H1 and names the items of 0")
 
 
@@ -185,14 +185,14 @@ def test_decode_poll_the_errors_are_a_sample_and_the_ids_complete(provider):
     invalid = [f"r{i:02d}" for i in range(0, 40, 2)]  # 20 invalid lines, 10 in the sample
     sample = [{"line": int(rid[1:]), "id": rid, "message": f"{rid} is invalid"} for rid in invalid[:10]]
     outcomes = provider.decode_poll(Job("H1", ops, lines=tuple(range(40))), finished(sample, 20, invalid))
-    assert [o.operation.key for o in outcomes if o.status == "rejected"] == invalid
+    assert [o.operation.key for o in outcomes if o.status == "failed"] == invalid
     assert outcomes[0].reason == "r00 is invalid"
     assert outcomes[30].reason == ("refused by meta_catalog (in ids_of_invalid_requests; its error is not in the "
                                    "sample of errors)")
-    assert all(o.status == "applied" for o in outcomes if o.operation.key not in invalid)
+    assert all(o.status == "confirmed" for o in outcomes if o.operation.key not in invalid)
     # without the ids, the 10 unnamed failures could be any of the others: none is confirmed
     outcomes = provider.decode_poll(Job("H1", ops, lines=tuple(range(40))), finished(sample, 20))
-    assert {o.status for o in outcomes} == {"rejected"}
+    assert {o.status for o in outcomes} == {"failed"}
     assert outcomes[1].reason == ("not confirmed: meta_catalog counts 20 errors in batch H1 and names the items of 10 "
                                   "(ids_of_invalid_requests was not returned); this one may be among the others")
 
@@ -210,7 +210,7 @@ def test_decode_poll_failed_batch_retries(provider, status):
                                   {"data": [{"handle": "H1", "status": "paused"}]}])
 def test_decode_poll_answers_not_in_the_documented_shape_ask_again(provider, body):
     job = Job("H1", (op("create", "r1", after=item("a")),))
-    with pytest.raises(ValueError, match="meta_catalog"):
+    with pytest.raises(UnexpectedAnswer, match="meta_catalog"):
         provider.decode_poll(job, response(200, body))
 
 
@@ -239,7 +239,7 @@ def test_read_request_and_paging(provider):
     last = provider.decode_read(response(200, {"data": [], "paging": {"cursors": {"after": "A"}}}))
     assert last.items == [] and last.cursor is None
     assert last.incomplete == "Meta documents its product listing as incomplete (its pages may miss or repeat products)"
-    with pytest.raises(ReadError, match="unexpected answer"):
+    with pytest.raises(UnexpectedAnswer, match="unexpected answer"):
         provider.decode_read(response(200, b"<html></html>"))
 
 

@@ -5,8 +5,8 @@ import httpx
 import pytest
 
 from reconciler.apply.http import classify
-from reconciler.errors import ConfigError
-from reconciler.providers import Job, ReadError, get_provider
+from reconciler.errors import ConfigError, UnexpectedAnswer
+from reconciler.providers import Job, get_provider
 from reconciler.providers.voucherify.wire import metadata_change
 from conftest import sandbox_fixture
 from test_provider_common import (  # noqa: F401 (client is a fixture)
@@ -88,15 +88,15 @@ def test_poll_older_shape_results_decide_each_product(provider):
         {"source_id": "a", "updated": True, "found": False}, {"source_id": "b", "updated": False, "found": True},
         {"source_id": "c", "updated": False, "found": False}, {"source_id": "e", "updated": True, "found": True}]}}
     outcomes = poll(provider, ops, done)
-    assert statuses(outcomes) == [("a", "applied"), ("b", "rejected"), ("c", "rejected"), ("d", "rejected"),
-                                  ("e", "applied")]
+    assert statuses(outcomes) == [("a", "confirmed"), ("b", "failed"), ("c", "failed"), ("d", "failed"),
+                                  ("e", "confirmed")]
     assert outcomes[1].reason == "voucherify did not update it (updated: false, found: true)"
     assert outcomes[2].reason == "voucherify did not update it (updated: false, found: false)"
     assert outcomes[3].reason == "not confirmed: the result of voucherify's async action aa_1 does not list it"
     # an update of a product that was gone created it with the changed keys only
     done["result"]["results"][3]["found"] = False
     [*_, last] = poll(provider, ops, done)
-    assert last.status == "rejected" and "found: false" in last.reason and "plan --refresh" in last.reason
+    assert last.status == "failed" and "found: false" in last.reason and "plan --refresh" in last.reason
 
 
 def test_poll_current_shape_counts(provider):
@@ -107,25 +107,25 @@ def test_poll_current_shape_counts(provider):
                 "result": {"done_count": done_count, "failed_count": failed_count, "reports": [],
                            "reports_available_till": None, "errors": errors}}
 
-    assert {o.status for o in poll(provider, ops, done(3, 0))} == {"applied"}
+    assert {o.status for o in poll(provider, ops, done(3, 0))} == {"confirmed"}
     invalid = {"message": "Invalid metadata", "details": "property size must be of type number", "key": "invalid_metadata"}
     every = poll(provider, ops, done(0, 3, [invalid] * 3, "FAILED"))
-    assert {o.status for o in every} == {"rejected"}
+    assert {o.status for o in every} == {"failed"}
     assert every[0].reason == ("voucherify failed every product of async action aa_1: Invalid metadata property "
                                "size must be of type number (invalid_metadata)")
     # failures without ids: no product can be confirmed
     mixed = poll(provider, ops, done(2, 1, [invalid], "UNKNOWN"))
-    assert {o.status for o in mixed} == {"rejected"}
+    assert {o.status for o in mixed} == {"failed"}
     assert mixed[0].reason.startswith("not confirmed: voucherify's async action aa_1 counts 2 done and 1 failed of 3 "
                                       "products without naming which: Invalid metadata")
     # nor when the counts do not add up, or the action says it failed
-    assert {o.status for o in poll(provider, ops, done(2, 0))} == {"rejected"}
-    assert {o.status for o in poll(provider, ops, done(3, 0, [], "FAILED"))} == {"rejected"}
+    assert {o.status for o in poll(provider, ops, done(2, 0))} == {"failed"}
+    assert {o.status for o in poll(provider, ops, done(3, 0, [], "FAILED"))} == {"failed"}
     # errors that name the product fail it, and account for the failures
     named = poll(provider, ops, done(2, 1, [{"source_id": "b", "message": "Invalid metadata"}], "UNKNOWN"))
-    assert statuses(named) == [("a", "applied"), ("b", "rejected"), ("c", "applied")]
+    assert statuses(named) == [("a", "confirmed"), ("b", "failed"), ("c", "confirmed")]
     keyed = poll(provider, ops, done(2, 1, {"c": "refused"}, "UNKNOWN"))
-    assert statuses(keyed) == [("a", "applied"), ("b", "applied"), ("c", "rejected")]
+    assert statuses(keyed) == [("a", "confirmed"), ("b", "confirmed"), ("c", "failed")]
     assert keyed[2].reason == "refused"
 
 
@@ -137,7 +137,7 @@ def test_poll_current_shape_counts(provider):
 def test_poll_unexpected_answers_are_not_outcomes(provider, status, body):
     """The engine calls the status again (the products are not sent again, nothing is confirmed)."""
     ops = [op("create", "a", after=payload("a", x=1))]
-    with pytest.raises(ValueError, match="voucherify"):
+    with pytest.raises(UnexpectedAnswer, match="voucherify"):
         poll(provider, ops, body, status)
 
 
@@ -176,7 +176,7 @@ def test_read_stops_at_page_99():
 
 @pytest.mark.parametrize("body", [{"object": "list"}, {"products": [], "total": "3"}, {"products": {}, "total": 3}])
 def test_read_of_an_unexpected_listing_is_an_error(provider, body):
-    with pytest.raises(ReadError, match="unexpected answer"):
+    with pytest.raises(UnexpectedAnswer, match="unexpected answer"):
         provider.decode_read(response(200, body, request=httpx.Request("GET", "http://x/v1/products?page=1")))
 
 
@@ -250,7 +250,7 @@ def test_sandbox_products_refused_by_the_metadata_schema_fail(sandbox, client, u
     result = apply(client, url, provider, [op("create", "a", after=payload("a", size=1)),
                                            op("create", "b", after=payload("b", size="XL")),
                                            op("create", "c", after=payload("c", season="winter"))])
-    assert {k: o.status for k, o in result.items()} == {"a": "applied", "b": "rejected", "c": "rejected"}
+    assert {k: o.status for k, o in result.items()} == {"a": "confirmed", "b": "failed", "c": "failed"}
     if shape == "current":
         assert result["b"].reason.startswith("voucherify failed every product of async action aa_")
         assert "property size must be of type number" in result["b"].reason
@@ -260,8 +260,8 @@ def test_sandbox_products_refused_by_the_metadata_schema_fail(sandbox, client, u
 
 
 @pytest.mark.parametrize("shape,expected", [
-    ("results", {"known": "applied", "new": "rejected"}),
-    ("current", {"known": "rejected", "new": "rejected"}),  # counts without ids: neither is confirmed
+    ("results", {"known": "confirmed", "new": "failed"}),
+    ("current", {"known": "failed", "new": "failed"}),  # counts without ids: neither is confirmed
 ])
 def test_sandbox_one_product_of_an_action_refused(sandbox, client, url, provider, shape, expected):
     """A required key: the product that has it takes the change, a new one without it is

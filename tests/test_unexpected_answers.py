@@ -13,11 +13,14 @@ from reconciler.apply.http import Failed
 from reconciler.providers import get_provider
 from test_provider_common import CREDENTIALS, op, response, through_engine
 
-SETTINGS = {"bloomreach": {"project_id": "p", "catalog_id": "c"}}
+SETTINGS = {"bloomreach": {"project_id": "p", "catalog_id": "c"},
+            "meta_catalog": {"catalog_id": "1", "api_version": "v21.0"}}
 PAYLOADS = {
     "vtex_ads": {"product_sku": "A", "name": "n", "url": "u", "image_url": "i", "categories": ["c"]},
     "bloomreach": {"title": "t"},
     "venddor": {"product_code": "7891404130317", "product": "p", "price": "8,99", "amount": "1", "status": "A"},
+    "meta_catalog": {"name": "n", "price": 899, "currency": "USD"},
+    "voucherify": {"source_id": "A", "metadata": {"k": 1}},
 }
 PAGE = "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>" + "x" * 400 + "</body></html>"
 # per provider: 2xx answers that are not the documented one, each with missing or wrong fields
@@ -26,6 +29,8 @@ WRONG = {
     "bloomreach": [(200, [{"queued": "True"}]), (200, [{"success": "maybe"}]),
                    (200, [{"success": "True"}, {"success": "True"}])],
     "venddor": [(201, {"product_id": 1}), (201, {"product_ids": []}), (201, {"product_ids": [None]})],
+    "meta_catalog": [(200, {"handles": "H1"}), (200, {"validation_status": []})],
+    "voucherify": [(202, {"async_action_id": 5}), (202, {"id": "aa_1"})],
 }
 
 
@@ -56,6 +61,8 @@ def test_the_documented_success_still_is_one(name):
     request = provider.encode([op("create", "A", after=PAYLOADS[name])])
     documented = {"vtex_ads": (202, {"messages": ["products will be processed soon"]}),
                   "bloomreach": (200, [{"success": "True", "queued": "True"}]),
-                  "venddor": (201, {"product_id": 934887, "product_ids": [934887]})}[name]
+                  "venddor": (201, {"product_id": 934887, "product_ids": [934887]}),
+                  "meta_catalog": (200, {"handles": ["H1"], "validation_status": []}),
+                  "voucherify": (202, {"async_action_id": "aa_1"})}[name]
     [outcome] = through_engine(provider, request, response(*documented))
-    assert outcome.status == ("confirmed" if name == "venddor" else "accepted")
+    assert outcome.status == {"venddor": "confirmed", "meta_catalog": "pending", "voucherify": "pending"}.get(name, "accepted")

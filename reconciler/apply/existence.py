@@ -61,7 +61,7 @@ async def _read(run: "TargetRun", op: Operation) -> Outcome | bool:
             item = await read(run.client, provider.read_item_request(op.record, op.key), provider,
                               provider.decode_read_item, run.ctx.tuning.retry, run.rng)
         except ReadError as exc:
-            return Outcome(op, "rejected", f"could not read it before deleting it: {run.redact(str(exc))}")
+            return Outcome(op, "failed", f"could not read it before deleting it: {run.redact(str(exc))}")
     if item is None:
-        return Outcome(op, "applied", f"already absent: {provider.name} has no such item")
+        return Outcome(op, "confirmed", f"already absent: {provider.name} has no such item")
     return True

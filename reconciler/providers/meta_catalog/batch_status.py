@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reconciler.errors import UnexpectedAnswer
 from reconciler.providers._common import outcomes, refusal
 from reconciler.providers.base import Job, Outcome
 
@@ -33,7 +34,7 @@ RUNNING = frozenset({"scheduled", "dispatched", "started"})
 FINAL = frozenset({"finished", "error", "canceled", "cancelled"})
 
 
-class UnexpectedStatus(ValueError):
+class UnexpectedStatus(UnexpectedAnswer):
     """A status that is not the documented shape: the status is asked for again."""
 
 
@@ -94,9 +95,9 @@ def _finished(job: Job, entry: dict[str, Any]) -> list[Outcome]:
         if index in reasons:
             why = "refused by meta_catalog (in ids_of_invalid_requests; its error is not in the sample of errors)"
         if why is None:
-            result.append(Outcome(op, "applied"))
+            result.append(Outcome(op, "confirmed"))
         elif op.action == "delete":  # sent again, it reads the item first (Reads.read_before_delete)
             result.append(Outcome(op, "retry", why))
         else:
-            result.append(Outcome(op, "rejected", why))
+            result.append(Outcome(op, "failed", why))
     return result

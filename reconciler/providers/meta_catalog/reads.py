@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import orjson
 
-from reconciler.providers._common import json_body, read_error
+from reconciler.providers._common import json_body, read_error, unexpected
 from reconciler.providers.base import Operation, Page, ReadError, Request
 from reconciler.providers.meta_catalog import graph
 from reconciler.providers.meta_catalog.prices import PriceError, minor_units
@@ -84,7 +84,7 @@ class Reads(Wire):
         if response.status_code == 200 and error is None:
             if isinstance(body, dict) and isinstance(body.get("data"), list):
                 return body["data"], body
-            raise read_error(self.name, response, "unexpected answer (no data list)")
+            raise unexpected(self.name, response)
         if graph.stops(graph.code_of(error)):
             raise graph.stop(response, error)
         exc = read_error(self.name, response, (error or {}).get("message"))

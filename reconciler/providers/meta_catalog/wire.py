@@ -8,10 +8,11 @@
 * The token goes in ``Authorization: Bearer`` (the seed puts it in the body; the Graph
   API accepts either, and a header keeps it out of bodies whose size we measure/log).
 * The answer is ``{"handles": [h], "validation_status": [{retailer_id, errors,
-  warnings}]}``: items with validation errors are rejected at once; the others are
+  warnings}]}``: items with validation errors fail at once; the others are
   ``pending`` on ``Job(h)``, which keeps their positions in the call (the lines the
   status names). An empty ``handles`` means nothing was ingested: the remaining items
-  are retried; a 200 without ``handles`` is not an answer, and the request is retried.
+  are retried; a 200 without ``handles`` is not an answer (``UnexpectedAnswer``: the
+  request is sent again).
 * ``GET /{v}/{catalog_id}/check_batch_request_status?handle=h&load_ids_of_invalid_requests=true``:
   each item's outcome is :mod:`reconciler.providers.meta_catalog.batch_status`'s.
 * Graph errors (:mod:`reconciler.providers.meta_catalog.graph`): a token or permission
@@ -29,7 +30,8 @@ from typing import Hashable, Sequence
 import httpx
 
 from reconciler.providers._common import (
-    JSON_HEADERS, body_excerpt, diff_fields, dumps, json_body, outcomes, retry_after, setting, split_or_reject,
+    JSON_HEADERS, diff_fields, dumps, json_body, outcomes, retry_after, setting, split_or_fail,
+    unexpected,
 )
 from reconciler.providers.base import Job, Operation, Outcome, Provider, Request
 from reconciler.providers.meta_catalog import batch_status, graph
@@ -84,17 +86,17 @@ class Wire(Provider):
             body = json_body(response)
             if isinstance(body, dict) and isinstance(body.get("handles"), list):
                 return self._accepted(request, body)
-            return outcomes(ops, "retry", f"unexpected answer from meta_catalog (HTTP 200): {body_excerpt(response, 200)}")
+            raise unexpected(self.name, response)
         code = graph.code_of(error)
         if graph.stops(code):
             raise graph.stop(response, error)
         said = graph.describe(response, error)
         if code == graph.TOO_LARGE:
-            return split_or_reject(ops, said)
+            return split_or_fail(ops, said)
         if graph.transient(error):
             return outcomes(ops, "retry", said, retry_after=retry_after(response),
                             rate_limited=code in graph.RATE_LIMIT_CODES)
-        return outcomes(ops, "rejected", said)
+        return outcomes(ops, "failed", said)
 
     def _accepted(self, request: Request, body: dict) -> list[Outcome]:
         ops = request.operations
@@ -141,8 +143,6 @@ class Wire(Provider):
         if graph.transient(error) or code == graph.TOO_LARGE:
             return None  # the batch is still on Meta's side: only its status call failed
         if error is None:
-            raise batch_status.UnexpectedStatus(f"unexpected answer from meta_catalog to the status of batch "
-                                                f"{job.handle} (HTTP {response.status_code}): "
-                                                f"{body_excerpt(response, 200)}")
+            raise unexpected(self.name, response)
         return outcomes(job.operations, "retry", f"meta_catalog could not report on batch {job.handle}: "
                                                  f"{graph.describe(response, error)}")

@@ -19,8 +19,8 @@ from urllib.parse import quote
 import httpx
 
 from reconciler.manifest.models import Target
-from reconciler.providers._common import read_body
-from reconciler.providers.base import FieldPath, Operation, Page, ReadError, Request
+from reconciler.providers._common import read_body, unexpected
+from reconciler.providers.base import FieldPath, Operation, Page, Request
 from reconciler.providers.voucherify.wire import Wire, api_message
 
 MAX_PAGE = 99
@@ -67,8 +67,7 @@ class Reads(Wire):
         body = read_body(self.name, response, api_message)
         products, total = body.get(body.get("data_ref") or "products"), body.get("total")
         if not isinstance(products, list) or not isinstance(total, int):
-            raise ReadError(f"{self.name}: unexpected answer to a products listing (no products list and "
-                            f"total): {str(body)[:200]}")
+            raise unexpected(self.name, response)
         items = [entry for entry in map(_item, products) if entry is not None]
         params = response.request.url.params
         page, limit = int(params.get("page", "1")), int(params.get("limit", str(self.read_page_size)))

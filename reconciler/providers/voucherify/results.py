@@ -25,12 +25,13 @@ from typing import Any
 
 import orjson
 
+from reconciler.errors import UnexpectedAnswer
 from reconciler.providers.base import Job, Outcome
 
 MESSAGES_SHOWN = 3  # distinct error messages quoted in one reason
 
 
-class UnexpectedResult(ValueError):
+class UnexpectedResult(UnexpectedAnswer):
     """A DONE action whose result is not one of the documented shapes."""
 
 
@@ -52,19 +53,19 @@ def _from_results(job: Job, results: list, named: dict[str, str]) -> list[Outcom
     for op in job.operations:
         entry = entries.get(op.key)
         if op.key in named:
-            outcomes.append(Outcome(op, "rejected", named[op.key]))
+            outcomes.append(Outcome(op, "failed", named[op.key]))
         elif entry is None:
-            outcomes.append(Outcome(op, "rejected", f"not confirmed: the result of voucherify's async action "
+            outcomes.append(Outcome(op, "failed", f"not confirmed: the result of voucherify's async action "
                                                     f"{job.handle} does not list it"))
         elif entry.get("updated") is not True:
-            outcomes.append(Outcome(op, "rejected", f"voucherify did not update it (updated: {_json(entry.get('updated'))}, "
+            outcomes.append(Outcome(op, "failed", f"voucherify did not update it (updated: {_json(entry.get('updated'))}, "
                                                     f"found: {_json(entry.get('found'))})"))
         elif op.action == "update" and entry.get("found") is False:
-            outcomes.append(Outcome(op, "rejected", "voucherify did not find the product (found: false) and created it "
+            outcomes.append(Outcome(op, "failed", "voucherify did not find the product (found: false) and created it "
                                                     "with the changed metadata keys only; `reconciler plan --refresh` "
                                                     "sends the others again"))
         else:
-            outcomes.append(Outcome(op, "applied"))
+            outcomes.append(Outcome(op, "confirmed"))
     return outcomes
 
 
@@ -76,17 +77,17 @@ def _from_counts(job: Job, action: dict, result: dict, named: dict[str, str], un
                                f"per-product results nor counts: {_json(result)[:200]}")
     operation_failed = str(action.get("operation_status") or "").upper() == "FAILED"
     if failed == 0 and done == len(ops) and not named and not unnamed and not operation_failed:
-        return [Outcome(op, "applied") for op in ops]
+        return [Outcome(op, "confirmed") for op in ops]
     messages = _summary([*named.values(), *unnamed])
     said = f": {messages}" if messages else ""
     if done == 0 and failed == len(ops):
         why = f"voucherify failed every product of async action {job.handle}{said}"
     elif len(named) == failed and not unnamed and done + failed == len(ops) and not operation_failed:
-        return [Outcome(op, "rejected", named[op.key]) if op.key in named else Outcome(op, "applied") for op in ops]
+        return [Outcome(op, "failed", named[op.key]) if op.key in named else Outcome(op, "confirmed") for op in ops]
     else:
         why = (f"not confirmed: voucherify's async action {job.handle} counts {done} done and {failed} failed of "
                f"{len(ops)} products without naming which{said}")
-    return [Outcome(op, "rejected", named.get(op.key, why)) for op in ops]
+    return [Outcome(op, "failed", named.get(op.key, why)) for op in ops]
 
 
 def _errors(errors: Any, keys: set[str]) -> tuple[dict[str, str], list[str]]:

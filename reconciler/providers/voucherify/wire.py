@@ -27,9 +27,11 @@ from typing import Any, Hashable, Sequence
 
 import httpx
 
+from reconciler.errors import UnexpectedAnswer
 from reconciler.mapping import canonical
 from reconciler.providers._common import (
-    JSON_HEADERS, body_excerpt, diff_fields, dumps, json_body, outcomes, split_or_fail,
+    JSON_HEADERS, UNEXPECTED_EXCERPT, body_excerpt, diff_fields, dumps, json_body, outcomes, split_or_fail,
+    unexpected,
 )
 from reconciler.providers.base import Job, Operation, Outcome, Provider, Request
 from reconciler.providers.voucherify.results import done_outcomes
@@ -82,8 +84,7 @@ class Wire(Provider):
         if 200 <= status < 300:
             action = body.get("async_action_id") if isinstance(body, dict) else None
             if not isinstance(action, str) or not action:
-                return outcomes(ops, "retry", f"unexpected answer from voucherify (HTTP {status}): "
-                                              f"{body_excerpt(response, 200)}")
+                raise unexpected(self.name, response)
             job = Job(handle=str(action), operations=tuple(ops))
             return outcomes(ops, "pending", job=job)
         message = api_message(body) or body_excerpt(response)
@@ -114,8 +115,8 @@ class Wire(Provider):
             return outcomes(ops, "retry", f"voucherify async action {job.handle} FAILED: {reason}")
         if state == "DONE":
             return done_outcomes(job, body)
-        raise ValueError(f"unexpected answer from voucherify to the status of async action {job.handle} "
-                         f"(HTTP {response.status_code}): {body_excerpt(response, 200)}")
+        raise UnexpectedAnswer(f"unexpected answer from voucherify to the status of async action {job.handle} "
+                               f"(HTTP {response.status_code}): {body_excerpt(response, UNEXPECTED_EXCERPT)}")
 
 
 def api_message(body: Any) -> str | None:
