@@ -349,6 +349,8 @@ def test_state_unlock_refuses_a_live_holder_unless_forced_by_id(bws):
     state = vouch_state(ws)
     with state.reopen().locked("reconciler apply (pid 7)", ["vouch"]):
         [(holder, alive)] = state.holders()
+        [listed] = orjson.loads(ws.run("state", "list", "--format", "json").stdout)["locks"]
+        assert (listed["lock_id"], listed["scope"], listed["alive"]) == (holder.lock_id, "vouch", True)
         refused = ws.run("state", "unlock")
         assert refused.exit_code == 1 and alive
         for part in ("target vouch is locked by reconciler apply (pid 7)", f"pid {holder.pid} on {holder.host}",
@@ -370,3 +372,20 @@ def test_state_unlock_removes_a_dead_holders_lock(bws):
                      (socket.gethostname(),))
     assert "Removed the lock on target vouch" in ws.run("state", "unlock").output
     assert "not locked" in ws.run("state", "unlock").output
+
+
+def test_the_state_page_is_true():
+    from pathlib import Path
+
+    import click
+
+    from reconciler.cli import cli
+    from reconciler.state import locks, schema
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "state.md").read_text()
+    group = cli.commands["state"]
+    assert isinstance(group, click.Group)
+    for name in group.commands:
+        assert f"state {name}" in page, name
+    assert f"{locks.RESERVE // 1024} KiB" in page
+    assert f"version {schema.BASELINE_VERSION} (the" in page and "`RECONCILER_STATE_SCHEMA`" in page

@@ -71,12 +71,15 @@ def state_list(ctx: Context, target: str | None, fmt: str) -> None:
 
 def json_listing(state: State, target: str | None) -> Iterator[str]:
     """``{"lineage", "serial", "schema_version", "targets": {name: {"serial", "items"}},
-    "items": [...]}``, an item a piece."""
+    "locks": [...], "items": [...]}``, an item a piece. A lock's ``alive`` is null when
+    its holder cannot be checked from here (another host)."""
     counts = state.targets()
     serials = state.target_serials()
     names = sorted((counts.keys() | serials.keys()) if target is None else {target})
     head = {"lineage": state.lineage, "serial": state.serial, "schema_version": state.schema_version,
-            "targets": {name: {"serial": serials.get(name, 0), "items": counts.get(name, 0)} for name in names}}
+            "targets": {name: {"serial": serials.get(name, 0), "items": counts.get(name, 0)} for name in names},
+            "locks": [{"scope": h.scope, "lock_id": h.lock_id, "command": h.command, "pid": h.pid, "host": h.host,
+                       "since": h.acquired_at, "alive": alive} for h, alive in state.holders()]}
     yield orjson.dumps(head).decode()[:-1] + ', "items": ['
     for index, item in enumerate(state.items(target)):
         listed = {"target": item.target, "record": item.record, "sku": item.sku, "key": item.key,
