@@ -1,6 +1,6 @@
 """Apply at scale: N products (default 100,000) to all five sandbox targets.
 
-    python benchmarks/apply_scale.py [--products N] [--time-scale S] [--latency L]
+    python benchmarks/apply_scale.py [--products N] [--time-scale S] [--latency L] [--state postgresql://…]
 
 Each provider's simulator runs in a process of its own (so that its work shares neither
 our GIL nor another simulator's event loop), with time-scaled rate windows; the
@@ -17,6 +17,9 @@ executor gets the same scale. Prints:
   delay of the last job for Meta and Voucherify. Targets run concurrently, so the bound
   is the largest of the targets';
 * for a 1% change, items sent / a naive full re-push of every item (goal <= 0.011).
+
+With ``--state postgresql://…`` the state is kept in that database (a schema of its
+own, dropped afterwards) instead of a SQLite file: the same goals hold.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ import argparse
 import json
 import math
 import multiprocessing
+import os
 import statistics
 import sys
 import tempfile
@@ -36,7 +40,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the package, and the tests' h
 
 from reconciler.apply import NullReporter, apply_plan  # noqa: E402
 from reconciler.providers import get_provider, limits_for  # noqa: E402
-from reconciler.state import State  # noqa: E402
+from reconciler.state import Location, State  # noqa: E402
 from support import (  # noqa: E402
     PROVIDERS, fast_tuning, make_product, make_products, plan_products, sandbox_targets,
 )
@@ -111,6 +115,7 @@ def main() -> None:
     parser.add_argument("--time-scale", type=float, default=1.0)
     parser.add_argument("--latency", type=float, default=0.005)
     parser.add_argument("--async-delay", type=float, default=0.2)
+    parser.add_argument("--state", help="keep the state in this postgresql:// database instead of SQLite")
     args = parser.parse_args()
 
     # One sandbox process per provider, as the real APIs are independent servers: one
@@ -128,7 +133,9 @@ def main() -> None:
         urls[provider] = queue.get(timeout=60)[provider]
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            state = State(Path(tmp) / "reconciler.db")
+            location = (Location.parse(args.state, f"bench_{os.getpid()}") if args.state
+                        else Location(path=Path(tmp) / "reconciler.db"))
+            state = State(location)
             targets = sandbox_targets(urls, providers=PROVIDERS)
             tuning = fast_tuning(window_scale=args.time_scale, poll_initial=0.05, poll_cap=0.2)
             products = make_products(args.products)
@@ -168,12 +175,21 @@ def main() -> None:
             print(f"1% change: ok {result2.ok}; items sent / naive full re-push: {sent_items:,} / {full:,} = "
                   f"{sent_items / full:.4f}  (goal <= 0.011)")
             state.close()
+            if args.state:
+                drop_schema(location)
     finally:
         stop.set()
         for server in servers:
             server.join(timeout=10)
             if server.is_alive():
                 server.terminate()
+
+
+def drop_schema(location: Location) -> None:
+    import psycopg
+
+    with psycopg.connect(location.url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{location.schema}" CASCADE')
 
 
 if __name__ == "__main__":
