@@ -61,10 +61,11 @@ def test_an_earlier_runs_requests_count(state):
 
 
 def test_a_dead_runs_unanswered_request_counts_until_it_would_have_timed_out(state):
-    state.take_slot("scope", "t", 1, 0.05, 0.25, time.time() - 0.2)  # never answered
-    slot, wait = state.take_slot("scope", "t", 1, 0.05, 0.25, time.time())
+    now = time.time()
+    state.take_slot("scope", "t", 1, 0.05, 0.25, now - 0.2)  # never answered
+    slot, wait = state.take_slot("scope", "t", 1, 0.05, 0.25, now)
     assert slot is None and wait == 0.0  # held by a request in flight, for all it knows
-    slot, _ = state.take_slot("scope", "t", 1, 0.05, 0.25, time.time() + 0.1)
+    slot, _ = state.take_slot("scope", "t", 1, 0.05, 0.25, now + 0.1)
     assert slot is not None
 
 

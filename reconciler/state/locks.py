@@ -222,6 +222,12 @@ class AdvisoryLocks:
             with self.conn.transaction():
                 self.conn.execute("DELETE FROM locks WHERE lock_id = ?", (holders[0].lock_id,))
         finally:
+            # Unlocked before the session closes: a closed connection's backend may
+            # linger a moment, still holding them, and the next command would be refused
+            try:
+                self._unlock(self.keys)
+            except StateError:
+                pass
             self.close()
 
     def end(self, holder: Holder) -> None:
