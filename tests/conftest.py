@@ -17,7 +17,7 @@ from reconciler.cli import cli
 from reconciler.sandbox import CREDENTIALS, Sandbox, SandboxConfig
 from reconciler.state import Location, State
 from postgres import Server
-from support import expected_view, remote_view
+from support import eventually, expected_view, queued_work_done, remote_view  # noqa: F401 (re-exported)
 
 SANDBOX_SETTINGS = {
     "meta_catalog": {"catalog_id": "1234567890", "api_version": "v21.0"},
@@ -152,19 +152,6 @@ def sandbox_fixture(scope: str = "module", **config: Any):
     return fixture
 
 
-def eventually(probe: Callable[[], Any], what: str, timeout: float = 5.0, interval: float = 0.02) -> Any:
-    """The first result of ``probe()`` that is neither None nor False, polled until
-    ``timeout`` seconds; an AssertionError naming ``what`` otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result is not None and result is not False:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout}s")
-        time.sleep(interval)
-
-
 def sandbox_writes(sandbox: Sandbox, provider: str, method: str | None = None) -> list[dict]:
     """The write requests ``provider``'s simulator logged (only ``method``'s, if given),
     in the order they arrived."""
@@ -180,6 +167,7 @@ def assert_state_true(sandbox: Sandbox, state: State, targets, in_flight=()) -> 
     version of an item: an asynchronous API that accepted a batch applies it even when
     the process died before it could record the job, so the state is behind, not wrong,
     and the next apply sends that version again."""
+    queued_work_done(sandbox)
     for name, target in targets.items():
         remote = remote_view(sandbox, target)
         sent = expected_view(target, in_flight) if in_flight else {}

@@ -13,6 +13,7 @@ subprocess of the kill -9 test, and benchmarks/apply_scale.py):
 """
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -145,11 +146,32 @@ def fast_tuning(**changes: Any) -> Tuning:
     return Tuning(**base)
 
 
+def eventually(probe: Callable[[], Any], what: str, timeout: float = 5.0, interval: float = 0.02) -> Any:
+    """The first result of ``probe()`` that is neither None nor False, polled until
+    ``timeout`` seconds; an AssertionError naming ``what`` otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result is not None and result is not False:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout}s")
+        time.sleep(interval)
+
+
+def queued_work_done(sandbox: Sandbox) -> None:
+    """Wait until every simulator has done the work it queued so far (VTEX Ads and
+    Bloomreach store what they accepted ``async_delay`` seconds later)."""
+    for simulator in sandbox.simulators.values():
+        simulator.finish_queued()
+
+
 def convergence_problems(sandbox: Sandbox, state: State, targets: Mapping[str, Target],
                          products: Sequence[Product], deleted: Sequence[Product] = ()) -> list[str]:
     """Why the destinations and the state do not (yet) match the products: the remote
     catalog differs from the expected one, or a fresh plan (the real planner's) is not
-    empty."""
+    empty. Waits for the work the simulators queued first."""
+    queued_work_done(sandbox)
     problems = []
     for name, target in targets.items():
         remote, expected = remote_view(sandbox, target), expected_view(target, products, deleted)

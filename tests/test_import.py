@@ -121,7 +121,7 @@ def test_import_refuses_a_provider_that_cannot_be_read(fresh):
     result = fresh.run("import", "-t", "meta", "-t", "vtex")
     assert result.exit_code == 1
     assert "cannot import vtex (vtex_ads): the provider cannot read its remote catalog" in result.output
-    assert "readable providers: meta_catalog, bloomreach, voucherify" in result.output
+    assert "readable providers: meta_catalog, bloomreach, venddor, voucherify" in result.output
     assert not (fresh.root / "state" / "reconciler.db").exists()
 
 

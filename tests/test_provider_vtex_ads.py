@@ -12,7 +12,7 @@ from reconciler.providers import get_provider
 from test_provider_common import client  # noqa: F401 (a fixture)
 from test_provider_common import CREDENTIALS, assert_no_secret, op, response, send, through_engine
 from reconciler.apply.http import Failed, classify
-from conftest import sandbox_fixture
+from conftest import queued_work_done, sandbox_fixture
 
 VtexAds = get_provider("vtex_ads")
 
@@ -116,12 +116,14 @@ def test_sandbox_products_and_inventories_round_trip(sandbox, client, url, provi
         request = provider.encode(ops)
         outcomes = provider.decode(request, send(client, url, request))
         assert [o.status for o in outcomes] == ["accepted"] * 5
+    queued_work_done(sandbox)  # processed later, as documented
     assert sorted(sandbox.catalog("vtex_ads", record="product"), key=lambda p: p["product_sku"]) == [
         product(f"p{i}", brand="B", tags=["t"]) for i in range(5)]
 
     delete = op("delete", "p0", before=inventory("p0"), record="inventory")
     request = provider.encode([delete])
     assert provider.decode(request, send(client, url, request))[0].status == "accepted"
+    queued_work_done(sandbox)
     stored = {i["product_sku"]: i for i in sandbox.catalog("vtex_ads", record="inventory")}
     assert stored["p0"] == inventory("p0", available=False)
     assert sandbox.violations == []

@@ -9,7 +9,7 @@ import pytest
 
 from reconciler.sandbox import Sandbox, SandboxConfig
 from reconciler.providers.bloomreach.simulator import CATALOG_FIELDS
-from conftest import sandbox_fixture
+from conftest import queued_work_done, sandbox_fixture
 
 AUTH = ("sandbox-key", "sandbox-secret")
 WINDOW = 10 * 0.04  # 5 requests per 0.4 s
@@ -59,7 +59,9 @@ def test_put_full_replace_and_per_item_results(sb, base):
     ]
     r = put(base, [{"item_id": "a", "properties": {"title": "A2"}}])
     assert r.json() == [{"success": "True", "queued": "True"}]
+    queued_work_done(sb)
     assert sb.catalog("bloomreach", catalog_id="c1") == [{"item_id": "a", "properties": {"title": "A2"}}]
+    queued_work_done(sb)
     assert sb.catalog("bloomreach") == [{"project_id": "p1", "catalog_id": "c1", "item_id": "a",
                                          "properties": {"title": "A2"}}]
     assert sb.log[0]["items"] == 3
@@ -77,6 +79,7 @@ def test_malformed_items(sb, base):
     assert res[3]["errors"] == {"properties": ["Missing data for required field."]}
     assert res[4]["errors"] == {"upsert": ["Unknown field."]}
     assert "price" in res[5]["errors"]["properties"][0]
+    queued_work_done(sb)
     assert sb.catalog("bloomreach", catalog_id="c1") == []
 
 
@@ -88,20 +91,22 @@ def test_partial_update_merge_and_upsert(sb, base):
                        {"item_id": "a", "properties": {"nope": 1}}])
     res = r.json()
     assert res[0] == {"success": "True", "queued": "True"}
-    assert res[1]["success"] == "False" and res[1]["queued"] == "False" and "_global" in res[1]["errors"]
+    assert res[1] == {"success": "True", "queued": "True"}  # queued; then nothing: it does not exist
     assert res[2] == {"success": "True", "queued": "True"}
     assert res[3]["errors"] == {"properties": ["Fields ['nope'] are not properly defined."]}
+    queued_work_done(sb)
     items = {i["item_id"]: i["properties"] for i in sb.catalog("bloomreach", catalog_id="c1", project_id="p1")}
     assert items == {"a": {"title": "A", "price": 2}, "new2": {"title": "N2"}}
 
 
 def test_bulk_delete(sb, base):
     put(base, [{"item_id": "a", "properties": {}}, {"item_id": "b", "properties": {}}])
-    r = delete(base, ["a", "zzz"])
+    r = delete(base, ["a", "zzz", "x/y"])
     assert r.status_code == 200
     res = r.json()
-    assert res[0] == {"success": True, "queued": True}
-    assert res[1]["success"] is False and res[1]["queued"] is False and res[1]["errors"]["_global"]
+    assert res[:2] == [{"success": True, "queued": True}] * 2  # a missing item: queued, then nothing
+    assert res[2]["success"] is False and res[2]["queued"] is False and res[2]["errors"]["_global"]
+    queued_work_done(sb)
     assert [i["item_id"] for i in sb.catalog("bloomreach", catalog_id="c1")] == ["b"]
     r = delete(base, ["b", 5])
     assert r.status_code == 400 and r.json() == {"errors": {"_global": ["Item parsing error"]}, "success": False}
@@ -131,6 +136,7 @@ def test_global_errors(sb, base):
     time.sleep(WINDOW)
     r = put(base, [{"item_id": str(i), "properties": {}} for i in range(5000)])
     assert r.status_code == 200 and len(r.json()) == 5000
+    queued_work_done(sb)
     assert sb.catalog("bloomreach", catalog_id="c1")[0] == {"item_id": "0", "properties": {}}
     assert len(sb.violations) == 2
 
@@ -169,10 +175,16 @@ def test_rate_window_shared_by_bulk_endpoints():
 def test_reads(sb, base):
     items = [{"item_id": f"i{n:04d}", "properties": {"title": str(n)}} for n in range(1200)]
     assert put(base, items).status_code == 200
-    r = httpx.get(base, params={"count": 3, "skip": 2}, auth=AUTH)
+    queued_work_done(sb)
+    r = httpx.get(base, params={"count": 3, "skip": 2, "order": "item_id asc"}, auth=AUTH)
     body = r.json()
     assert body["success"] is True and body["total"] == 1200
     assert body["data"] == items[2:5]
+    # no default order is documented: the simulator's is not item_id's
+    assert httpx.get(base, params={"count": 3}, auth=AUTH).json()["data"] != items[:3]
+    descending = httpx.get(base, params={"count": 2, "order": "title desc, item_id asc"}, auth=AUTH).json()["data"]
+    assert [i["item_id"] for i in descending] == ["i0999", "i0998"]  # titles compare as text
+    assert httpx.get(base, params={"order": "item_id sideways"}, auth=AUTH).status_code == 400
     assert len(httpx.get(base, auth=AUTH).json()["data"]) == 20
     assert httpx.get(base, params={"count": 1000, "skip": 1}, auth=AUTH).status_code == 200
     r = httpx.get(base, params={"count": 1000, "skip": 2}, auth=AUTH)

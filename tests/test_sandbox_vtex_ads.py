@@ -6,7 +6,7 @@ import threading
 import httpx
 import pytest
 
-from conftest import sandbox_fixture
+from conftest import queued_work_done, sandbox_fixture
 
 AUTH = {"x-app-id": "sandbox-app", "x-api-key": "sandbox-key"}
 
@@ -45,10 +45,12 @@ def test_products_success_and_storage(sb, url):
     assert r.status_code == 202
     assert r.headers["content-type"] == "application/json"
     assert r.json() == {"messages": ["products will be processed soon"]}
+    queued_work_done(sb)
     assert sb.catalog("vtex_ads", record="product") == body
     # full upsert: replaced whole
     r = httpx.post(url + "/product/bulk/products", json=[product("a")], headers=AUTH)
     assert r.status_code == 202
+    queued_work_done(sb)
     assert sb.catalog("vtex_ads", record="product")[0] == product("a")
     entry = sb.log[-1]
     assert entry["provider"] == "vtex_ads" and entry["items"] == 1 and entry["status"] == 202
@@ -60,8 +62,11 @@ def test_inventories_success(sb, url):
                    headers=AUTH)
     assert r.status_code == 202
     assert r.json() == {"messages": ["inventories will be processed soon"]}
+    queued_work_done(sb)
     assert sb.catalog("vtex_ads", record="product") == []
+    queued_work_done(sb)
     assert [i["product_sku"] for i in sb.catalog("vtex_ads", record="inventory")] == ["a", "b"]
+    queued_work_done(sb)
     assert {i["record"] for i in sb.catalog("vtex_ads")} == {"inventory"}
 
 
@@ -93,6 +98,7 @@ def test_field_errors_and_nothing_stored(sb, url):
     assert ("/5/categories", "minItems") in by_path
     assert ("/6/categories/0", "type") in by_path
     assert not any(e["instancePath"].startswith("/0") for e in errors)
+    queued_work_done(sb)
     assert sb.catalog("vtex_ads") == []
 
 
@@ -109,6 +115,7 @@ def test_inventory_errors(sb, url):
     assert ("/4", "type") in keys
     minimum = next(e for e in r.json() if e["keyword"] == "minimum")
     assert minimum["params"] == {"comparison": ">=", "limit": 0} and minimum["message"] == "must be >= 0"
+    queued_work_done(sb)
     assert sb.catalog("vtex_ads") == []
 
 
@@ -118,6 +125,7 @@ def test_too_many_items_is_violation(sb, url):
     assert r.json() == [{"instancePath": "", "schemaPath": "#/maxItems", "keyword": "maxItems",
                          "params": {"limit": 500}, "message": "must NOT have more than 500 items"}]
     assert len(sb.violations) == 1 and sb.violations[0]["items"] == 501
+    queued_work_done(sb)
     assert sb.catalog("vtex_ads") == []
     r = httpx.post(url + "/product/bulk/products", json=[product(str(i)) for i in range(500)], headers=AUTH)
     assert r.status_code == 202 and len(sb.violations) == 1
@@ -135,6 +143,7 @@ def test_not_json_not_array_and_auth(sb, url):
     assert r.status_code == 401 and r.json() == {"message": "Unauthorized"}
     r = httpx.post(url + "/product/bulk/inventories", json=[inventory()])
     assert r.status_code == 401
+    queued_work_done(sb)
     assert sb.catalog("vtex_ads") == [] and sb.violations == []
 
 
@@ -168,6 +177,7 @@ def test_in_flight_limit_across_endpoints(sb, url):
 
 def test_sandbox_endpoints(sb, url):
     httpx.post(url + "/product/bulk/products", json=[product("z")], headers=AUTH)
+    queued_work_done(sb)
     assert httpx.get(url + "/_sandbox/items", params={"record": "product"}).json() == [product("z")]
     log = httpx.get(url + "/_sandbox/log").json()
     assert [e["status"] for e in log] == [202]

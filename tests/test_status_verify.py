@@ -21,7 +21,10 @@ def shop(ws, sandbox):
 
 
 def bloom_items(sandbox) -> dict[str, dict]:
-    return sandbox.simulators["bloomreach"].catalogs.setdefault(("p1", "c1"), {})
+    """The catalog's items, once the work Bloomreach queued by now is done."""
+    simulator = sandbox.simulators["bloomreach"]
+    simulator.catch_up()
+    return simulator.catalogs.setdefault(("p1", "c1"), {})
 
 
 def planned(ws, name: str) -> list[tuple[str, str]]:

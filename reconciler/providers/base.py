@@ -169,6 +169,10 @@ class Outcome:
     * ``split``: the request was refused as a whole for reasons the API does not tie to
       an item; send the operations again in smaller requests (bisect).
     * ``pending``: accepted for asynchronous processing; ``job`` says how to poll.
+
+    ``kept``: for a confirmed or accepted update, what the destination holds instead
+    of ``operation.after`` when it could not take all of it (fields an API cannot
+    remove): the state records that, and the next plan proposes the rest again.
     """
 
     operation: Operation
@@ -178,6 +182,7 @@ class Outcome:
     job: Job | None = None
     retry_after: float | None = None   # seconds, when the destination said so
     rate_limited: bool = False         # the destination said we went too fast
+    kept: dict | None = None           # recorded instead of operation.after (see above)
 
 
 @dataclass(frozen=True)

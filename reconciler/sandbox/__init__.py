@@ -178,7 +178,10 @@ class Sandbox:
         return [e for e in self._log.entries() if e["violation"] is not None]
 
     def catalog(self, provider: str, **scope: Any) -> list[dict]:
-        """The items ``provider`` has stored (see each provider module for scope keys)."""
+        """The items ``provider`` has stored (see each provider module for scope keys),
+        once the work it queued so far is done: VTEX Ads and Bloomreach store what they
+        accepted ``async_delay`` seconds later, and this waits for that."""
+        self.simulators[provider].finish_queued()
         return self.simulators[provider].items(**scope)
 
     def reset(self) -> None:

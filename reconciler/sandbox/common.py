@@ -13,9 +13,6 @@ goes through one of two wrappers:
 * :meth:`Simulator.read` (API reads: catalog listings, item reads, job status): logged,
   never held, faulted at ``config.read_fault_rate``.
 
-A test may also ask for proxy pages (:meth:`Simulator.serve_proxy_pages`): the next so
-many requests are answered ``200 text/html`` without being processed.
-
 Faults (``config.fault_rate`` share of the write requests that pass auth and limit
 checks): HTTP 500, 503, 429 with ``Retry-After``, or a dropped TCP connection (no HTTP
 response at all), half of the drops *before* the request is processed and half
@@ -24,6 +21,12 @@ kinds at ``config.read_fault_rate``, before they are answered. The draws come fr
 ``random.Random(config.seed)`` per simulator (``seed + 1`` for reads), under a lock, so
 a seed reproduces the same faults for the same request sequence. Faults are never
 violations.
+
+A test may also ask for proxy pages (:meth:`Simulator.serve_proxy_pages`): the next so
+many requests are answered ``200 text/html`` without being processed. And
+``config.queue_drop_rate`` of the items an API queues (:class:`Backlog`: VTEX Ads,
+Bloomreach) are never applied when their turn comes (seeded draws, ``seed + 3``). Both
+are inventions for tests (see docs/sandbox.md): no document describes either.
 
 A *violation* is a request by which the client exceeded a documented limit (items,
 bytes, requests in flight, rate window). It is answered the way the API answers it and
@@ -70,8 +73,9 @@ class SandboxConfig:
     ``read_fault_rate``: share of read requests (listings, job status) that get one.
     ``seed``: seed of the fault draws.
     ``async_delay``: seconds before an asynchronous job (a batch or action that an API
-    confirms later) finishes and is applied.
+    confirms later) finishes and is applied, and before queued work is done.
     ``latency``: seconds each write request is held while in flight.
+    ``queue_drop_rate``: share of queued items never applied.
     """
 
     port: int = 8700
@@ -81,6 +85,7 @@ class SandboxConfig:
     seed: int = 0
     async_delay: float = 0.2
     latency: float = 0.005
+    queue_drop_rate: float = 0.0
 
 
 # --------------------------------------------------------------------------- helpers
@@ -190,9 +195,10 @@ class RequestLog:
 class FaultInjector:
     """Seeded, reproducible choice of faults for write requests."""
 
-    def __init__(self, rate: float, seed: int):
+    def __init__(self, rate: float, seed: int, kinds: tuple[str, ...] = FAULT_KINDS):
         self.rate = rate
         self.seed = seed
+        self.kinds = kinds
         self._lock = threading.Lock()
         self.reset()
 
@@ -201,16 +207,44 @@ class FaultInjector:
             self._rng = random.Random(self.seed)
 
     def draw(self) -> str | None:
-        """None, or one of ``500``, ``503``, ``429``, ``drop_before``, ``drop_after``."""
+        """None, or one of ``kinds`` (``500``, ``503``, ``429``, and ``drop`` as
+        ``drop_before`` or ``drop_after``)."""
         if self.rate <= 0:
             return None
         with self._lock:
             if self._rng.random() >= self.rate:
                 return None
-            kind = self._rng.choice(FAULT_KINDS)
+            kind = self._rng.choice(self.kinds)
             if kind == "drop":
                 kind = "drop_before" if self._rng.random() < 0.5 else "drop_after"
             return kind
+
+
+class Backlog:
+    """Work an API acknowledged and does later, in order: each entry is done
+    ``delay`` seconds after it was queued, when the simulator is next looked at (a
+    request, ``items()``), under the simulator's lock. :meth:`dropped` draws, per item,
+    whether queued work is lost (``queue_drop_rate``)."""
+
+    def __init__(self, delay: float, drop_rate: float, seed: int):
+        self.delay = delay
+        self.drops = FaultInjector(drop_rate, seed, kinds=("dropped",))
+        self.entries: deque[tuple[float, Callable[[], None]]] = deque()
+
+    def put(self, work: Callable[[], None]) -> None:
+        self.entries.append((time.monotonic() + self.delay, work))
+
+    def run_due(self) -> None:
+        now = time.monotonic()
+        while self.entries and self.entries[0][0] <= now:
+            self.entries.popleft()[1]()
+
+    def dropped(self) -> bool:
+        return self.drops.draw() is not None  # invented: sandbox.queue-drop (docs/sandbox.md)
+
+    def reset(self) -> None:
+        self.entries.clear()
+        self.drops.reset()
 
 
 class DropConnection(Response):
@@ -288,6 +322,7 @@ class Simulator:
         self.lock = threading.RLock()
         self.faults = FaultInjector(config.fault_rate, config.seed)
         self.read_faults = FaultInjector(config.read_fault_rate, config.seed + 1)
+        self.backlog = Backlog(config.async_delay, config.queue_drop_rate, config.seed + 3)
         self.in_flight = 0
         self.max_seen_in_flight = 0
         self.proxy_pages = {"write": 0, "read": 0}
@@ -326,6 +361,7 @@ class Simulator:
             self.faults.reset()
             self.read_faults.reset()
             self.proxy_pages = {"write": 0, "read": 0}
+            self.backlog.reset()
             self.log.clear(self.name)
 
     def serve_proxy_pages(self, writes: int = 0, reads: int = 0) -> None:
@@ -342,7 +378,7 @@ class Simulator:
                 return None
             self.proxy_pages[kind] -= 1
         ex.entry["fault"] = "proxy_page"
-        return Response(PROXY_PAGE, 200, media_type="text/html")
+        return Response(PROXY_PAGE, 200, media_type="text/html")  # invented: sandbox.proxy-page (docs/sandbox.md)
 
     def build_app(self) -> Starlette:
         routes = list(self.routes()) + [
@@ -361,8 +397,21 @@ class Simulator:
 
     # -- pipeline -------------------------------------------------------------------
 
+    def catch_up(self) -> None:
+        """Do the queued work that is due (:class:`Backlog`)."""
+        with self.lock:
+            self.backlog.run_due()
+
+    def finish_queued(self) -> None:
+        """Wait until the work queued so far is due, and do it."""
+        with self.lock:
+            due = self.backlog.entries[-1][0] if self.backlog.entries else 0.0
+        time.sleep(max(0.0, due - time.monotonic()))
+        self.catch_up()
+
     def write(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
+            self.catch_up()
             ex = Exchange(self.name, request)
             if self.max_in_flight is not None and self.in_flight >= self.max_in_flight:
                 ex.violation(
@@ -390,6 +439,7 @@ class Simulator:
 
     def read(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
+            self.catch_up()
             ex = Exchange(self.name, request)
             kind = self.read_faults.draw()
             if kind is not None:
@@ -411,6 +461,7 @@ class Simulator:
         return None if kind == "drop_after" else self._fault_response(kind)
 
     def _fault_response(self, kind: str) -> Response:
+        # invented: sandbox.fault-bodies (docs/sandbox.md)
         if kind == "drop_before":
             return DropConnection()
         if kind == "429":
@@ -438,6 +489,7 @@ class Simulator:
         self.reset()
         return json_response({"reset": self.name})
 
+    # invented: sandbox.unknown-url (docs/sandbox.md)
     async def _not_found(self, request: Request, exc: Exception) -> Response:
         return self.error_response(404, "Not Found")
 

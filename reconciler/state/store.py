@@ -477,7 +477,8 @@ class State:
                 if op.action == "delete":
                     deletes.append(ident)
                 else:
-                    upserts.append(item_row(target, op.record, op.key, op.sku, op.after, ignore,
+                    upserts.append(item_row(target, op.record, op.key, op.sku,
+                                            op.after if outcome.kept is None else outcome.kept, ignore,
                                             outcome.remote_id or op.remote_id, op.action, stamp, status))
             elif status == "failed":
                 failures.append((apply_id, target, op.record, op.key, op.sku, op.action, outcome.reason, stamp))

@@ -1,7 +1,10 @@
 """Reading a Bloomreach catalog back: the documented ``count``/``skip`` listing, which
 stops at count + skip ≤ 1001; past that the listing is incomplete (``Page.incomplete``),
 and items are read one by one with ``GET …/items/{item_id}`` (drift does so for the
-items of the state).
+items of the state, ``status --verify`` for the items only accepted). The listing is
+asked for in a stable order, ``order=item_id asc`` (the documented "column_name asc"
+form): no default order is documented, and pages of an unordered listing may overlap
+or miss items while the catalog changes.
 
 In ``partial`` update mode properties are merged, so another system may own some: a
 property only the remote holds is ours only if our mapping can produce it. In ``full``
@@ -21,6 +24,7 @@ from reconciler.providers.bloomreach.wire import Wire, flatten
 
 READ_PAGE = 1000
 READ_REACH = 1001  # the API lists items only while count + skip <= 1001
+ORDER = "item_id asc"
 
 
 def _item(data: Any) -> tuple[str, str, dict] | None:
@@ -49,7 +53,7 @@ class Reads(Wire):
         """``GET …/items?count=&skip=``; the cursor is the next ``skip``."""
         skip = int(cursor or 0)
         return Request(method="GET", path=self._base,
-                       params={"count": str(min(READ_PAGE, READ_REACH - skip)), "skip": str(skip)},
+                       params={"count": str(min(READ_PAGE, READ_REACH - skip)), "skip": str(skip), "order": ORDER},
                        headers=self._headers(body=False), endpoint="items", write=False)
 
     def decode_read(self, response: httpx.Response) -> Page:

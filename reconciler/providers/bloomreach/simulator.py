@@ -5,25 +5,32 @@ and catalog id is accepted. Auth: ``Authorization: Basic`` of
 ``sandbox-key:sandbox-secret``; anything else is 401
 ``{"errors": {"_global": ["Access key is not valid"]}, "success": false}``.
 
-Writes (processed immediately; per-item results in request order, HTTP 200):
+Writes are validated when they arrive (per-item results in request order, HTTP 200)
+and *queued*: "success response means only that the request is queued to be processed
+later, not that the item was successfully updated" (the seed). A valid item is done
+``async_delay`` seconds later, in order (:class:`~reconciler.sandbox.common.Backlog`),
+unless lost (``queue_drop_rate``: no document says what becomes of queued work, nor
+offers a way to see it, but reading the item back).
 
 * ``PUT …/items`` body ``[{item_id, properties}]``: full replace, the stored properties
-  are exactly the ones sent. Results ``{"success": "True", "queued": "True"}`` or
+  become exactly the ones sent. Results ``{"success": "True", "queued": "True"}`` or
   ``{"success": "False", "queued": "False", "errors": {<field>: [messages]}}`` (the
   seed's string booleans).
 * ``POST …/items/partial-update`` body ``[{item_id, properties, upsert?}]``: merges the
-  properties; a missing item is created only with ``upsert: true``, else a per-item
-  error ``{"_global": ["Item <id> does not exist"]}``.
+  properties when done; a missing item is created only with ``upsert: true``, else
+  nothing happens (when the item is missing is only known when the work is done).
 * ``DELETE …/items/bulk-delete`` body ``["id", ...]``: per item ``{"success": true,
-  "queued": true}`` or ``{"success": false, "queued": false, "errors": {"_global":
-  ["Item <id> does not exist"]}}`` (real booleans, as PROVIDER-NOTES show).
+  "queued": true}`` (removed when done, if it is there then) or, for an id that is
+  empty or holds ``/``, ``{"success": false, "queued": false, "errors": {"_global":
+  ["Item ID '<id>' is not valid."]}}`` (real booleans, as PROVIDER-NOTES show).
 
 Per-item errors: item not ``{item_id, properties[, upsert]}`` (marshmallow-style
 messages: "Missing data for required field.", "Not a valid string.", "Not a valid
 mapping type.", "Unknown field."), an item_id containing ``/``, a property not in the
 catalog's fixed definition :data:`CATALOG_FIELDS` (``{"properties": ["Fields ['x'] are
-not properly defined."]}``), and ``price``/``stock`` not a number (``null`` blanks any
-field).
+not properly defined."]}``), ``price``/``stock`` not a number, and a property that is
+``null`` (``"Field 'x' may not be null."``: no document gives ``null`` a meaning, so the
+simulator refuses it rather than guess one).
 
 Global 400 ``{"errors": {"_global": [msg]}, "success": false}`` exactly for the seed's
 cases: "Invalid JSON" (also a Content-Type other than application/json), "Payload not
@@ -36,9 +43,12 @@ violation, and does not count in the window.
 
 Reads (not rate limited):
 
-* ``GET …/items?count=&skip=`` (count default 20; count+skip > 1001 is a 400):
-  ``{"success": true, "data": [{"item_id", "properties"}], "total", "skip", "count"}``,
-  items sorted by item_id.
+* ``GET …/items?count=&skip=&order=`` (count default 20; count+skip > 1001 is a 400):
+  ``{"success": true, "data": [{"item_id", "properties"}], "total", "skip", "count"}``.
+  ``order`` is ``column asc|desc[, column asc|desc]...`` over ``item_id`` and the
+  catalog's fields (anything else is a 400); without it, the most recently written
+  items come first (the documents give no default order: a client that pages without
+  one may see an item twice, or never, while the catalog changes).
 * ``GET …/items/{item_id}``: ``{"success": true, "data": {"item_id", "properties"}}``;
   unknown id 404 with the PROVIDER-NOTES body.
 
@@ -47,6 +57,7 @@ Reads (not rate limited):
 """
 from __future__ import annotations
 
+import itertools
 from typing import Any, Mapping
 
 from starlette.requests import Request
@@ -75,6 +86,7 @@ WINDOW_SECONDS = 10.0
 MAX_READ_WINDOW = 1001
 DEFAULT_COUNT = 20
 
+# invented: bloomreach.catalog-fields (docs/sandbox.md)
 CATALOG_FIELDS = ("title", "url", "image", "price", "brand", "category", "availability",
                   "description", "stock", "color", "size", "material", "gender")
 NUMBER_FIELDS = frozenset({"price", "stock"})
@@ -102,10 +114,13 @@ class BloomreachSimulator(Simulator):
     def _reset_state(self) -> None:
         self.catalogs: dict[tuple[str, str], dict[str, dict]] = {}
         self.windows: dict[tuple[str, str], SlidingWindow] = {}
+        self.written: dict[tuple[tuple[str, str], str], int] = {}  # when each item was last written
+        self.clock = itertools.count(1)
 
     def routes(self) -> list[Route]:
         return [
             Route(BASE, self.write(self._put), methods=["PUT"]),
+            # invented: bloomreach.reads-unlimited (docs/sandbox.md)
             Route(BASE, self.read(self._list), methods=["GET"]),
             Route(BASE + "/partial-update", self.write(self._partial), methods=["POST"]),
             Route(BASE + "/bulk-delete", self.write(self._delete), methods=["DELETE"]),
@@ -119,6 +134,7 @@ class BloomreachSimulator(Simulator):
 
     def items(self, catalog_id: str | None = None, project_id: str | None = None,
               **_: Any) -> list[dict]:
+        self.catch_up()
         out = []
         with self.lock:
             for (pid, cid), items in sorted(self.catalogs.items()):
@@ -140,6 +156,7 @@ class BloomreachSimulator(Simulator):
     # -- shared checks --------------------------------------------------------------
 
     def _authorized(self, request: Request) -> bool:
+        # invented: bloomreach.auth-401 (docs/sandbox.md)
         return basic_auth(request) == (KEY_ID, KEY_SECRET)
 
     def _key(self, request: Request) -> tuple[str, str]:
@@ -157,6 +174,7 @@ class BloomreachSimulator(Simulator):
         if wait:
             ex.violation(f"more than {REQUESTS_PER_WINDOW} bulk requests in "
                          f"{window_seconds:g}s for catalog {key[1]}")
+            # invented: bloomreach.rate-429 (docs/sandbox.md)
             return global_error("Too many requests", 429,
                                 {"Retry-After": retry_after_seconds(wait)}), None
         if len(ex.body) > MAX_BYTES:
@@ -174,6 +192,7 @@ class BloomreachSimulator(Simulator):
         fault = self.fault_gate(ex)
         if fault is not None:
             return fault, None
+        # invented: bloomreach.global-400-texts (docs/sandbox.md)
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if payload is _INVALID or ctype != "application/json":
             return global_error("Invalid JSON"), None
@@ -184,6 +203,7 @@ class BloomreachSimulator(Simulator):
     @staticmethod
     def _item_errors(item: Any, allowed_keys: tuple[str, ...]) -> tuple[bool, dict]:
         """(parse_error, per-item errors) for one PUT/partial-update element."""
+        # invented: bloomreach.item-error-texts (docs/sandbox.md)
         if not isinstance(item, dict):
             return True, {}
         errors: dict[str, list[str]] = {}
@@ -213,7 +233,9 @@ class BloomreachSimulator(Simulator):
                 messages.append(f"Fields {unknown!r} are not properly defined.")
             for field in CATALOG_FIELDS:
                 value = props.get(field)
-                if field in NUMBER_FIELDS and value is not None and not is_number(value):
+                if field in props and value is None:  # invented: bloomreach.null-refused (docs/sandbox.md)
+                    messages.append(f"Field '{field}' may not be null.")
+                elif field in NUMBER_FIELDS and not is_number(value) and field in props:
                     messages.append(f"Field '{field}' must be a number.")
             if messages:
                 errors["properties"] = messages
@@ -240,24 +262,31 @@ class BloomreachSimulator(Simulator):
             checked.append((item, errors))
         results = []
         with self.lock:
-            store = self.catalogs.setdefault(self._key(request), {})
+            key = self._key(request)
             for item, errors in checked:
                 if errors:
                     results.append(_failed(errors))
                     continue
-                item_id = item["item_id"]
-                if not partial:
-                    store[item_id] = dict(item["properties"])
-                elif item_id in store:
-                    store[item_id].update(item["properties"])
-                elif item.get("upsert") is True:
-                    store[item_id] = dict(item["properties"])
-                else:
-                    results.append(_failed({"_global": [
-                        f"Item {item_id} does not exist and upsert is not set."]}))
-                    continue
+                # invented: bloomreach.queue-delay (docs/sandbox.md)
+                self.backlog.put(lambda item=item: self._write(key, item, partial))
                 results.append(dict(OK))
         return json_response(results)
+
+    def _write(self, key: tuple[str, str], item: dict, partial: bool) -> None:
+        """Queued work, done under the lock: one item written (unless lost)."""
+        if self.backlog.dropped():
+            return
+        store = self.catalogs.setdefault(key, {})
+        item_id = item["item_id"]
+        if not partial:
+            store[item_id] = dict(item["properties"])
+        elif item_id in store:
+            store[item_id].update(item["properties"])
+        elif item.get("upsert") is True:
+            store[item_id] = dict(item["properties"])
+        else:  # invented: bloomreach.missing-without-upsert (docs/sandbox.md)
+            return
+        self.written[(key, item_id)] = next(self.clock)
 
     async def _delete(self, request: Request, ex: Exchange) -> Response:
         error, payload = self._admit(request, ex)
@@ -267,15 +296,21 @@ class BloomreachSimulator(Simulator):
             return global_error("Item parsing error")
         results = []
         with self.lock:
-            store = self.catalogs.setdefault(self._key(request), {})
+            key = self._key(request)
             for item_id in payload:
-                if item_id in store:
-                    del store[item_id]
+                if item_id and "/" not in item_id:
+                    self.backlog.put(lambda item_id=item_id: self._remove(key, item_id))
                     results.append({"success": True, "queued": True})
                 else:
+                    # invented: bloomreach.delete-errors (docs/sandbox.md)
                     results.append({"success": False, "queued": False,
-                                    "errors": {"_global": [f"Item {item_id} does not exist."]}})
+                                    "errors": {"_global": [f"Item ID {item_id!r} is not valid."]}})
         return json_response(results)
+
+    def _remove(self, key: tuple[str, str], item_id: str) -> None:
+        """Queued work: one item deleted, if it is there when its turn comes (unless lost)."""
+        if not self.backlog.dropped():
+            self.catalogs.setdefault(key, {}).pop(item_id, None)
 
     # -- reads ----------------------------------------------------------------------
 
@@ -288,18 +323,27 @@ class BloomreachSimulator(Simulator):
             skip = int(q.get("skip", 0))
         except ValueError:
             return global_error("count and skip must be integers")
+        order = _order(q.get("order"))
+        if order is None:
+            return global_error("order must be 'column asc|desc', columns separated by commas")
+        key = self._key(request)
         with self.lock:
-            ordered = sorted(self.catalogs.get(self._key(request), {}).items())
-        total = len(ordered)
+            items = self.catalogs.get(key, {})
+            # invented: bloomreach.list-default-order (docs/sandbox.md)
+            rows = sorted(items.items(), key=lambda entry: -self.written.get((key, entry[0]), 0))
+        for column, descending in reversed(order):  # stable sorts, the last column first
+            rows.sort(key=lambda entry: _sort_key(entry, column), reverse=descending)
+        total = len(rows)
         if count < 0 or skip < 0:
             return global_error("count and skip must not be negative")
         if count + skip > MAX_READ_WINDOW:
             return global_error(f"count + skip must not exceed {MAX_READ_WINDOW}")
-        data = [{"item_id": i, "properties": dict(p)} for i, p in ordered[skip:skip + count]]
+        data = [{"item_id": i, "properties": dict(p)} for i, p in rows[skip:skip + count]]
         ex.items = len(data)
         return json_response({"success": True, "data": data, "total": total,
                               "skip": skip, "count": count})
 
+    # invented: bloomreach.item-read-shape (docs/sandbox.md)
     async def _get(self, request: Request, ex: Exchange) -> Response:
         if not self._authorized(request):
             return global_error("Access key is not valid", 401)
@@ -310,6 +354,26 @@ class BloomreachSimulator(Simulator):
         if props is None:
             return global_error(NOT_FOUND, 404)
         return json_response({"success": True, "data": {"item_id": item_id, "properties": props}})
+
+
+# invented: bloomreach.order-columns (docs/sandbox.md)
+def _order(text: str | None) -> list[tuple[str, bool]] | None:
+    """``[(column, descending)]`` of an ``order`` parameter ([] without one), or None
+    when it is not ``column asc|desc[, ...]`` over item_id and the catalog's fields."""
+    if text is None:
+        return []
+    order = []
+    for part in text.split(","):
+        words = part.split()
+        if len(words) != 2 or words[0] not in ("item_id", *CATALOG_FIELDS) or words[1].lower() not in ("asc", "desc"):
+            return None
+        order.append((words[0], words[1].lower() == "desc"))
+    return order
+
+
+def _sort_key(entry: tuple[str, dict], column: str) -> tuple:
+    value = entry[0] if column == "item_id" else entry[1].get(column)
+    return (value is None, str(type(value)), value if value is not None else 0)
 
 
 _INVALID = object()

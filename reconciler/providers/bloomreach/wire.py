@@ -7,21 +7,29 @@ Base path ``/data/v2/projects/{project_id}/catalogs/{catalog_id}/items``.
   replaced, so a property no longer in the payload becomes blank by omission.
 * ``update_mode: partial`` (the default) sends them to ``POST …/items/partial-update``
   as ``[{"item_id", "properties", "upsert": true}]``: a create sends every property,
-  an update only the changed and added ones. A removed property is sent as ``null``:
-  partial update merges, so omitting it would leave the old value, and ``null`` is how
-  a property is blanked (the sandbox agrees: "null blanks any field"). Properties that
-  another system owns are therefore never touched in partial mode.
+  an update only the changed and added ones, so properties that another system owns
+  are never touched. A property the manifests no longer give cannot be removed this
+  way: the documents say that partial update keeps what it is not given, and give no
+  value meaning "remove" (not ``null``, not ``""``). So it is not sent, the item's
+  outcome keeps it (:attr:`Outcome.kept`: the state records that Bloomreach still
+  holds it), and every plan shows the removal again, with a warning (see
+  :meth:`Wire.change_warning`) naming the documented ways: ``update_mode: full``
+  (a full replace blanks what it is not given), or removing it in Bloomreach.
 * Deletes go to ``DELETE …/items/bulk-delete`` with a body ``["id", ...]``.
   All three endpoints share one window of 5 requests per 10 s per catalog.
 * Auth: ``Authorization: Basic base64(key_id:key_secret)``.
 * 200 answers a list of per-item results *in request order* (matched by position):
-  ``{"success": "True"|true, ...}`` or ``{"success": "False"|false, "errors": {...}}``;
-  both string and boolean forms are accepted. A failed item is rejected with its
-  errors; a result missing at the end of a short list means "retry".
-* Global 400 ``{"errors": {"_global": [msg]}}``: "Item parsing error", "Too many
-  items" and "Payload size exceeded" are resolved by smaller requests (``split``, the
-  executor bisects down to the culprit); "Invalid JSON" / "Payload not a list" cannot
-  be (rejected). 401/403, 429 and 5xx are the engine's (:mod:`reconciler.apply.http`).
+  ``{"success": "True"|true, "queued": ...}`` or ``{"success": "False"|false, "errors":
+  {...}}``; both string and boolean forms are accepted. A successful item is only
+  ``accepted``: "success response means only that the request is queued to be
+  processed later, not that the item was successfully updated" (``reconciler status
+  --verify`` reads it back). A failed item fails with its errors. Any other 2xx body
+  (not a list of one such result per item) is an unexpected answer, sent again.
+* A global 400 ``{"errors": {"_global": [msg]}}`` names no item, and the documents
+  list its causes (invalid JSON, payload not a list, payload size exceeded, too many
+  items, item parsing error) without their texts: whatever it says, the request is
+  bisected (``split``; a lone item fails; the engine bounds the bisection). 401/403,
+  429 and 5xx are the engine's (:mod:`reconciler.apply.http`).
 * Limits: 5000 items and 10,000,000 bytes per request (measured on the serialized
   body), 5 requests / 10 s.
 """
@@ -110,10 +118,25 @@ class Wire(Provider):
         if op.action == "create":
             properties = dict(op.after or {})
         else:
-            properties, removed = diff_fields(op.before, op.after)
-            for field in removed:
-                properties[field] = None
+            properties, _ = diff_fields(op.before, op.after)  # a removal cannot be sent (the module doc)
         return {"item_id": op.key, "properties": properties, "upsert": True}
+
+    def _kept(self, op: Operation) -> dict | None:
+        """What Bloomreach holds after a partial update of ``op``: ``after`` with the
+        properties it removes still there (None: it removes none)."""
+        if self.update_mode != "partial" or op.action != "update":
+            return None
+        _, removed = diff_fields(op.before, op.after)
+        return {**(op.after or {}), **{field: op.before[field] for field in removed}} if removed else None
+
+    @classmethod
+    def change_warning(cls, target, change) -> str | None:
+        """Why a planned change will not be carried out whole (a plan shows it)."""
+        partial = (target.settings.get("update_mode") or "partial") == "partial"
+        if not partial or change.action != "update" or not change.fields.removed:
+            return None
+        return ("Bloomreach's partial update cannot remove properties: apply leaves them as they are. "
+                "To remove them: update_mode: full (replaces whole items), or remove them in Bloomreach")
 
     def item_size(self, op: Operation) -> int:
         return len(dumps(self.element(op)))
@@ -141,7 +164,7 @@ class Wire(Provider):
         if 200 <= status < 300:
             if not _per_item_results(body, len(ops)):
                 raise unexpected(self.name, response)
-            return [Outcome(op, "accepted") if _truthy(item["success"])
+            return [Outcome(op, "accepted", kept=self._kept(op)) if _truthy(item["success"])
                     else refusal(op, "; ".join(flatten(item.get("errors"))) or "refused by bloomreach")
                     for op, item in zip(ops, body)]
         messages = flatten(body.get("errors")) if isinstance(body, dict) else []

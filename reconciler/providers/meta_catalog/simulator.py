@@ -86,8 +86,8 @@ from reconciler.sandbox.common import (
 ACCESS_TOKEN = "sandbox-token"
 LIMITED_TOKEN = "sandbox-limited-token"  # valid, but may not write to catalogs
 MAX_REQUESTS_PER_CALL = 5000
-MAX_BATCH_BYTES = 10_000_000  # invented: Meta documents no number
-ERRORS_SAMPLE = 10            # invented: "sample errors" of no documented size
+MAX_BATCH_BYTES = 10_000_000  # invented: meta_catalog.code-1-bytes (docs/sandbox.md)
+ERRORS_SAMPLE = 10            # invented: meta_catalog.errors-sample (docs/sandbox.md)
 STATUS_FIELDS = ("handle", "status", "errors", "errors_total_count", "warnings", "warnings_total_count")
 CALLS_PER_WINDOW = 100
 WINDOW_SECONDS = 3600.0
@@ -125,6 +125,7 @@ RATE_LIMIT_MESSAGE = ("(#80014) There have been too many calls for this Product 
                       "Wait a bit and try again.")
 
 
+# invented: meta_catalog.graph-error-status (docs/sandbox.md)
 def graph_error(code: int, message: str, *, subcode: int | None = None,
                 transient: bool = False, type_: str = "OAuthException",
                 status: int = 400, headers: dict | None = None) -> Response:
@@ -141,6 +142,7 @@ def invalid_token() -> Response:
     return graph_error(190, "Invalid OAuth access token - Cannot parse access token")
 
 
+# invented: meta_catalog.price-format (docs/sandbox.md)
 def formatted_price(minor: Any, currency: Any) -> Any:
     """A stored price (integer minor units) as the read returns it: a formatted string."""
     if not isinstance(minor, int) or not isinstance(currency, str):
@@ -154,6 +156,7 @@ def formatted_price(minor: Any, currency: Any) -> Any:
     return prefix + text + suffix
 
 
+# invented: meta_catalog.filter (docs/sandbox.md)
 def item_filter(raw: str) -> Any:
     """The retailer ids a ``filter`` selects (``{"retailer_id": {"eq": id}}`` or
     ``{"is_any": [ids]}``), or None for a filter the sandbox does not know."""
@@ -262,7 +265,7 @@ class MetaCatalogSimulator(Simulator):
     # -- POST batch -----------------------------------------------------------------
 
     async def _batch(self, request: Request, ex: Exchange) -> Response:
-        catalog_id = request.path_params["catalog_id"]
+        catalog_id = request.path_params["catalog_id"]  # invented: meta_catalog.any-catalog (docs/sandbox.md)
         params: dict[str, Any] = {}
         bad_body = False
         ctype = request.headers.get("content-type", "")
@@ -413,7 +416,7 @@ class MetaCatalogSimulator(Simulator):
         for field, value in data.items():
             if field not in FIELDS:
                 return self._wrap(line_no, rid, f"Invalid field: {field} is not a product field"), {}, set()
-            if value is None:
+            if value is None:  # invented: meta_catalog.null-warning (docs/sandbox.md)
                 warnings.append(f"Field {field} is null and was ignored")
                 continue
             if value == "":
@@ -496,6 +499,7 @@ class MetaCatalogSimulator(Simulator):
             if batch is None or batch.catalog_id != catalog_id:
                 return graph_error(100, "(#100) Invalid parameter: handle is not a valid batch "
                                         "request handle for this catalog")
+            # invented: meta_catalog.batch-delay (docs/sandbox.md)
             errors = batch.errors if batch.finished else []
             warnings = batch.warnings if batch.finished else []
             entry = {"handle": batch.handle, "status": "finished" if batch.finished else "started",
@@ -506,6 +510,7 @@ class MetaCatalogSimulator(Simulator):
 
     # -- GET products ---------------------------------------------------------------
 
+    # invented: meta_catalog.read-pages (docs/sandbox.md)
     async def _products(self, request: Request, ex: Exchange) -> Response:
         if self._token(request) not in (ACCESS_TOKEN, LIMITED_TOKEN):
             return invalid_token()

@@ -1,14 +1,15 @@
 """Venddor: the provider as declared data (limits, capabilities, auth), assembled from
-its folder: ``mapping`` (what a product becomes), ``wire`` (requests and answers) and
-``simulator`` (its sandbox)."""
+its folder: ``mapping`` (what a product becomes), ``wire`` (requests and answers),
+``reads`` (reading the products back, a page at a time) and ``simulator`` (its
+sandbox)."""
 from __future__ import annotations
 
 from reconciler.providers.base import Capabilities, Limits
 from reconciler.providers.venddor import mapping
-from reconciler.providers.venddor.wire import Wire
+from reconciler.providers.venddor.reads import Reads
 
 
-class Venddor(Wire):
+class Venddor(Reads):
     name = "venddor"
     key_field = "product_code"
     limits = Limits(max_items_per_request=60)
@@ -16,7 +17,7 @@ class Venddor(Wire):
         records=("product",),
         update_mode="full",
         delete='the product re-sent with status: "D"',
-        readable=False,
+        readable=True,
         asynchronous=False,
     )
     auth_keys = ("username", "password")

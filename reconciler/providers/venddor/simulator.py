@@ -17,6 +17,17 @@ bisect to find the bad one. Success is 201 ``{"product_id": <first id>,
 (stored as exactly the fields sent) and keep the id assigned when first created
 (increasing integers from 934887).
 
+Reads: ``GET /api/products?page=&items_per_page=`` (Basic auth as for writes), the
+apidoc's paginated listing, in product id order. The apidoc shows two envelopes:
+``listing = "get-products"`` (the default) answers as its "Get Products" page,
+``{"products": [{"product_id": "973732", "product", "product_code", "amount": 230,
+"price": "89.90", "status"}], "pagination": {"total", "per_page", "current_page",
+"last_page"}}`` (default 20 per page); ``listing = "products-api"`` as its "Products
+API" page, ``{"products": [{"product_id": 143, "product", "price": 199.99, "status",
+"quantity"}], "params": {"page", "items_per_page", "total_items"}}`` (default 10, and
+no ``product_code``). At most :data:`MAX_PER_PAGE` per page (no maximum is documented:
+an invention; the answer says how many it gave), pages numbered from 1 (below: 400).
+
 ``items()`` lists ``{"product_id", **fields}`` in id order.
 """
 from __future__ import annotations
@@ -33,7 +44,9 @@ from reconciler.sandbox.common import Exchange, InvalidJSON, Simulator, basic_au
 USERNAME = "sandbox-user"
 PASSWORD = "sandbox-pass"
 MAX_PRODUCTS = 60
-FIRST_ID = 934887
+FIRST_ID = 934887  # invented: venddor.ids (docs/sandbox.md)
+MAX_PER_PAGE = 50  # invented: venddor.page-size (docs/sandbox.md)
+DEFAULT_PER_PAGE = {"get-products": 20, "products-api": 10}
 
 REQUIRED = ("product_code", "product", "price", "amount", "status")
 OPTIONAL = ("ncm", "brand", "weight", "qty_step", "internal_product_code",
@@ -52,6 +65,7 @@ def gs1_valid(code: str) -> bool:
     return (10 - total % 10) % 10 == check
 
 
+# invented: venddor.validation (docs/sandbox.md)
 def product_problem(product: Any) -> str | None:
     """Why a product is invalid, or None."""
     if not isinstance(product, dict):
@@ -78,6 +92,14 @@ def product_problem(product: Any) -> str | None:
     return None
 
 
+def unauthorized(request: Request) -> Response | None:
+    """The answer to a request without the sandbox's Basic credentials (None: it has them)."""
+    if basic_auth(request) == (USERNAME, PASSWORD):
+        return None
+    # invented: venddor.auth-401 (docs/sandbox.md)
+    return json_response({"message": "Unauthorized", "status": 401}, 401)
+
+
 def bad_request() -> Response:
     return json_response({"message": "Bad Request", "status": 400}, 400)
 
@@ -91,8 +113,12 @@ class VenddorSimulator(Simulator):
         self.ids: dict[str, int] = {}
         self.next_id = FIRST_ID
 
+    # invented: venddor.list-envelope (docs/sandbox.md)
+    listing = "get-products"  # which of the apidoc's two list envelopes GET answers with
+
     def routes(self) -> list[Route]:
-        return [Route("/api/products/", self.write(self._send), methods=["POST"])]
+        return [Route("/api/products/", self.write(self._send), methods=["POST"]),
+                Route("/api/products", self.read(self._list), methods=["GET"])]
 
     def error_response(self, status: int, message: str, headers: dict | None = None) -> Response:
         return json_response({"message": message, "status": status}, status, headers)
@@ -110,8 +136,9 @@ class VenddorSimulator(Simulator):
         return view
 
     async def _send(self, request: Request, ex: Exchange) -> Response:
-        if basic_auth(request) != (USERNAME, PASSWORD):
-            return json_response({"message": "Unauthorized", "status": 401}, 401)
+        refused = unauthorized(request)
+        if refused is not None:
+            return refused
         try:
             body = parse_json(ex.body)
         except InvalidJSON:
@@ -120,7 +147,7 @@ class VenddorSimulator(Simulator):
             ex.items = len(body)
             if len(body) > MAX_PRODUCTS:
                 ex.violation(f"{len(body)} products > {MAX_PRODUCTS}")
-                return bad_request()
+                return bad_request()  # invented: venddor.over-60 (docs/sandbox.md)
         fault = self.fault_gate(ex)
         if fault is not None:
             return fault
@@ -138,3 +165,41 @@ class VenddorSimulator(Simulator):
                 self.products[code] = dict(product)
                 ids.append(self.ids[code])
         return json_response({"product_id": ids[0], "product_ids": ids}, 201)
+
+    async def _list(self, request: Request, ex: Exchange) -> Response:
+        refused = unauthorized(request)
+        if refused is not None:
+            return refused
+        query = request.query_params
+        try:
+            page = int(query.get("page", 1))
+            per_page = min(MAX_PER_PAGE, int(query.get("items_per_page", DEFAULT_PER_PAGE[self.listing])))
+        except ValueError:
+            return bad_request()
+        if page < 1 or per_page < 1:
+            return bad_request()
+        rows = self.items()  # invented: venddor.list-order (docs/sandbox.md)
+        shown = rows[(page - 1) * per_page:page * per_page]
+        ex.items = len(shown)
+        if self.listing == "products-api":
+            return json_response({"products": [_products_api_row(row) for row in shown],
+                                  "params": {"page": page, "items_per_page": per_page, "total_items": len(rows)}})
+        return json_response({"products": [_get_products_row(row) for row in shown],
+                              "pagination": {"total": len(rows), "per_page": per_page, "current_page": page,
+                                             "last_page": max(1, -(-len(rows) // per_page))}})
+
+
+def _price(text: str) -> str:
+    """A stored decimal-comma price as the listing shows it: ``"8,9"`` -> ``"8.90"``."""
+    units, _, cents = text.partition(",")
+    return f"{units}.{(cents + '00')[:2]}"
+
+
+def _get_products_row(row: dict) -> dict:
+    return {"product_id": str(row["product_id"]), "product": row["product"], "product_code": row["product_code"],
+            "amount": int(row["amount"]), "price": _price(row["price"]), "status": row["status"]}
+
+
+def _products_api_row(row: dict) -> dict:
+    return {"product_id": row["product_id"], "product": row["product"], "price": float(_price(row["price"])),
+            "status": row["status"], "quantity": int(row["amount"])}

@@ -104,6 +104,7 @@ def error(status: int, message: str, key: str, details: str | None = None,
     return json_response(body, status, headers)
 
 
+# invented: voucherify.invalid-payload-400 (docs/sandbox.md)
 def invalid(details: str) -> Response:
     return error(400, "Invalid payload", "invalid_payload", details)
 
@@ -161,6 +162,8 @@ class _Action:
         self.results: list[dict] = []    # {source_id, found, updated, problem}
 
     def view(self, now: float, shape: str) -> dict:
+        # invented: voucherify.action-timing (docs/sandbox.md)
+        # invented: voucherify.action-result (docs/sandbox.md)
         failed = sum(1 for r in self.results if not r["updated"])
         done = len(self.results) - failed
         if self.done:
@@ -211,6 +214,7 @@ class VoucherifySimulator(Simulator):
         self.metadata_schema: dict[str, dict] = {}
         self.allow_defined_only = False
 
+    # invented: voucherify.metadata-schema (docs/sandbox.md)
     def set_metadata_schema(self, properties: Mapping[str, Mapping[str, Any]], allow_defined_only: bool = False) -> None:
         """The project's metadata schema for products, as Voucherify defines one:
         ``{key: {"type", "optional", "array", "eq", "ne", "lt", "lte", "gt", "gte",
@@ -247,6 +251,7 @@ class VoucherifySimulator(Simulator):
                 view[("product", row["source_id"])] = {"source_id": row["source_id"], "metadata": metadata}
         return view
 
+    # invented: voucherify.auth-401 (docs/sandbox.md)
     def _authorized(self, request: Request) -> bool:
         return headers_match(request, {"x-app-id": APP_ID, "x-app-token": APP_TOKEN})
 
@@ -375,7 +380,7 @@ class VoucherifySimulator(Simulator):
             return bad_query("limit and page must be integers")
         if not 1 <= limit <= MAX_LIMIT:
             return bad_query(f"limit must be between 1 and {MAX_LIMIT}")
-        if page > MAX_PAGE:
+        if page > MAX_PAGE:  # invented: voucherify.page-99 (docs/sandbox.md)
             ex.violation(f"page {page} > {MAX_PAGE}")
             return bad_query(f"page must be between 1 and {MAX_PAGE}")
         if page < 1:
@@ -385,7 +390,7 @@ class VoucherifySimulator(Simulator):
             return bad_query(f"order must be one of {', '.join(ORDERS)}, or one of them after '-'")
         with self.lock:
             self._settle()
-            products = list(self.products.values())
+            products = list(self.products.values())  # invented: voucherify.list-order (docs/sandbox.md)
             if order:  # a stable sort: creation order among equal stamps
                 products.sort(key=lambda p: p[order.lstrip("-")] or "", reverse=order.startswith("-"))
             chunk = [_copy_product(p) for p in products[(page - 1) * limit: page * limit]]

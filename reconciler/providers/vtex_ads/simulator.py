@@ -14,9 +14,13 @@ not an array: 422 Ajv ``type`` error at ``""``). Every object is validated like 
 ``{instancePath, schemaPath, keyword, params, message}`` exactly like the seed
 (``/3`` for item 3, ``/3/name`` for a bad field of item 3). A 422 stores nothing.
 Success is 202 ``{"messages": ["products will be processed soon"]}`` (or
-``inventories``) and the objects are stored at once by ``product_sku`` (an inventory by
-``product_sku`` and ``store_id``), products and inventories separately: the record
-kinds ``product`` and ``inventory``. A product is replaced whole (full upsert).
+``inventories``): the seed's "processing will be performed asynchronously". The
+objects are queued and stored ``async_delay`` seconds later, in order
+(:class:`~reconciler.sandbox.common.Backlog`; ``queue_drop_rate`` of them never are,
+an invention: the API lets no one see what became of them), by ``product_sku`` (an
+inventory by ``product_sku`` and ``store_id``), products and inventories separately:
+the record kinds ``product`` and ``inventory``. A product is replaced whole (full
+upsert). The API has no read endpoint, and neither has the simulator.
 
 ``items(record="product"|"inventory")`` lists one kind; without ``record`` both, each
 with an added ``"record"`` key.
@@ -45,6 +49,7 @@ MAX_ITEMS = 500
 MAX_IN_FLIGHT = 3
 
 # field -> (type, extra checks); order is the schema's property order
+# invented: vtex_ads.image-url-required (docs/sandbox.md)
 PRODUCT_REQUIRED = ["product_sku", "name", "url", "image_url", "categories"]
 PRODUCT_PROPERTIES: dict[str, dict[str, Any]] = {
     "product_sku": {"type": "string"},
@@ -137,7 +142,7 @@ def validate_items(items: list, required: list[str], properties: dict) -> list[d
                 errors.append(_error(where, "#/items/required", "required", {"missingProperty": name},
                                      f"must have required property '{name}'"))
         for key in item:
-            if key not in properties:
+            if key not in properties:  # invented: vtex_ads.additional-properties (docs/sandbox.md)
                 errors.append(_error(where, "#/items/additionalProperties", "additionalProperties",
                                      {"additionalProperty": key},
                                      "must NOT have additional properties"))
@@ -169,11 +174,13 @@ class VtexAdsSimulator(Simulator):
         ]
 
     def in_flight_response(self) -> Response:
+        # invented: vtex_ads.in-flight-429 (docs/sandbox.md)
         return json_response(
             {"message": f"Too many simultaneous requests: at most {MAX_IN_FLIGHT} are allowed"}, 429
         )
 
     def items(self, record: str | None = None, **_: Any) -> list[dict]:
+        self.catch_up()
         with self.lock:
             products = [dict(p) for p in self.products.values()]
             inventories = [dict(i) for i in self.inventories.values()]
@@ -200,6 +207,7 @@ class VtexAdsSimulator(Simulator):
 
     def _bulk(self, ex: Exchange, required: list[str], properties: dict, kind: str) -> Response:
         if not headers_match(ex.request, {"x-app-id": APP_ID, "x-api-key": API_KEY}):
+            # invented: vtex_ads.auth-401 (docs/sandbox.md)
             return json_response({"message": "Unauthorized"}, 401)
         try:
             body = parse_json(ex.body)
@@ -209,25 +217,32 @@ class VtexAdsSimulator(Simulator):
             ex.items = len(body)
             if len(body) > MAX_ITEMS:
                 ex.violation(f"{len(body)} items > {MAX_ITEMS}")
+                # invented: vtex_ads.max-items-422 (docs/sandbox.md)
                 return json_response([_error("", "#/maxItems", "maxItems", {"limit": MAX_ITEMS},
                                              f"must NOT have more than {MAX_ITEMS} items")], 422)
         fault = self.fault_gate(ex)
         if fault is not None:
             return fault
-        if body is _INVALID:
+        if body is _INVALID:  # invented: vtex_ads.invalid-json-400 (docs/sandbox.md)
             return json_response({"message": "Invalid JSON"}, 400)
         if not isinstance(body, list):
             return json_response([_error("", "#/type", "type", {"type": "array"}, "must be array")], 422)
         errors = validate_items(body, required, properties)
-        if errors:
+        if errors:  # invented: vtex_ads.whole-request-422 (docs/sandbox.md)
             return json_response(errors, 422)
         with self.lock:
-            for item in body:
-                if kind == "products":
-                    self.products[item["product_sku"]] = item
-                else:
-                    self.inventories[(item["product_sku"], item.get("store_id"))] = item
+            for item in body:  # invented: vtex_ads.queue-delay (docs/sandbox.md)
+                self.backlog.put(lambda item=item: self._store(kind, item))
         return json_response({"messages": [f"{kind} will be processed soon"]}, 202)
+
+    def _store(self, kind: str, item: dict) -> None:
+        """Queued work, done under the lock: one object stored (unless lost)."""
+        if self.backlog.dropped():
+            return
+        if kind == "products":
+            self.products[item["product_sku"]] = item
+        else:
+            self.inventories[(item["product_sku"], item.get("store_id"))] = item
 
 
 _INVALID = object()
