@@ -88,6 +88,7 @@ LIMITED_TOKEN = "sandbox-limited-token"  # valid, but may not write to catalogs
 MAX_REQUESTS_PER_CALL = 5000
 MAX_BATCH_BYTES = 10_000_000  # invented: meta_catalog.code-1-bytes (docs/sandbox.md)
 ERRORS_SAMPLE = 10            # invented: meta_catalog.errors-sample (docs/sandbox.md)
+# invented: meta_catalog.status-default-fields (docs/sandbox.md)
 STATUS_FIELDS = ("handle", "status", "errors", "errors_total_count", "warnings", "warnings_total_count")
 CALLS_PER_WINDOW = 100
 WINDOW_SECONDS = 3600.0

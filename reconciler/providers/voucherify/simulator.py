@@ -72,7 +72,7 @@ MAX_BYTES = 10_485_760
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
 MAX_PAGE = 99
-ORDERS = ("created_at", "updated_at")
+ORDERS = ("created_at", "updated_at")  # invented: voucherify.order-values (docs/sandbox.md)
 TOO_LARGE = {
     "statusCode": 413,
     "error": "Request Entity Too Large",
@@ -181,6 +181,7 @@ class _Action:
                             for r in self.results],
                 "done_count": len(self.results)}
         else:
+            # invented: voucherify.no-report-file (docs/sandbox.md)
             result = {"done_count": done, "failed_count": failed, "reports": [], "reports_available_till": None,
                       "errors": [{"message": "Invalid metadata", "details": r["problem"], "key": "invalid_metadata"}
                                  for r in self.results if not r["updated"]]}
