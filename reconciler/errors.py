@@ -96,6 +96,14 @@ class UnexpectedAnswer(ApplyError):
     decode raises it (``reconciler.providers._common.unexpected``)."""
 
 
+class DestinationError(ReconcilerError):
+    """A destination cannot be worked with now, or not as it answers: it asks to wait
+    longer than the target allows, keeps failing past the target's retry budget,
+    redirects, answers more than the target reads, or cannot be reached as configured
+    (a TLS or protocol error). The target stops with this one message; what it did not
+    confirm stays for the next run."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM: stops a command the way Ctrl-C does (everything confirmed is recorded),
     with exit code 143 instead of 130."""

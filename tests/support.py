@@ -141,7 +141,7 @@ def expected_view(target: Target, products: Sequence[Product],
 def fast_tuning(**changes: Any) -> Tuning:
     """Executor tuning for tests against a sandbox at ``time_scale=0.001``."""
     base = dict(backoff_base=0.02, backoff_cap=0.3, poll_initial=0.02, poll_factor=1.5, poll_cap=0.2,
-                window_scale=0.001, connect_timeout=5.0, timeout=30.0)
+                window_scale=0.001, connect_timeout=5.0, request_timeout_seconds=30.0)
     base.update(changes)
     return Tuning(**base)
 

@@ -142,10 +142,32 @@ def test_5xx_and_transport_errors_are_retried_within_the_attempts(state, decoded
     assert result.ok and result.targets["vend"].requests == 4
     assert decoded == [201]
 
-    answers = iter(())
+
+
+def test_a_target_whose_every_attempt_fails_stops_with_one_message(state):
     always = lambda request: httpx.Response(500)  # noqa: E731
-    result = apply_with(always, venddor(), state, count=2, tuning=FAST)
-    assert [f.reason for f in result.failures] == ["venddor: server error (HTTP 500) (gave up after 4 attempts)"] * 2
+    result = apply_with(always, venddor(), state, count=2)
+    vend = result.targets["vend"]
+    assert result.failures == [] and vend.not_sent == 2 and vend.requests == FAST.max_attempts
+    assert vend.error.startswith("venddor kept failing: 4 attempts in a row in ")
+    assert vend.error.endswith("got no usable answer (last: venddor: server error (HTTP 500)); stopped "
+                               "(limits.retry_budget_seconds is 300 s); run again later")
+    assert list(state.items("vend")) == [] and state.failures("vend") == []
+
+
+def test_an_item_that_alone_keeps_failing_fails_and_the_others_are_applied(state):
+    """Other requests answered between its attempts: the item is at fault, not the
+    destination. Its 503s ask for a pause that the other items' answers come within."""
+    def handler(request):
+        if b'"K0"' in request.content:
+            return httpx.Response(503, headers={"Retry-After": "0.05"})
+        return created(request)
+
+    alone = Target(**{**venddor().model_dump(), "limits": {"max_items_per_request": 1}})
+    result = apply_with(handler, alone, state, count=8, tuning=FAST)
+    assert result.targets["vend"].error is None and result.targets["vend"].confirmed == 7
+    assert [(f.sku, f.reason) for f in result.failures] == [
+        ("K0", "venddor: server error (HTTP 503) (gave up after 4 attempts)")]
 
 
 def test_other_statuses_go_to_the_provider(state, decoded):
@@ -174,22 +196,47 @@ def test_a_job_whose_status_cannot_be_read_is_left_pending_after_the_attempts(st
             return httpx.Response(202, json={"async_action_id": "aa_1"})
         raise httpx.ReadTimeout("no status", request=request)
 
-    messages = []
-
-    class Messages(NullReporter):
-        def message(self, target, text):
-            messages.append(text)
-
-    result = apply_plan(plan_of(voucherify(), 1, state), {"vouch": voucherify()}, state, reporter=Messages(),
+    result = apply_plan(plan_of(voucherify(), 1, state), {"vouch": voucherify()}, state, reporter=NullReporter(),
                         tuning=FAST, transport=httpx.MockTransport(handler))
-    assert result.targets["vouch"].pending == 1 and result.targets["vouch"].polls == FAST.max_attempts
-    assert any("could not be read in 4 attempts" in m and "left pending" in m for m in messages)
+    vouch = result.targets["vouch"]
+    assert vouch.pending == 1 and vouch.polls == FAST.max_attempts
+    # every status call failed: the destination is failing, and the target says so once
+    assert vouch.error.startswith("voucherify kept failing: 4 attempts in a row")
+    assert "(last: voucherify: no answer (ReadTimeout: no status))" in vouch.error
     assert len(state.pending_jobs("vouch")) == 1
 
     done = lambda request: httpx.Response(200, json={"status": "DONE", "result": DONE_ONE})  # noqa: E731
     settled = settle(state, {"vouch": voucherify()}, reporter=NullReporter(), tuning=FAST,
                      transport=httpx.MockTransport(done))
     assert settled.targets["vouch"].confirmed == 1 and state.pending_jobs() == []
+
+
+def test_a_job_whose_status_alone_cannot_be_read_is_left_pending_and_the_others_settle(state):
+    """Another job's status calls are answered between its attempts (its 503s ask for
+    a pause longer than the other's poll interval): that job is left pending with a
+    message, the target goes on."""
+    def handler(request):
+        if request.method == "POST":
+            job = "aa_0" if b'"n":0' in request.content else "aa_1"
+            return httpx.Response(202, json={"async_action_id": job})
+        if request.url.path.endswith("aa_0"):
+            return httpx.Response(503, headers={"Retry-After": "0.1"})
+        running = "IN_PROGRESS" if len(messages) == 0 else "DONE"  # until the other job is left pending
+        return httpx.Response(200, json={"status": running, "result": DONE_ONE})
+
+    messages = []
+
+    class Messages(NullReporter):
+        def message(self, target, text):
+            messages.append(text)
+
+    result = apply_plan(plan_of(voucherify(), 2, state), {"vouch": voucherify()}, state, reporter=Messages(),
+                        tuning=FAST, transport=httpx.MockTransport(handler))
+    vouch = result.targets["vouch"]
+    assert vouch.error is None and (vouch.confirmed, vouch.pending) == (1, 1)
+    assert messages == ["the status of job aa_0 (1 items) could not be read in 4 attempts (voucherify: server "
+                        "error (HTTP 503)); left pending (`reconciler status` settles it later)"]
+    assert [job.job.handle for job in state.pending_jobs("vouch")] == ["aa_0"]
 
 
 def test_refused_credentials_on_a_poll_stop_the_settle(state):

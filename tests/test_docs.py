@@ -100,6 +100,18 @@ def test_every_select_and_limits_key_is_documented_and_no_other():
     assert sorted(first_cells(section(MANIFEST, "### limits"))) == sorted(TargetLimits.model_fields)
 
 
+def test_the_bounds_of_requests_are_documented_with_the_engines_defaults():
+    """Each ``limits`` key that bounds a destination's requests, in the manifest
+    reference and in the command line page, with the default the engine uses."""
+    from reconciler.apply.tuning import TARGET_BOUNDS, Tuning
+
+    defaults = {name: f"{getattr(Tuning(), name):.15g}" for name in TARGET_BOUNDS}
+    for text in (section(MANIFEST, "### limits"), section(CLI, "## Requests to destinations")):
+        rows = dict(re.findall(r"^\| `(\w+)` \|(?: [^|]+ \|)? `([^`]+)` \|", text, flags=re.M))
+        assert {name: rows.get(name) for name in TARGET_BOUNDS} == defaults
+    assert f"each at most {Tuning().max_attempts} times" in CLI
+
+
 def test_documented_defaults_are_the_models_defaults():
     rows = {m[0]: m[1] for m in re.findall(r"^\| `(\w+)` \| [^|]+ \| `([^`]+)` \|", MANIFEST, flags=re.M)}
     assert rows["max_delete_fraction"] == str(Target.model_fields["max_delete_fraction"].default)

@@ -196,8 +196,9 @@ def test_meta_reads_formatted_prices_back(ws, sandbox):
 # -- a 200 that is not the API's answer ------------------------------------------------------
 @pytest.mark.parametrize("provider", ["meta_catalog", "voucherify"])
 def test_a_200_html_page_records_nothing_as_applied(sandbox, tmp_path, provider):
-    """A proxy answers every write with a 200 HTML page: nothing is confirmed, every item
-    fails after the attempts; then a proxy page on the status calls only delays them."""
+    """A proxy answers every write with a 200 HTML page: nothing is confirmed, the target
+    stops after the attempts (every one failed: one message, not one per item); then a
+    proxy page on the status calls only delays them."""
     state = State(tmp_path / "reconciler.db")
     targets = sandbox_targets(sandbox.urls, providers=(provider,))
     simulator = sandbox.simulators[provider]
@@ -205,8 +206,10 @@ def test_a_200_html_page_records_nothing_as_applied(sandbox, tmp_path, provider)
     simulator.serve_proxy_pages(writes=1000)
     result = apply_plan(plan_products(state, targets, products), targets, state, reporter=NullReporter(),
                         tuning=fast_tuning(max_attempts=3))
-    assert not result.ok and len(result.failures) == 5
-    assert all("unexpected answer" in f.reason and "Sign in to continue" in f.reason for f in result.failures)
+    stopped = result.targets[provider]
+    assert not result.ok and result.failures == [] and stopped.not_sent == 5
+    assert stopped.error.startswith(f"{provider} kept failing: ")  # its requests' attempts, all failed
+    assert "unexpected answer" in stopped.error and "Sign in to continue" in stopped.error
     assert list(state.items(provider)) == [] and simulator.stored(targets[provider].settings) == {}
     assert {e["fault"] for e in writes(sandbox, provider)} == {"proxy_page"}
 

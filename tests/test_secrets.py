@@ -239,8 +239,8 @@ def test_secrets_never_reach_output_plan_files_or_state(ws, monkeypatch, echo_se
 
 
 def test_faults_from_the_sandbox_leak_no_credential(tmp_path):
-    """Every write fails (500, 503, 429, dropped connections) until the items give up:
-    the reporter's lines, the failures recorded and `status` hold no credential."""
+    """Every write fails (500, 503, 429, dropped connections) until each target stops:
+    the reporter's lines, the reasons they stopped and the state hold no credential."""
     config = SandboxConfig(port=0, time_scale=0.001, fault_rate=1.0, read_fault_rate=1.0, seed=3)
     with Sandbox(config) as sandbox:
         targets = sandbox_targets(sandbox.urls)
@@ -249,8 +249,9 @@ def test_faults_from_the_sandbox_leak_no_credential(tmp_path):
         result = apply_plan(plan_products(state, targets, make_products(20)), targets, state,
                             reporter=PlainReporter(stream, interval=0), tuning=fast_tuning(max_attempts=3))
         state.close()
-    assert result.totals()["failed"] > 0
+    assert set(result.errors) == set(targets)
     secrets = [value for auth in CREDENTIALS.values() for value in auth.values()]
     assert leaks(stream.getvalue(), secrets) == []
+    assert leaks("\n".join(result.errors.values()), secrets) == []
     assert re.search(r"items to send again", stream.getvalue())
     assert leaks(state_cells(tmp_path / "reconciler.db"), secrets) == []

@@ -59,7 +59,7 @@ async def _read(run: "TargetRun", op: Operation) -> Outcome | bool:
     async with run.poll_slots:
         try:
             item = await read(run.client, provider.read_item_request(op.record, op.key), provider,
-                              provider.decode_read_item, run.ctx.tuning.retry, run.rng)
+                              provider.decode_read_item, run.tuning, run.budget, run.rng)
         except ReadError as exc:
             return Outcome(op, "failed", f"could not read it before deleting it: {run.redact(str(exc))}")
     if item is None:

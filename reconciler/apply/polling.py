@@ -6,9 +6,10 @@ Status calls are not writes: they take no slot of the rate window, at most
 ``Tuning.poll_concurrency`` at a time per target. A job is polled after
 ``poll_initial`` seconds, then at an interval growing by ``poll_factor`` up to
 ``poll_cap``. A status call that fails (no answer, a 429, a 5xx, an answer the
-provider cannot read) is retried by the retry policy: never sooner than its backoff
-and ``Retry-After``, and a job whose status could not be read ``max_attempts`` times
-in a row is left pending, as is one still running after ``poll_timeout``: ``reconciler
+provider cannot read) is retried by the retry policy, within the target's retry
+budget (:mod:`reconciler.apply.retry`): never sooner than its backoff and
+``Retry-After``, and a job whose status could not be read ``max_attempts`` times in a
+row is left pending, as is one still running after ``poll_timeout``: ``reconciler
 status`` settles it later. A job is never sent again because its status call failed.
 """
 from __future__ import annotations
@@ -30,14 +31,20 @@ async def settle_earlier(run: "TargetRun") -> None:
     count = sum(len(job.operations) for _, job in run.old_jobs)
     run.ctx.reporter.message(run.name, f"settling {len(run.old_jobs)} asynchronous job(s) "
                                        f"({count} items) from an earlier apply")
-    await asyncio.gather(*(poll(run, job_id, job) for job_id, job in run.old_jobs))
+    polls = [asyncio.ensure_future(poll(run, job_id, job)) for job_id, job in run.old_jobs]
+    try:
+        await asyncio.gather(*polls)
+    finally:  # one that stops the target stops the others
+        for task in polls:
+            task.cancel()
 
 
 async def poll(run: "TargetRun", job_id: int, job: Job) -> None:
-    """Poll ``job`` until it is final (or once, for ``run.poll_once``) and hand its
-    outcomes to the run; leave it pending past the timeout or the attempts."""
-    tuning = run.ctx.tuning
-    policy = tuning.retry
+    """Poll ``job`` until it is final (or, for ``run.poll_once``, until one status call
+    is answered) and hand its outcomes to the run; leave it pending past the timeout or
+    the attempts."""
+    tuning = run.tuning
+    budget = run.budget
     started = time.monotonic()
     interval = delay = tuning.poll_initial
     failed = 0  # status calls in a row that failed
@@ -48,31 +55,32 @@ async def poll(run: "TargetRun", job_id: int, job: Job) -> None:
         first = False
         interval = delay = min(interval * tuning.poll_factor, tuning.poll_cap)
         async with run.poll_slots:
-            answer = await exchange(run.client, run.provider.poll_request(job), run.provider)
+            answer = await exchange(run.client, run.provider.poll_request(job), run.provider, tuning)
         run.result.polls += 1
-        outcomes = None
         if not isinstance(answer, Failed):
             answer = decoded(functools.partial(run.provider.decode_poll, job), answer, run.provider)
         if isinstance(answer, Failed):
             failed += 1
-            delay = max(interval, policy.delay(failed, answer.retry_after, run.rng))
+            budget.failed(run.redact(answer.reason), answer.retry_after)
+            if budget.policy.exhausted(failed):
+                budget.give_up()
+                run.ctx.reporter.message(
+                    run.name, f"the status of job {job.handle} ({len(job.operations)} items) could not be read "
+                              f"in {failed} attempts ({run.redact(answer.reason)}); left pending "
+                              "(`reconciler status` settles it later)")
+                return
+            delay = max(interval, budget.delay(failed, answer.retry_after, run.rng))
             if answer.rate_limited:
                 run.window.pause(delay)
-        else:
-            failed = 0
-            outcomes = answer
-        if outcomes is not None:
+            continue
+        failed = 0
+        budget.answered()
+        if answer is not None:  # the job is final: these are its outcomes
             run.result.pending -= len(job.operations)
             run.ctx.reporter.recorded(run.name, {"pending": -len(job.operations)})
-            run.handle(job.operations, outcomes, transient=False, settled_job=job_id)
+            run.handle(job.operations, answer, transient=False, settled_job=job_id)
             return
         if run.poll_once:
-            return
-        if policy.exhausted(failed):
-            run.ctx.reporter.message(
-                run.name, f"the status of job {job.handle} ({len(job.operations)} items) could not be read "
-                          f"in {failed} attempts ({run.redact(answer.reason)}); left pending "
-                          "(`reconciler status` settles it later)")
             return
         if time.monotonic() - started > tuning.poll_timeout:
             run.ctx.reporter.message(

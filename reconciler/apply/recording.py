@@ -120,7 +120,7 @@ class Counted:
 
 async def _committed(run: "TargetRun", written: "concurrent.futures.Future[dict[str, int]]", count: Counted) -> None:
     """Wait for a write (its error stops the target), count it, then poll the jobs it added."""
-    # Shielded: cancelling this task (an interrupt) must not cancel a write still queued
+    # Shielded: cancelling this task (an interrupt, a stopped target) must not cancel a write still queued
     job_ids = await asyncio.shield(asyncio.wrap_future(written))
     if run.ctx.writer.uncounted.pop(written, None) is None:
         return

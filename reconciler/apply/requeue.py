@@ -1,8 +1,9 @@
 """Sending a target's operations again: after a transient failure, within the
 retry policy (:mod:`reconciler.apply.retry`: the attempts of each item, the backoff,
-``Retry-After``; a rate-limited answer pauses the whole target), or at once when only
-other items of their request were refused. What goes again is packed into requests
-anew (:func:`reconciler.apply.batching.pack`) and queued before the packer's next.
+``Retry-After``, the target's retry budget; a rate-limited answer pauses the whole
+target), or at once when only other items of their request were refused. What goes
+again is packed into requests anew (:func:`reconciler.apply.batching.pack`) and
+queued before the packer's next.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def retry_writes(run: "TargetRun", retry: list[Outcome], transient: bool, others
     rate-limited answer pauses the whole target); returns those out of attempts, as
     failed. A retry that only comes from other items' refusal in the same answer
     (``others_failed``, nothing transient) is sent again at once."""
-    policy = run.ctx.tuning.retry
+    policy = run.budget.policy
     retry_after = max((o.retry_after or 0.0 for o in retry), default=0.0)
     rate_limited = any(o.rate_limited for o in retry)
     reason = run.redact(retry[0].reason or "transient failure")
@@ -36,12 +37,13 @@ def retry_writes(run: "TargetRun", retry: list[Outcome], transient: bool, others
         attempt = run.attempts.get(ident, 0) + 1
         run.attempts[ident] = attempt
         if policy.exhausted(attempt):
+            run.budget.give_up()  # a target failing as a whole stops: one message, not one per item
             failed.append(Outcome(op, "failed", f"{outcome.reason or reason} (gave up after {attempt} attempts)"))
         else:
             again.append(op)
             level = max(level, attempt)
     if again:
-        delay = policy.delay(level, retry_after, run.rng)
+        delay = run.budget.delay(level, retry_after, run.rng)
         if rate_limited:
             run.window.pause(delay)  # the whole target waits, not only these items
         run.result.retried += len(again)

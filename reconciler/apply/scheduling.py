@@ -56,7 +56,8 @@ class SharedLimits:
                 seconds = max(lim.window_seconds for lim in windowed) * tuning.window_scale
                 limit = min(lim.max_requests_per_window for lim in windowed)
                 key = orjson.dumps(list(scope)).decode()
-                in_flight_for = tuning.connect_timeout + tuning.timeout
+                # the longest a request of the scope can be in flight: its deadline, connection included
+                in_flight_for = max(tuning.for_target(targets[name]).request_timeout_seconds for name in members)
                 for name in applied:
                     self.windows[name] = SharedWindow(
                         limit, seconds, functools.partial(writer.take_slot, key, name, limit, seconds, in_flight_for),

@@ -121,8 +121,9 @@ def settle(state: State, targets: Mapping[str, Target], names: Sequence[str] | N
            wait: bool = False, tuning: Tuning | None = None,
            transport: httpx.AsyncBaseTransport | None = None, lock_timeout: float = 0.0) -> ApplyResult:
     """Poll the outstanding asynchronous jobs (of ``names``, default all targets) and
-    record the outcomes of those that finished. One status call per job, unless
-    ``wait`` (then until every job is final). Sends no writes: an item whose job failed
+    record the outcomes of those that finished. One answered status call per job (a
+    failed one is tried again by the retry policy), unless ``wait`` (then until every
+    job is final). Sends no writes: an item whose job failed
     is recorded as failed, and the next apply proposes it again."""
     reporter = reporter if reporter is not None else default_reporter()
     tuning = tuning or Tuning()

@@ -15,9 +15,11 @@ target's limits, and every answer turned into outcomes.
   (:mod:`reconciler.apply.requeue`), ``split`` sends the operations again as two
   halves (a lone one fails; past ``Tuning.split_requests`` bisected requests, a
   target's refusals as a whole fail: they are not one item's);
-* a ``ConfigError`` (credentials refused, bad settings) stops the target; the others
-  go on. Whatever reaches the reporter, the result or the state's failures is
-  redacted of the target's credentials.
+* a ``ConfigError`` (credentials refused, bad settings) or a ``DestinationError`` (a
+  redirect, an answer too large, a TLS failure: :mod:`reconciler.apply.http`; a wait
+  too long or the retry budget spent: :mod:`reconciler.apply.retry`) stops the target
+  with one message; the others go on. Whatever reaches the reporter, the result or the
+  state's failures is redacted of the target's credentials.
 """
 from __future__ import annotations
 
@@ -38,10 +40,11 @@ from reconciler.apply.polling import settle_earlier
 from reconciler.apply.recording import record
 from reconciler.apply.requeue import retry_writes
 from reconciler.apply.result import TargetResult
+from reconciler.apply.retry import RetryBudget
 from reconciler.apply.scheduling import Context, needs_windows
 from reconciler.apply.window import WaitClock, Window
 from reconciler.apply.workers import work
-from reconciler.errors import ConfigError, StateError
+from reconciler.errors import ConfigError, DestinationError, ReconcilerError
 from reconciler.manifest.models import Target
 from reconciler.plan.model import Change
 from reconciler.providers import get_provider, limits_for
@@ -74,6 +77,8 @@ class TargetRun:
         self.fatal: BaseException | None = None
         self.event = asyncio.Event()
         self.rng = random.Random()
+        self.tuning = ctx.tuning.for_target(target)  # its request deadline, answer size and retry budget
+        self.budget = RetryBudget(self.tuning.retry, target.provider)
         self.limits = limits_for(target)
         self.long_pole = needs_windows(self.limits, len(changes))
         self.answered = 0               # write requests answered (or failed)
@@ -94,7 +99,7 @@ class TargetRun:
             try:
                 await fn(*args)
             except Exception as exc:  # a ConfigError, a bug or an unexpected answer: stop this target
-                self.fatal = exc
+                self.halt(exc)
             finally:
                 self.active -= 1
                 self.event.set()
@@ -102,6 +107,17 @@ class TargetRun:
         task = asyncio.ensure_future(guarded())
         self.aux.add(task)
         task.add_done_callback(self.aux.discard)
+
+    def halt(self, exc: BaseException) -> None:
+        """Stop this target's work, ``exc`` being why (:func:`~reconciler.apply.workers.work`
+        raises it): the workers send nothing more, its retry timers and polls are
+        cancelled (a record write still queued is not: its task's wait is shielded)."""
+        self.fatal = exc
+        current = asyncio.current_task()
+        for task in list(self.aux):
+            if task is not current:
+                task.cancel()
+        self.event.set()
 
     async def run(self) -> None:
         started = time.monotonic()
@@ -120,7 +136,7 @@ class TargetRun:
             self.poll_slots = asyncio.Semaphore(tuning.poll_concurrency)
             connections = in_flight + tuning.poll_concurrency
             self.ctx.reporter.target_started(self.name, self.target.provider, self.result.total)
-            async with open_client(self.target, tuning, connections, self.ctx.transport) as client:
+            async with open_client(self.target, self.tuning, connections, self.ctx.transport) as client:
                 self.client = client
                 if self.old_jobs:
                     await settle_earlier(self)
@@ -128,7 +144,7 @@ class TargetRun:
                     ops = divert(self, (change.operation() for change in self.changes))
                     self.packer = iter(pack(self.provider, ops, self.limits))
                 await work(self, in_flight)
-        except (ConfigError, StateError) as exc:  # said as it is: not an internal error
+        except ReconcilerError as exc:  # said as it is: not an internal error
             self._stop(exc)
         except (asyncio.CancelledError, KeyboardInterrupt):
             self.result.interrupted = True
@@ -144,10 +160,11 @@ class TargetRun:
 
     def _stop(self, exc: BaseException, internal: bool = False) -> None:
         message = self.redact(str(exc))
-        if internal or not isinstance(exc, (ConfigError, StateError)):
+        if internal or not isinstance(exc, ReconcilerError):
             message = f"internal error ({type(exc).__name__}): {message}"
         self.result.error = message
-        self.ctx.reporter.message(self.name, f"stopped: {message}")
+        # a destination's own words say what to do: "<target>: <provider> asks to wait N s; run again later"
+        self.ctx.reporter.message(self.name, message if isinstance(exc, DestinationError) else f"stopped: {message}")
 
     # -- sending and what comes back ----------------------------------------------------
     async def send(self, request: Request) -> None:
@@ -161,7 +178,7 @@ class TargetRun:
             self.result.items_sent += len(ops)
             self.ctx.reporter.request_sent(self.name, request.endpoint or request.path, len(ops))
             async with self.slots:  # the in-flight cap shared with sibling targets, if any
-                answer = await exchange(self.client, request, self.provider)
+                answer = await exchange(self.client, request, self.provider, self.tuning)
         finally:
             self.window.release(time.time())
             self.answered += 1
@@ -175,6 +192,11 @@ class TargetRun:
                                 rate_limited=answer.rate_limited) for op in ops]
         else:
             outcomes = answer
+        retried = [o for o in outcomes if o.status == "retry"]
+        if retried and len(retried) == len(outcomes):  # no item got anywhere: a failed attempt
+            self.budget.failed(self.redact(retried[0].reason), max(o.retry_after or 0.0 for o in retried))
+        else:
+            self.budget.answered()
         self.handle(ops, outcomes, transient)
 
     async def _slot(self) -> None:

@@ -11,7 +11,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from reconciler.apply.recording import record
-from reconciler.errors import ConfigError
+from reconciler.errors import ReconcilerError
 from reconciler.providers.base import Outcome, Request
 
 if TYPE_CHECKING:
@@ -30,6 +30,8 @@ async def work(run: "TargetRun", in_flight: int) -> None:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
     _flush_local(run)
+    if run.fatal is not None:  # retries that requests in flight when it stopped started
+        run.halt(run.fatal)
     if run.aux:  # records still being written
         await asyncio.gather(*list(run.aux), return_exceptions=True)
     if run.fatal is not None:
@@ -64,8 +66,8 @@ async def _work_loop(run: "TargetRun") -> None:
         run.active += 1
         try:
             await run.send(request)
-        except ConfigError as exc:
-            run.fatal = exc
+        except ReconcilerError as exc:  # refused credentials, the retry budget spent...: the target stops
+            run.halt(exc)
         finally:
             run.active -= 1
             run.probed.set()

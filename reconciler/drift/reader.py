@@ -18,7 +18,10 @@ Pacing, within a target:
   as is an answer the provider calls transient (``ReadError.transient``: Graph's
   throttling codes), by the one retry policy of writes and polls
   (:attr:`reconciler.apply.tuning.Tuning.retry`: at most ``max_attempts`` times per
-  page, full-jitter backoff, never sooner than ``Retry-After``);
+  page, full-jitter backoff, never sooner than ``Retry-After``, within the target's
+  retry budget);
+* a request has the target's deadline and answer size cap, and a redirect, an answer
+  too large or a TLS failure stops the target (:mod:`reconciler.apply.http`);
 * anything else the provider refuses (a 4xx) stops that target with one message,
   redacted of the target's credentials.
 
@@ -44,6 +47,7 @@ import httpx
 
 from reconciler import credentials
 from reconciler.apply.http import open_client, read
+from reconciler.apply.retry import RetryBudget
 from reconciler.apply.tuning import Tuning
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.manifest.models import Target
@@ -79,7 +83,8 @@ class _TargetReader:
                  known: Collection[tuple[str, str]] | None = None):
         self.target = target
         self.known = known
-        self.tuning = tuning
+        self.tuning = tuning.for_target(target)  # its request deadline, answer size and retry budget
+        self.budget = RetryBudget(self.tuning.retry, target.provider)
         self.transport = transport
         self.progress = progress
         self.cls = get_provider(target.provider)
@@ -172,7 +177,7 @@ class _TargetReader:
 
         catalog.requests += 1
         try:
-            return await read(client, request, self.provider, decode, self.tuning.retry, self.rng, retrying)
+            return await read(client, request, self.provider, decode, self.tuning, self.budget, self.rng, retrying)
         except ReadError as exc:
             raise DriftError(str(exc)) from None
 

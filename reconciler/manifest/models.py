@@ -128,6 +128,10 @@ def _check_decimals(name: str, value: Decimal, currency: str | None) -> None:
 
 
 class TargetLimits(BaseModel):
+    """The provider's documented limits, lowered (``providers.limits_for``), and the
+    bounds of what the target's destination may cost (``apply.tuning.Tuning.for_target``;
+    unset: the engine's defaults)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_items_per_request: int | None = Field(default=None, gt=0)
@@ -135,6 +139,10 @@ class TargetLimits(BaseModel):
     max_in_flight: int | None = Field(default=None, gt=0)
     max_requests_per_window: int | None = Field(default=None, gt=0)
     window_seconds: float | None = Field(default=None, gt=0)
+    request_timeout_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    max_response_bytes: int | None = Field(default=None, gt=0)
+    max_retry_after_seconds: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    retry_budget_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
 
 class Select(BaseModel):

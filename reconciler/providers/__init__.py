@@ -13,6 +13,7 @@ The base types of the interface are re-exported so that callers need only
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from typing import TYPE_CHECKING, Callable, Iterator, Mapping, TypeVar
 
@@ -94,7 +95,10 @@ PROVIDERS: Mapping[str, type[Provider]] = RegistryView(get_provider)
 
 def limits_for(target: "Target") -> Limits:
     """A target's limits: its provider's documented ones, lowered by its ``limits:``."""
-    wanted = target.limits.model_dump(exclude_none=True) if target.limits is not None else None
+    if target.limits is None:
+        return get_provider(target.provider).limits
+    documented = {f.name for f in dataclasses.fields(Limits)}  # the other keys bound the engine's requests
+    wanted = target.limits.model_dump(include=documented, exclude_none=True)
     return get_provider(target.provider).limits.lowered(wanted)
 
 
