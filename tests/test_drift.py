@@ -136,7 +136,7 @@ def test_no_drift_right_after_apply(ws, sandbox, env):
     applied_ws(ws, sandbox)
     result = ws.run("drift")
     assert result.exit_code == 0, result.output
-    assert "No drift" in result.stdout
+    assert result.stdout.startswith("No drift. The readable destinations match the state.")
     assert "vtex_ads cannot be read" in result.stdout
     code, data = drift_json(ws)
     assert code == 0 and data["drift"] is False and data["errors"] is False
@@ -290,6 +290,11 @@ def test_unset_variable_is_an_error_and_the_others_are_reported(ws, sandbox, env
     assert result.exit_code == 1
     assert "environment variable META_TOKEN is not set" in result.stdout
     assert "bloom" in result.stdout and "error" in result.stdout
+    # what could not be read was not compared: the headline claims no match for it
+    assert result.stdout.startswith("No drift where the catalogs could be read. Some targets could not be read.")
+    assert "match the state" not in result.stdout
+    markdown = ws.run("drift", "--format", "markdown").stdout
+    assert "**No drift where the catalogs could be read.** Some targets could not be read." in markdown
 
 
 def test_refused_credentials_exit_1_without_echoing_them(ws, sandbox, env):

@@ -79,6 +79,18 @@ def hints(report: DriftReport) -> list[str]:
     return out
 
 
+def headline(report: DriftReport) -> str:
+    """The first line: never claims more than was compared (a target that could not be
+    read, or whose provider cannot be read, was not)."""
+    if report.has_drift:
+        return "Drift found." + (" Some targets could not be read." if report.has_errors else "")
+    if report.has_errors:
+        return "No drift where the catalogs could be read. Some targets could not be read."
+    if any(not t.compared for t in report.targets.values()):
+        return "No drift. The readable destinations match the state."
+    return "No drift. The destinations match the state."
+
+
 # -- text --------------------------------------------------------------------------------
 def render_text(report: DriftReport, color: bool = False) -> str:
     def paint(text: str, symbol: str, bold: bool = False) -> str:
@@ -87,8 +99,7 @@ def render_text(report: DriftReport, color: bool = False) -> str:
     def bold(text: str) -> str:
         return click.style(text, bold=True) if color else text
 
-    out = [("Drift found." if report.has_drift else "No drift. The destinations match the state.")
-           + (" Some targets could not be read." if report.has_errors else ""), "", "Summary:"]
+    out = [headline(report), "", "Summary:"]
     rows = summary_rows(report)
     widths = [max(len(r[i]) for r in [HEADER, *rows]) for i in range(len(HEADER))]
     for row in [HEADER, *rows]:
@@ -162,7 +173,8 @@ def render_markdown(report: DriftReport, limit: int = MARKDOWN_LIMIT) -> str:
         head.append(f"**Drift found.** {totals['changed']} changed remotely, {totals['missing']} missing "
                     f"remotely, {totals['unknown']} unknown to the state.")
     else:
-        head.append("**No drift.** The destinations match the state.")
+        sentence, _, rest = headline(report).partition(". ")
+        head.append(f"**{sentence}.** {rest}")
     head += ["", "| " + " | ".join(HEADER) + " |", "|---|---|--:|--:|--:|--:|--:|---|"]
     head += ["| " + " | ".join(table_cell(c) if i < 2 else c for i, c in enumerate(row)) + " |"
              for row in summary_rows(report)]
