@@ -147,6 +147,14 @@ def _terminate(signum, frame) -> None:
     raise Terminated
 
 
+def no_cache_option(command):
+    return click.option(
+        "--no-cache", is_flag=True,
+        help="Evaluate every product again, ignoring (and not updating) the plan cache "
+             "(DIR/.reconciler/plan-cache or RECONCILER_PLAN_CACHE; RECONCILER_NO_CACHE=1 does the same).",
+    )(command)
+
+
 def lock_timeout_option(command):
     return click.option(
         "--lock-timeout", default="0s", show_default=True, metavar="DURATION", callback=_seconds,
@@ -235,9 +243,10 @@ def schema(ctx: Context, output: str | None) -> None:
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none.")
 @click.option("--allow-mass-delete", is_flag=True, help="Allow deleting more than max_delete_fraction of a target.")
 @click.option("--refresh", is_flag=True, help="First read readable remote catalogs and plan to repair drift.")
+@no_cache_option
 @pass_context
 def plan(ctx: Context, targets: tuple[str, ...], out: str | None, fmt: str, detailed_exitcode: bool,
-         allow_mass_delete: bool, refresh: bool) -> None:
+         allow_mass_delete: bool, refresh: bool, no_cache: bool) -> None:
     """Compute and show what apply would change. Offline, no credentials needed
     (unless --refresh). When no plan can be made (the mass-delete guard, invalid
     manifests), --format markdown still prints a comment saying why (exit 1).
@@ -248,7 +257,7 @@ def plan(ctx: Context, targets: tuple[str, ...], out: str | None, fmt: str, deta
         reconciler plan -o plan.out && reconciler apply plan.out
     """
     try:
-        result = make_plan(ctx, targets, out, allow_mass_delete, refresh)
+        result = make_plan(ctx, targets, out, allow_mass_delete, refresh, no_cache)
     except ReconcilerError as exc:
         if fmt == "markdown":  # the pull request learns why, and how to go on
             ctx.echo(render_refusal_markdown(exc), nl=False)
@@ -270,7 +279,7 @@ def plan(ctx: Context, targets: tuple[str, ...], out: str | None, fmt: str, deta
 
 
 def make_plan(ctx: Context, targets: tuple[str, ...], out: str | None, allow_mass_delete: bool,
-              refresh: bool) -> Plan:
+              refresh: bool, no_cache: bool) -> Plan:
     """The plan ``plan`` shows, from the workspace's manifests and state."""
     manifests = ctx.workspace.manifests()
     if out:
@@ -281,9 +290,18 @@ def make_plan(ctx: Context, targets: tuple[str, ...], out: str | None, allow_mas
             from reconciler.drift import refresh_state
 
             state = refresh_state(manifests, state, targets, reporter=lambda line: ctx.echo(line, err=True))
-        return replace(build_plan(manifests, state, targets, allow_mass_delete=allow_mass_delete), refreshed=refresh)
+        return replace(build_plan(manifests, state, targets, allow_mass_delete=allow_mass_delete,
+                                  cache=plan_cache(ctx.workspace, no_cache)), refreshed=refresh)
     finally:
         state.close()
+
+
+def plan_cache(workspace: Workspace, no_cache: bool) -> Path | bool:
+    """The plan cache's file: RECONCILER_PLAN_CACHE, else DIR/.reconciler/plan-cache
+    (False: none, with --no-cache or RECONCILER_NO_CACHE)."""
+    if no_cache:
+        return False
+    return Path(os.environ.get("RECONCILER_PLAN_CACHE") or workspace.root / ".reconciler" / "plan-cache")
 
 
 def writable_file(path: str, what: str) -> None:
@@ -321,9 +339,10 @@ def show(ctx: Context, planfile: str, fmt: str) -> None:
               help="json: write a report of the outcome to stdout (per target counts, failed items and "
                    "reasons); the plan and the progress go to stderr.")
 @lock_timeout_option
+@no_cache_option
 @pass_context
 def apply(ctx: Context, planfile: str | None, targets: tuple[str, ...], auto_approve: bool, no_wait: bool,
-          allow_mass_delete: bool, fmt: str, lock_timeout: float) -> None:
+          allow_mass_delete: bool, fmt: str, lock_timeout: float, no_cache: bool) -> None:
     """Apply a fresh plan, or exactly a saved one. A fresh plan is shown first (the
     details of at most 200 changes per target; `reconciler plan` shows them all).
     A saved plan is checked before anything is sent (intact, made for these targets
@@ -340,7 +359,7 @@ def apply(ctx: Context, planfile: str | None, targets: tuple[str, ...], auto_app
     report = fmt == "json"
     try:
         result, cancelled = run_apply(ctx, planfile, targets, auto_approve, no_wait, allow_mass_delete, lock_timeout,
-                                      quiet=report)
+                                      quiet=report, no_cache=no_cache)
     except ReconcilerError as exc:
         if report:
             ctx.echo(json_text(outcome(None, error=exc)))
@@ -352,7 +371,8 @@ def apply(ctx: Context, planfile: str | None, targets: tuple[str, ...], auto_app
 
 
 def run_apply(ctx: Context, planfile: str | None, targets: tuple[str, ...], auto_approve: bool, no_wait: bool,
-              allow_mass_delete: bool, lock_timeout: float, quiet: bool) -> tuple[ApplyResult | None, bool]:
+              allow_mass_delete: bool, lock_timeout: float, quiet: bool,
+              no_cache: bool = False) -> tuple[ApplyResult | None, bool]:
     """What ``apply`` did (None: nothing was sent), and whether the answer was other
     than yes. ``quiet``: the plan and the prompt go to stderr."""
     from reconciler.apply import apply_plan, default_reporter
@@ -372,13 +392,15 @@ def run_apply(ctx: Context, planfile: str | None, targets: tuple[str, ...], auto
 
         state = ctx.workspace.state()
         try:
-            chosen = verify(saved, manifests, state, targets, allow_mass_delete, refresh=refresh)
+            chosen = verify(saved, manifests, state, targets, allow_mass_delete, refresh=refresh,
+                            cache=plan_cache(ctx.workspace, no_cache))
         finally:
             state.close()
     else:
         state = ctx.workspace.state()
         try:
-            chosen = build_plan(manifests, state, targets, allow_mass_delete=allow_mass_delete)
+            chosen = build_plan(manifests, state, targets, allow_mass_delete=allow_mass_delete,
+                                cache=plan_cache(ctx.workspace, no_cache))
         finally:
             state.close()
         ctx.echo_chunks(chunks(chosen, "text", color=ctx.color, per_target=APPLY_PREVIEW), err=quiet)

@@ -32,7 +32,7 @@ products:
     stock: 140
 """
 
-GITIGNORE = "state/*.db\nstate/*.db-*\n*.plan\n"
+GITIGNORE = "state/*.db\nstate/*.db-*\n*.plan\n.reconciler/\n"
 
 
 def scaffold(directory: Path, force: bool = False) -> list[tuple[str, Path]]:

@@ -1,6 +1,7 @@
 """Shared test factories: workspaces written from Python data, and a CLI runner."""
 from __future__ import annotations
 
+import os
 import textwrap
 import time
 import uuid
@@ -89,6 +90,18 @@ class Workspace:
     def run(self, *args: str, input: str | None = None) -> Result:
         return CliRunner().invoke(cli, ["-C", str(self.root), *self.global_args, *args], input=input,
                                   catch_exceptions=False)
+
+
+@pytest.fixture(autouse=True)
+def plan_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path | None:
+    """Every plan of a test (the CLI's and the library's) uses a plan cache of its own,
+    unless RECONCILER_NO_CACHE is set: the suite runs both ways (`RECONCILER_NO_CACHE=1
+    python -m pytest`), and must pass both ways."""
+    if os.environ.get("RECONCILER_NO_CACHE"):
+        return None
+    path = tmp_path / "plan-cache"
+    monkeypatch.setenv("RECONCILER_PLAN_CACHE", str(path))
+    return path
 
 
 @pytest.fixture

@@ -102,7 +102,7 @@ def test_init_keeps_an_existing_gitignore_and_adds_what_it_lacks(tmp_path):
     (tmp_path / "w" / ".gitignore").write_text("node_modules/\n*.plan")
     result = run("init", str(tmp_path / "w"))
     assert result.exit_code == 0 and "updated" in result.output
-    assert (tmp_path / "w" / ".gitignore").read_text() == "node_modules/\n*.plan\nstate/*.db\nstate/*.db-*\n"
+    assert (tmp_path / "w" / ".gitignore").read_text() == "node_modules/\n*.plan\nstate/*.db\nstate/*.db-*\n.reconciler/\n"
 
 
 # -- --with-sandbox on other ports -------------------------------------------------------------

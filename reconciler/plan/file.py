@@ -9,16 +9,17 @@ Each further line is one change, ``{"target": name, ...Change.to_json()}``, in p
 order. The last line is ``{"end_of_plan": {"changes": N, "blake2b": HEX}}``: the
 number of change lines and the BLAKE2b-256 digest of every byte before that line.
 
-:func:`read` checks a file in one pass and holds no change (unless asked to): every
-line is JSON; the header is a plan's; every change names a target of the header, a
+:func:`read` checks a file in one pass and holds no change: every line is JSON; the header is a plan's; every change names a target of the header, a
 known action, a record kind of that target's provider and the shape its action
 needs; the end line is present, last, with the right count and digest; each target's
-summary counts its lines. Problems are :class:`~reconciler.errors.PlanFileError`s
+summary counts its lines; a target's lines come one after the other. Problems are :class:`~reconciler.errors.PlanFileError`s
 saying whether the file is corrupted (not JSON), edited (its digest does not match),
 incomplete (no end line) or not a plan. It returns the header and, per target, the
 digest of its change lines, which :mod:`reconciler.plan.verify` compares with the
-plan made again. :func:`load` gives the whole plan (``show``), and also takes a plan
-as one JSON document (``plan --format json``), which has no digest: it is for reading.
+plan made again, and where each target's lines start. :func:`load` gives the plan
+(``show``) with each target's changes read from the file a change at a time
+(:class:`FileChanges`), never all held; it also takes a plan as one JSON document
+(``plan --format json``), which has no digest and is parsed whole: it is for reading.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from typing import Any, Iterator
 import orjson
 
 from reconciler.errors import ConfigError, PlanFileError
-from reconciler.plan.model import ACTIONS, FORMAT_VERSION, Change, Plan
+from reconciler.plan.model import ACTIONS, FORMAT_VERSION, Change, Changes, Plan
 from reconciler.providers import get_provider
 
 END = "end_of_plan"
@@ -58,8 +59,9 @@ def save(plan: Plan, path: str | os.PathLike) -> None:
         whole.update(head)
         file.write(head)
         for name, target in plan.targets.items():
-            for change in target.changes:
-                line = change_line(name, change)
+            prefix = b'{"target":' + orjson.dumps(name) + b","
+            for compact in target.changes.lines():  # change_line()'s bytes, with no Change object made
+                line = prefix + compact[1:] + b"\n"
                 whole.update(line)
                 file.write(line)
                 count += 1
@@ -70,46 +72,45 @@ def save(plan: Plan, path: str | os.PathLike) -> None:
 class Saved:
     """A saved plan as :func:`read` found it: its header (a plan without changes,
     each target's summary as the header states it) and, per target, the digest of
-    its change lines (and the changes themselves when kept)."""
+    its change lines and ``(byte offset, line number)`` of its first one."""
 
     path: str
     plan: Plan
     summaries: dict[str, dict[str, int]]
     digests: dict[str, bytes]
-    changes: dict[str, list[Change]] | None = None
+    starts: dict[str, tuple[int, int]]
     lines: int = 0
+
+    def changes(self, name: str) -> "FileChanges":
+        """One target's changes, read from the file a change at a time."""
+        counts = {action: self.summaries[name][action] for action in ACTIONS}
+        return FileChanges(self.path, name, *self.starts.get(name, (0, 0)), counts)
 
     def target_changes(self, name: str) -> Iterator[tuple[int, Change]]:
         """``(line number, change)`` of one target, read again from the file (the
         changes were checked by :func:`read`)."""
-        with open(self.path, "rb") as file:
-            for number, line in enumerate(file, 1):
-                if number == 1 or number > self.lines:
-                    continue
-                data = orjson.loads(line)
-                if data.get("target") == name:
-                    yield number, _change(data)
+        return self.changes(name).numbered()
 
 
-def read(path: str | os.PathLike, keep: bool = False) -> Saved:
-    """Check the saved plan at ``path`` (see the module doc); ``keep``: also hold its
-    changes. A :class:`PlanFileError` says what is wrong."""
+def read(path: str | os.PathLike) -> Saved:
+    """Check the saved plan at ``path`` (see the module doc). A
+    :class:`PlanFileError` says what is wrong."""
     shown = os.fspath(path)
     try:
         with open(path, "rb") as file:
-            return _Reader(shown, keep).read(file)
+            return _Reader(shown).read(file)
     except OSError as exc:
         raise PlanFileError(f"cannot read the plan {shown}: {exc.strerror or exc}") from None
 
 
 def load(path: str | os.PathLike) -> Plan:
-    """The whole plan saved at ``path``, checked as :func:`read` does, or a plan as
-    one JSON document (``plan --format json`` output, which carries no digest)."""
+    """The plan saved at ``path``, checked as :func:`read` does (its changes then
+    read from the file as they are used), or a plan as one JSON document (``plan
+    --format json`` output, which carries no digest)."""
     data = document(path)
     if data is None:
-        saved = read(path, keep=True)
-        assert saved.changes is not None
-        return Plan.from_json(saved.plan.to_json(changes=False), saved.changes)
+        saved = read(path)
+        return Plan.from_json(saved.plan.to_json(changes=False), {name: saved.changes(name) for name in saved.plan.targets})
     shown = os.fspath(path)
     problem = _header_problem(data, whole=True)
     if problem:
@@ -151,9 +152,8 @@ def document(path: str | os.PathLike) -> dict | None:
 
 
 class _Reader:
-    def __init__(self, shown: str, keep: bool):
+    def __init__(self, shown: str):
         self.shown = shown
-        self.keep = keep
         self.whole = hashlib.blake2b(digest_size=32)
         # The first problem of the content: the file is "edited" if its digest does
         # not match, else (a digest made again by hand) "not a valid plan".
@@ -171,10 +171,11 @@ class _Reader:
         targets = head["targets"] if not header_problem else {}
         digests = {name: target_digest() for name in targets}
         counts = {name: dict.fromkeys(ACTIONS, 0) for name in targets}
-        changes: dict[str, list[Change]] | None = {name: [] for name in targets} if self.keep else None
-        end, number = None, 1
+        starts: dict[str, tuple[int, int]] = {}
+        end, number, offset, previous = None, 1, len(head_line), None
         for line in file:
             number += 1
+            offset += len(line)
             if end is not None:
                 raise PlanFileError(f"{self.shown} was edited since it was saved: line {number} comes after its "
                                     f"end line (line {number - 1}); nothing after it is part of the plan")
@@ -190,10 +191,15 @@ class _Reader:
             if header_problem:
                 continue
             name = data["target"]
+            if name != previous:
+                if name in starts:
+                    self.first_problem = self.first_problem or (
+                        f"line {number}: a change of target {name} after those of another target (a target's "
+                        "changes come one after the other)")
+                    continue
+                starts[name], previous = (offset - len(line), number), name
             digests[name].update(line)
             counts[name][data["action"]] += 1
-            if changes is not None:
-                changes[name].append(_change(data))
         if end is None:
             self._no_end(head, header_problem, number)
         self._check_end(*end, sum(sum(c.values()) for c in counts.values()))
@@ -205,7 +211,7 @@ class _Reader:
                                 f"changes ({'; '.join(mismatch)})")
         return Saved(self.shown, Plan.from_json(head, {name: () for name in targets}),
                      {name: dict(t["summary"]) for name, t in targets.items()},
-                     {name: digest.digest() for name, digest in digests.items()}, changes, number - 1)
+                     {name: digest.digest() for name, digest in digests.items()}, starts, number - 1)
 
     def _json(self, line: bytes, number: int) -> Any:
         try:
@@ -318,3 +324,43 @@ def _count(value: Any) -> bool:
 
 def _change(data: dict[str, Any]) -> Change:
     return Change.from_json({k: v for k, v in data.items() if k != "target"})
+
+
+class FileChanges(Changes):
+    """A target's lines of a saved plan that :func:`read` checked, parsed as they are
+    read: ``offset`` and ``line`` are those of its first line."""
+
+    def __init__(self, path: str, target: str, offset: int, line: int, counts: dict[str, int]):
+        self.path, self.target, self.offset, self.first_line, self.counts = path, target, offset, line, counts
+
+    def lines(self) -> Iterator[bytes]:
+        for _, data in self._documents():
+            yield orjson.dumps(data)
+
+    def __iter__(self) -> Iterator[Change]:
+        return (change for _, change in self.numbered())
+
+    def numbered(self) -> Iterator[tuple[int, Change]]:
+        for number, data in self._documents():
+            yield number, Change.from_json(data)
+
+    def _documents(self) -> Iterator[tuple[int, dict]]:
+        left = len(self)
+        if not left:
+            return
+        with open(self.path, "rb") as file:
+            file.seek(self.offset)
+            for number, line in enumerate(file, self.first_line):
+                try:
+                    data = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    data = None
+                if not isinstance(data, dict) or data.pop("target", None) != self.target:
+                    raise PlanFileError(f"{self.path} changed while it was read: line {number} is not a change of "
+                                        f"target {self.target}")
+                yield number, data
+                left -= 1
+                if not left:
+                    return
+        raise PlanFileError(f"{self.path} changed while it was read: it ends before the changes of target "
+                            f"{self.target} do")

@@ -9,14 +9,20 @@ the destination it was made for (see :mod:`reconciler.plan.binding`);
 and ``--refresh`` (against the state with the remote catalogs' drift folded in, so
 checking it means reading them again). ``orphans`` are
 the targets the state holds items of but the manifests no longer declare (reported,
-never deleted). Its JSON form is SPEC's plan format (plus the item key and remote id
+never deleted). A target's changes are a :class:`Changes`: read a change at a time
+from where they live (a temporary file while planning, a saved plan's lines), never
+all in memory. Its JSON form is SPEC's plan format (plus the item key and remote id
 each change needs to be applied later, ``target_serials``, ``allow_mass_delete``,
 ``refreshed``, ``orphaned_targets`` and each target's ``fingerprint``).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from itertools import islice
+from typing import Any, Iterable, Iterator, Mapping
+
+import orjson
 
 from reconciler.providers.base import Action, Operation
 
@@ -65,20 +71,91 @@ class Change:
         )
 
 
+class Changes(Sequence):
+    """A target's changes in plan order, read a change at a time from wherever they
+    live (see :mod:`reconciler.plan.spill` and :mod:`reconciler.plan.file`), never all
+    held at once. ``counts``: how many of each action; ``lines()``: each change as its
+    compact JSON (``Change.to_json``), the form saved and compared; ``deletions()``:
+    the deletes only. Indexing walks from the start: it is for small plans (tests)."""
+
+    counts: dict[str, int]
+
+    def lines(self) -> Iterator[bytes]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Change]:
+        for line in self.lines():
+            yield Change.from_json(orjson.loads(line))
+
+    def deletions(self) -> Iterator[Change]:
+        if self.counts["delete"]:
+            yield from (change for change in self if change.action == "delete")
+
+    def __len__(self) -> int:
+        return sum(self.counts.values())
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            if index.step is None and (index.start or 0) >= 0 and (index.stop is None or index.stop >= 0):
+                return list(islice(self, index.start, index.stop))
+            return list(self)[index]
+        if index < 0:
+            index += len(self)
+        for number, change in enumerate(self):
+            if number == index:
+                return change
+        raise IndexError("change index out of range")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, (Sequence, Changes)) or isinstance(other, (str, bytes)):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.counts}>"
+
+
+def counts_of(changes: Iterable[Change]) -> dict[str, int]:
+    counts = dict.fromkeys(ACTIONS, 0)
+    for change in changes:
+        counts[change.action] += 1
+    return counts
+
+
+class ListedChanges(Changes):
+    """Changes held as objects: a plan made in a test, or read from one JSON document."""
+
+    def __init__(self, changes: Iterable[Change]):
+        self.changes = tuple(changes)
+        self.counts = counts_of(self.changes)
+
+    def __iter__(self) -> Iterator[Change]:
+        return iter(self.changes)
+
+    def lines(self) -> Iterator[bytes]:
+        return (orjson.dumps(change.to_json()) for change in self.changes)
+
+
 @dataclass(frozen=True)
 class TargetPlan:
+    """One target's part of a plan; ``changes`` given as a list or tuple are held as
+    :class:`ListedChanges`."""
+
     name: str
     provider: str
-    changes: tuple[Change, ...]
+    changes: Changes
     unchanged: int
     fingerprint: dict[str, str] | None = None
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.changes, Changes):
+            object.__setattr__(self, "changes", ListedChanges(self.changes))
+
     @property
     def summary(self) -> dict[str, int]:
-        counts = dict.fromkeys(ACTIONS, 0)
-        for change in self.changes:
-            counts[change.action] += 1
-        return {**counts, "unchanged": self.unchanged}
+        return {**self.changes.counts, "unchanged": self.unchanged}
 
     def to_json(self, changes: bool = True) -> dict[str, Any]:
         data: dict[str, Any] = {"provider": self.provider}
@@ -86,7 +163,7 @@ class TargetPlan:
             data["fingerprint"] = self.fingerprint
         data["summary"] = self.summary
         if changes:
-            data["changes"] = [change.to_json() for change in self.changes]
+            data["changes"] = [orjson.loads(line) for line in self.changes.lines()]
         return data
 
 
@@ -103,6 +180,11 @@ class Plan:
     @property
     def has_changes(self) -> bool:
         return any(t.changes for t in self.targets.values())
+
+    def deletions(self) -> Iterator[tuple[str, Change]]:
+        """``(target, change)`` of every delete, target by target, in plan order."""
+        for name, target in self.targets.items():
+            yield from ((name, change) for change in target.changes.deletions())
 
     def totals(self) -> dict[str, int]:
         totals = dict.fromkeys((*ACTIONS, "unchanged"), 0)
@@ -126,7 +208,7 @@ class Plan:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], changes: Mapping[str, Sequence[Change]] | None = None) -> "Plan":
+    def from_json(cls, data: dict[str, Any], changes: Mapping[str, Changes] | None = None) -> "Plan":
         """The plan of its JSON form; ``changes`` (per target) where ``data`` leaves
         them out (a saved plan's first line, see :mod:`reconciler.plan.file`)."""
         if data.get("format_version") != FORMAT_VERSION:
@@ -140,8 +222,8 @@ class Plan:
             targets={
                 name: TargetPlan(
                     name=name, provider=t["provider"],
-                    changes=tuple(changes[name] if changes is not None
-                                  else (Change.from_json(c) for c in t.get("changes", ()))),
+                    changes=(changes[name] if changes is not None
+                             else ListedChanges(Change.from_json(c) for c in t.get("changes", ()))),
                     unchanged=int(t.get("summary", {}).get("unchanged", 0)),
                     fingerprint=t.get("fingerprint"),
                 )

@@ -1,7 +1,10 @@
-"""The planner: manifests + state -> a frozen :class:`Plan`, with no side effects.
+"""The planner: manifests + state -> a frozen :class:`Plan`, with no side effects on
+either (the one file it may write is the plan cache, its own).
 
 It streams the catalog once (see :mod:`reconciler.plan.stream`), for every selected
-target at the same time.
+target at the same time, skipping the products the plan cache knows unchanged (see
+:mod:`reconciler.plan.cache`); changes go to a temporary file as they are found (see
+:mod:`reconciler.plan.spill`), never held as objects all at once.
 An item whose payload digest equals the one in the state costs one hash comparison;
 only items whose digest differs are loaded from the state and diffed field by field.
 Whatever the state holds that the manifests no longer produce becomes a delete, and
@@ -10,6 +13,7 @@ caller allows mass deletes.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from itertools import repeat
 from typing import Callable, Sequence
@@ -22,7 +26,9 @@ from reconciler.manifest.models import Target
 from reconciler.manifest.validate import check_targets
 from reconciler.mapping import json_equal
 from reconciler.plan.binding import check_identities, fingerprint
-from reconciler.plan.model import Change, FieldDiff, Plan, TargetPlan
+from reconciler.plan.cache import PlanCache, cache_path
+from reconciler.plan.model import ACTIONS, Change, FieldDiff, Plan, TargetPlan
+from reconciler.plan.spill import Spill, SpilledChanges, sort_key
 from reconciler.plan.stream import Chunk, Evaluated, Evaluator, Summary, evaluated
 from reconciler.providers import get_provider
 from reconciler.state import State
@@ -55,10 +61,16 @@ def keep_ignored(before: dict, after: dict, ignore: Sequence[str]) -> dict:
     return kept
 
 
+def record_ranks(provider: str) -> dict[str, int]:
+    """Each record kind's rank in a plan: the order the provider lists them in (a
+    product before its inventory); a kind it does not list comes after."""
+    return {record: i for i, record in enumerate(get_provider(provider).capabilities.records)}
+
+
 def change_order(provider: str) -> Callable[[Change], tuple]:
-    """The sort key of a target's changes in a plan: by sku, then record kind in the
-    order the provider lists them (a product before its inventory)."""
-    order = {record: i for i, record in enumerate(get_provider(provider).capabilities.records)}
+    """The sort key of a target's changes in a plan: by sku, then record kind (see
+    :func:`record_ranks`). The planner's spill sorts by the same key, as bytes."""
+    order = record_ranks(provider)
     return lambda c: (c.sku, order.get(c.record, len(order)), c.record)
 
 
@@ -71,24 +83,34 @@ def select_targets(manifests: Manifests, names: Sequence[str] = ()) -> dict[str,
 
 
 class _TargetPlanner:
-    def __init__(self, target: Target, state: State):
+    """One target's side of a plan: compares what the manifests produce with the
+    state's digests and writes each change to the plan's :class:`Spill` as found."""
+
+    def __init__(self, target: Target, state: State, spill: Spill):
         self.target = target
+        self.name = target.name
         self.state = state
+        self.spill = spill
         self.ignore = tuple(target.ignore_fields)
         self.remaining = state.hashes(target.name)  # whatever is left at the end is deleted
         self.known = len(self.remaining)
-        self.changes: list[Change] = []
+        self.counts = dict.fromkeys(ACTIONS, 0)
         self.unchanged = 0
-        self.whole: dict[tuple, FieldDiff] = {}
+        self.fields: dict[tuple, bytes] = {}
+        self.rank = record_ranks(target.provider)
 
-    def every_field(self, payload: dict, side: str) -> FieldDiff:
-        """The FieldDiff of a create (every field ``added``) or a delete (``removed``):
-        one object per field set, since a first load makes millions of creates of a
-        handful of shapes."""
+    def _keep(self, action: str, sku: str, record: str, line: bytes) -> None:
+        self.counts[action] += 1
+        key = sort_key(sku, self.rank.get(record, len(self.rank)), record)
+        self.spill.add((self.name, "deletes" if action == "delete" else "changes"), key, line)
+
+    def every_field(self, payload: dict) -> bytes:
+        """The JSON of a create's FieldDiff (every field ``added``): one per field set,
+        as a first load makes millions of creates of a handful of shapes."""
         keys = tuple(sorted(payload))
-        diff = self.whole.get((side, keys))
+        diff = self.fields.get(keys)
         if diff is None:
-            diff = self.whole[(side, keys)] = FieldDiff(**{side: keys})
+            diff = self.fields[keys] = orjson.dumps(FieldDiff(added=keys).to_json())
         return diff
 
     def add(self, sku: str, key: str, record: str, body: bytes, digest: str) -> None:
@@ -100,7 +122,8 @@ class _TargetPlanner:
             raise AssertionError(f"{self.target.name}: no payload for changed item {key} ({record})")
         payload = orjson.loads(body)
         if old is None:
-            self.changes.append(Change("create", record, key, sku, None, payload, self.every_field(payload, "added")))
+            self._keep("create", sku, record, change_line(sku, "create", record, key, b"null", body,
+                                                          self.every_field(payload)))
             return
         item = self.state.item(self.target.name, record, key)
         after = keep_ignored(item.payload, payload, self.ignore) if self.ignore else payload
@@ -108,7 +131,8 @@ class _TargetPlanner:
         if fields == FieldDiff():
             self.unchanged += 1
             return
-        self.changes.append(Change("update", record, key, sku, item.payload, after, fields, item.remote_id))
+        change = Change("update", record, key, sku, item.payload, after, fields, item.remote_id)
+        self._keep("update", sku, record, orjson.dumps(change.to_json()))
 
     def unchanged_items(self, keys: Sequence[tuple[str, str, int]]) -> None:
         """Items whose digest the evaluator found equal to the state's."""
@@ -125,11 +149,21 @@ class _TargetPlanner:
                                    f"more than max_delete_fraction {self.target.max_delete_fraction:g} allows"])
         for record, key in self.remaining:
             item = self.state.item(self.target.name, record, key)
-            self.changes.append(Change("delete", record, key, item.sku, item.payload, None,
-                                       self.every_field(item.payload, "removed"), item.remote_id))
-        self.changes.sort(key=change_order(self.target.provider))
-        return TargetPlan(self.target.name, self.target.provider, tuple(self.changes), self.unchanged,
-                          fingerprint(self.target))
+            change = Change("delete", record, key, item.sku, item.payload, None,
+                            FieldDiff(removed=tuple(sorted(item.payload))), item.remote_id)
+            self._keep("delete", item.sku, record, orjson.dumps(change.to_json()))
+        self.remaining = {}
+        changes = SpilledChanges(self.spill, (self.name, "changes"), (self.name, "deletes"), self.counts)
+        return TargetPlan(self.target.name, self.target.provider, changes, self.unchanged, fingerprint(self.target))
+
+
+def change_line(sku: str, action: str, record: str, key: str, before: bytes, after: bytes, fields: bytes) -> bytes:
+    """``orjson.dumps(change.to_json())`` of a change without a remote id, from the
+    payloads' JSON (a create's ``after`` is the evaluator's canonical body: not parsed
+    and dumped again)."""
+    return b"".join((b'{"sku":', orjson.dumps(sku), b',"action":"', action.encode(), b'","record":', orjson.dumps(record),
+                     b',"key":', orjson.dumps(key), b',"before":', before, b',"after":', after, b',"fields":', fields,
+                     b"}"))
 
 
 class _Scan:
@@ -209,34 +243,47 @@ class _Scan:
         return True
 
 
-def _scan(manifests: Manifests, planners: dict[str, _TargetPlanner | _Checker], workers: int | None) -> int:
+def _scan(manifests: Manifests, planners: dict[str, _TargetPlanner | _Checker], workers: int | None,
+          cache: PlanCache | None = None) -> int:
     """Feed every valid product to the planners; returns the number of valid products.
-    Any problem (the loader's, and those found here) raises :class:`ManifestError`."""
+    Any problem (the loader's, and those found here) raises :class:`ManifestError`.
+    With ``cache``, unchanged products are not evaluated again, and the cache is saved."""
     # The checks append to a list of their own: the caller's manifests are left as they
     # were, so that planning or validating them again finds the same problems, once.
     manifests = replace(manifests, problems=list(manifests.problems))
     check_targets(manifests)
     evaluator = Evaluator(manifests.targets, manifests.target_locations, planners,
-                          {name: planner.remaining for name, planner in planners.items()})
+                          {name: planner.remaining for name, planner in planners.items()}, cache)
     scan = _Scan(manifests, planners, evaluator)
     for item in evaluated(manifests, evaluator, workers):
         if isinstance(item, Chunk):
             scan.chunk(item)
+            if cache is not None and isinstance(item.summary, Summary):
+                cache.learn(*item.summary.learnt)
         else:
             scan.product(item)
     if manifests.problems:
         raise ManifestError(manifests.problems)
+    if cache is not None:
+        cache.learn(*evaluator.learnt())
+        cache.save()
     return scan.count
 
 
 def build_plan(manifests: Manifests, state: State, names: Sequence[str] = (),
-               allow_mass_delete: bool = False, workers: int | None = None) -> Plan:
+               allow_mass_delete: bool = False, workers: int | None = None,
+               cache: str | os.PathLike | bool | None = None) -> Plan:
     """The plan for the selected targets (all when ``names`` is empty). ``workers``:
-    processes evaluating large JSONL files (default: one per core when worth it)."""
+    processes evaluating large JSONL files (default: one per core when worth it).
+    ``cache``: the plan cache's file (see :mod:`reconciler.plan.cache`); by default
+    ``RECONCILER_PLAN_CACHE`` if set; ``False``, or ``RECONCILER_NO_CACHE`` set: none."""
     selected = select_targets(manifests, names)
     check_identities(state, selected)
-    planners = {name: _TargetPlanner(target, state) for name, target in selected.items()}
-    _scan(manifests, planners, workers)
+    spill = Spill()
+    planners = {name: _TargetPlanner(target, state, spill) for name, target in selected.items()}
+    cache = cache_path(cache)
+    _scan(manifests, planners, workers,
+          PlanCache(cache, tuple(manifests.targets.values()), selected) if cache is not None else None)
     refused, plans = [], {}
     for name, planner in planners.items():
         try:

@@ -104,11 +104,11 @@ def text_chunks(plan: Plan, color: bool = False, per_target: int | None = None) 
         cells = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
         yield "  " + "  ".join(cells) + "\n"
     yield orphans
-    deletions = [(name, c) for name, t in plan.targets.items() for c in t.changes if c.action == "delete"]
+    deletions = plan.totals()["delete"]
     if deletions:
-        yield "\n" + paint(f"Deletions ({len(deletions)}):", "delete", bold=True) + "\n"
+        yield "\n" + paint(f"Deletions ({deletions}):", "delete", bold=True) + "\n"
         yield from (paint(f"  - {printable(name)}: {printable(c.sku)} ({printable(c.record)})", "delete") + "\n"
-                    for name, c in deletions)
+                    for name, c in plan.deletions())
     for name, target in plan.targets.items():
         if not target.changes:
             continue
@@ -146,8 +146,8 @@ def json_chunks(plan: Plan) -> Iterator[str]:
         opening = ",".join(member(key, value, 3) for key, value in target.items())
         yield (f"{',' if index else ''}{newline(2)}{dump(name, 0)}: {{{opening},"
                f'{newline(3)}"changes": {"[" if changes else "[]"}')
-        for number, change in enumerate(changes):
-            yield f"{',' if number else ''}{newline(4)}{dump(change.to_json(), 4)}"
+        for number, line in enumerate(changes.lines()):  # each change's JSON: no Change object made
+            yield f"{',' if number else ''}{newline(4)}{dump(orjson.loads(line), 4)}"
         yield (newline(3) + "]" if changes else "") + newline(2) + "}"
     yield (newline(1) + "}" if targets else "") + "\n}\n"
 
@@ -171,16 +171,16 @@ def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
              "|---|---|--:|--:|--:|--:|"]
     head += ["| " + " | ".join(table_cell(c) if i < 2 else c for i, c in enumerate(row)) + " |" for row in summary_rows(plan)]
     rollup = [f"- {code_span(name)}: {text}" for name, target in plan.targets.items()
-              if (text := field_rollup(target.changes))]
+              if target.summary["update"] and (text := field_rollup(target.changes))]
     if rollup:
         head += ["", "### Updates by field", "", *rollup]
     sections = []
-    deletions = [(name, c) for name, t in plan.targets.items() for c in t.changes if c.action == "delete"]
-    if deletions:
+    deletions = plan.totals()["delete"]
+    if deletions:  # read again each time the fitter asks (a change at a time)
         sections.append(Section(
-            f"\n### :warning: Deletions ({len(deletions)})\n",
-            lambda: (f"- {code_span(name)}: {code_span(c.sku)} ({markdown_text(c.record)})" for name, c in deletions),
-            len(deletions),
+            f"\n### :warning: Deletions ({deletions})\n",
+            lambda: (f"- {code_span(name)}: {code_span(c.sku)} ({markdown_text(c.record)})" for name, c in plan.deletions()),
+            deletions,
             lambda left: f"- _… and {left:,} more deletions not shown_" if left else None))
     for name, target in plan.targets.items():
         if target.changes:

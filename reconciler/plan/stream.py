@@ -32,6 +32,7 @@ from reconciler.manifest.loader import (
 )
 from reconciler.manifest.models import Product, Target
 from reconciler.mapping import canonical, item_key, missing_fields, records, unknown_overrides
+from reconciler.plan.cache import PlanCache, source_digest
 from reconciler.state.store import digest_of
 
 Entry = tuple[str, str, str, bytes, bytes]
@@ -46,6 +47,7 @@ class Summary(NamedTuple):
     lines: list[int]
     changed: list[tuple[int, str, str, str, bytes, bytes]]
     unchanged: dict[str, list[tuple[str, str, int]]]
+    learnt: tuple[list[bytes], list[tuple[bytes, bytes]]] = ([], [])  # see Evaluator.learnt
 
 
 Evaluated = tuple[str | None, str, int, list[Problem], tuple[Entry, ...]]
@@ -74,24 +76,67 @@ class Evaluator:
     """
 
     def __init__(self, targets: dict[str, Target], names: Iterable[str], planned: Iterable[str],
-                 digests: Mapping[str, Mapping[tuple[str, str], bytes]] | None = None):
+                 digests: Mapping[str, Mapping[tuple[str, str], bytes]] | None = None,
+                 cache: PlanCache | None = None):
         self.targets = tuple(targets.values())
         self.by_name = dict(targets)
         self.known = frozenset(names)
         self.planned = frozenset(planned)
         self.ignore = {t.name: tuple(t.ignore_fields) for t in self.targets}
         self.digests = digests or {}
+        self.cache = cache
+        self.seen: list[bytes] = []  # source digests found in the cache, since the last summary
+        self.fresh: list[tuple[bytes, bytes]] = []  # (source digest, cache value) evaluated anew
 
     def __call__(self, where: Location, raw: Any) -> Evaluated:
+        source = None
+        if self.cache is not None:
+            source = source_digest(repr(raw).encode("utf-8", "surrogatepass"))
+            found = self._cached(source, where.file, where.line)
+            if found is not None:
+                return found
         product, problems = parse_product(raw, where)
         sku, file, number, problems, entries = self._evaluated(product, problems, where.file, where.line)
-        return sku, file, number, [where.located(problem) for problem in problems], entries
+        return self._learnt(source, (sku, file, number, [where.located(problem) for problem in problems], entries))
 
     def line(self, file: str, number: int, line: bytes, spaced: bool = True) -> Evaluated:
         """A JSONL line: the common case, a valid product, with no Location built
         (``spaced``: see :func:`~reconciler.manifest.loader.json_line_product`)."""
+        source = None
+        if self.cache is not None:
+            source = source_digest(line)
+            found = self._cached(source, file, number)
+            if found is not None:
+                return found
         product, problems = json_line_product(line, file, number, spaced)
-        return self._evaluated(product, problems, file, number)
+        return self._learnt(source, self._evaluated(product, problems, file, number))
+
+    def _cached(self, source: bytes, file: str, number: int) -> Evaluated | None:
+        """The product with this source digest as the cache knows it, when each of its
+        items is unchanged in the state (else None: it is evaluated in full, for the
+        payloads of the changed items)."""
+        found = self.cache.get(source)
+        if found is None:
+            return None
+        self.seen.append(source)
+        sku, items = found
+        digests = self.digests
+        for target, key, record, digest in items:
+            if digests.get(target, {}).get((record, key)) != digest:
+                return None
+        return sku, file, number, [], tuple((target, key, record, None, digest) for target, key, record, digest in items)
+
+    def _learnt(self, source: bytes | None, evaluated: Evaluated) -> Evaluated:
+        sku, _, _, problems, entries = evaluated
+        if source is not None and sku is not None and not problems and source not in self.cache.index:
+            self.fresh.append((source, self.cache.value(sku, ((t, k, r, d) for t, k, r, _, d in entries))))
+        return evaluated
+
+    def learnt(self) -> tuple[list[bytes], list[tuple[bytes, bytes]]]:
+        """What the cache was asked and taught since the last call (then forgotten)."""
+        learnt = self.seen, self.fresh
+        self.seen, self.fresh = [], []
+        return learnt
 
     def _evaluated(self, product: Product | None, problems: list[Problem], file: str, number: int) -> Evaluated:
         if product is None:
@@ -154,7 +199,7 @@ class Evaluator:
                     unchanged.setdefault(name, []).append((record, key, index))
                 else:
                     changed.append((index, name, key, record, body, digest))
-        return Summary(skus, lines, changed, unchanged)
+        return Summary(skus, lines, changed, unchanged, self.learnt())
 
 
 def evaluated(manifests: Manifests, evaluator: Evaluator, workers: int | None = None) -> Iterator[Evaluated | Chunk]:

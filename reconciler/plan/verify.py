@@ -21,6 +21,7 @@ returned, made again, equals the saved one change for change.
 """
 from __future__ import annotations
 
+import os
 from typing import Callable, Iterator, Sequence
 
 import orjson
@@ -28,8 +29,8 @@ import orjson
 from reconciler.errors import ConfigError, PlanFileError, StalePlanError
 from reconciler.manifest.loader import Manifests
 from reconciler.plan.binding import changed_parts, fingerprint
-from reconciler.plan.file import Saved, change_line, target_digest
-from reconciler.plan.model import Change, Plan
+from reconciler.plan.file import Saved, target_digest
+from reconciler.plan.model import Change, Changes, Plan
 from reconciler.plan.planner import MassDeleteError, build_plan, change_order
 from reconciler.plan.render import value_text
 from reconciler.state import State
@@ -39,11 +40,13 @@ AGAIN = "Nothing was sent: make a new plan (`reconciler plan -o FILE`), review i
 
 def verify(saved: Saved, manifests: Manifests, state: State, names: Sequence[str] = (),
            allow_mass_delete: bool = False, workers: int | None = None,
-           refresh: Callable[[State, Sequence[str]], State] | None = None) -> Plan:
+           refresh: Callable[[State, Sequence[str]], State] | None = None,
+           cache: str | os.PathLike | bool | None = None) -> Plan:
     """The saved plan (of the ``names`` targets among its own, all when empty), made
     again and found equal; :class:`StalePlanError` (or :class:`MassDeleteError`)
     naming the first difference otherwise. ``refresh(state, names)``: the state with
-    the remote catalogs' drift folded in, for a plan made with ``--refresh``."""
+    the remote catalogs' drift folded in, for a plan made with ``--refresh``.
+    ``cache``: the plan cache, as for :func:`~reconciler.plan.planner.build_plan`."""
     plan = saved.plan
     unknown = [n for n in names if n not in plan.targets]
     if unknown:
@@ -59,7 +62,7 @@ def verify(saved: Saved, manifests: Manifests, state: State, names: Sequence[str
         state = refresh(state, selected)
     try:
         fresh = build_plan(manifests, state, selected, allow_mass_delete=plan.allow_mass_delete and allow_mass_delete,
-                           workers=workers)
+                           workers=workers, cache=cache)
     except MassDeleteError as exc:
         how = ("it was made with --allow-mass-delete: apply it with --allow-mass-delete too" if plan.allow_mass_delete
                else "a plan that does must be made with --allow-mass-delete, and applied with it")
@@ -115,12 +118,12 @@ def check_fresh(plan: Plan, state: State, selected: Sequence[str]) -> None:
                                                     f"{then.get(n, 0)}" for n in moved) + f". {AGAIN}")
 
 
-def _difference(saved: Saved, name: str, changes: Sequence[Change], unchanged: int) -> str | None:
+def _difference(saved: Saved, name: str, changes: Changes, unchanged: int) -> str | None:
     """The first difference between the file's changes of target ``name`` and
     ``changes`` (the plan made again); None when there is none."""
-    digest = target_digest()
-    for change in changes:
-        digest.update(change_line(name, change))
+    digest, prefix = target_digest(), b'{"target":' + orjson.dumps(name) + b","
+    for line in changes.lines():  # as change_line() writes them, without making Change objects
+        digest.update(prefix + line[1:] + b"\n")
     if digest.digest() == saved.digests[name]:
         summary = saved.summaries[name]
         if summary["unchanged"] != unchanged:
