@@ -2,6 +2,7 @@
 time, saved and shown from the file without loading it whole."""
 from __future__ import annotations
 
+import hashlib
 import random
 
 import orjson
@@ -9,6 +10,7 @@ import pytest
 
 from conftest import product, target
 from reconciler.manifest.loader import load
+from reconciler.errors import PlanFileError
 from reconciler.plan import build_plan
 from reconciler.plan import file as plan_file
 from reconciler.plan import spill as spill_module
@@ -67,29 +69,34 @@ def test_a_saved_plan_is_read_back_a_target_at_a_time(ws, tmp_path):
     path = tmp_path / "plan.out"
     plan_file.save(plan, path)
     loaded = plan_file.load(path)
+    assert isinstance(loaded.targets["meta"].changes, plan_file.FileChanges)
     assert loaded.to_json() == plan.to_json()
     assert render(loaded, "text") == render(plan, "text") and render(loaded, "json") == render(plan, "json")
     lines = path.read_bytes().splitlines()
-    assert orjson.loads(lines[1]) == {"target": "vtex", **plan.targets["vtex"].changes[0].to_json()}
-
-    damaged = tmp_path / "damaged.out"
-    damaged.write_bytes(b"\n".join([*lines[:4], b'{"target": "meta", "sku": 1}', *lines[5:]]) + b"\n")
-    with pytest.raises(Exception, match=r"damaged.out is not a reconciler plan file: line 5"):
-        list(plan_file.load(damaged).targets["vtex"].changes)
-    short = tmp_path / "short.out"
-    short.write_bytes(b"\n".join(lines[:-1]) + b"\n")
-    with pytest.raises(ValueError, match="fewer than its summary counts"):
-        plan_file.load(short)
+    assert lines[1] == plan_file.change_line("vtex", plan.targets["vtex"].changes[0]).rstrip(b"\n")
+    saved = plan_file.read(path)
+    assert saved.starts["meta"][1] == 2 + len(plan.targets["vtex"].changes)  # its first line's number
+    assert [n for n, _ in saved.target_changes("meta")] == list(range(12, 17))
 
 
-def test_show_of_a_damaged_plan_is_one_message(ws, tmp_path):
+def test_a_saved_plan_whose_targets_interleave_is_refused(ws, tmp_path):
+    ws.write("t.yaml", {"targets": {"vtex": target("vtex_ads"), "meta": target("meta_catalog")}})
+    ws.write("p.jsonl", [product(f"P{i}") for i in range(3)])
+    plan = build_plan(load(ws.manifests), State(ws.root / "state.db"), cache=False)
+    path = tmp_path / "plan.out"
+    plan_file.save(plan, path)
+    head, *changes, end = path.read_bytes().splitlines(keepends=True)
+    moved = [head, changes[-1], *changes[:-1]]  # a meta line first: vtex's lines are split
+    digest = hashlib.blake2b(b"".join(moved), digest_size=32).hexdigest()
+    path.write_bytes(b"".join(moved) + orjson.dumps({"end_of_plan": {"changes": len(changes), "blake2b": digest}}) + b"\n")
+    with pytest.raises(PlanFileError, match="a change of target meta after those of another target"):
+        plan_file.read(path)
+
+
+def test_show_streams_a_saved_plan(ws, tmp_path):
     ws.write("t.yaml", {"targets": {"meta": target("meta_catalog")}})
     ws.write("p.yaml", {"products": [product("A"), product("B")]})
     out = tmp_path / "plan.out"
     assert ws.run("plan", "-o", str(out)).exit_code == 0
-    lines = out.read_bytes().splitlines()
-    out.write_bytes(b"\n".join([lines[0], lines[1], b"{not json"]) + b"\n")
-    result = ws.run("show", str(out))
-    assert result.exit_code == 1
-    assert "is not a reconciler plan file: line 3: invalid JSON" in result.output
-    assert "Traceback" not in result.output
+    shown = ws.run("show", str(out), "--format", "json")
+    assert shown.exit_code == 0 and orjson.loads(shown.output) == orjson.loads(ws.run("plan", "--format", "json").output)
