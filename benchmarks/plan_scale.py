@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import orjson
@@ -271,15 +272,21 @@ def state_size(root: Path, count: int) -> None:
     records_ = applied_state(path, jsonl, "vtex-ads", "vtex_ads")
     size = path.stat().st_size
     print(f"\nstate after one apply: {count:,} products on vtex_ads, {records_:,} records")
-    print(f"  file {size / 1e6:.1f} MB = {size / records_:.0f} B a record")
+    print(f"  file {size / 1e6:.1f} MB = {size / records_:.0f} B a record (goal <= 150)")
+    conn = sqlite3.connect(path)
     try:
-        conn = sqlite3.connect(path)
         rows = conn.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC").fetchall()
-        conn.close()
     except sqlite3.OperationalError:  # a SQLite built without dbstat
-        return
-    for table, used in rows:
-        print(f"  {table:<30}{used / records_:>8.0f} B a record")
+        rows = []
+    for table, used in rows[:4]:
+        print(f"  {'table or index ' + table:<36}{used / records_:>8.0f} B a record")
+    columns = [name for _, name, *_ in conn.execute("PRAGMA table_info(items)")]
+    sizes = conn.execute("SELECT " + ", ".join(f"avg(length({c}))" for c in columns) + " FROM items").fetchone()
+    print("  items, average bytes a column: " + ", ".join(f"{c} {n or 0:.0f}" for c, n in zip(columns, sizes)))
+    sample = [row[0] for row in conn.execute("SELECT payload FROM items ORDER BY key LIMIT 2000")]
+    conn.close()
+    packed = sum(len(zlib.compress(p if isinstance(p, bytes) else p.encode(), 9)) for p in sample) / len(sample)
+    print(f"  a payload zlib-compressed alone: {packed:.0f} B (of {sum(map(len, sample)) / len(sample):.0f})")
 
 
 def main() -> None:

@@ -51,6 +51,7 @@ edits = st.one_of(
     st.tuples(st.just("to_yaml"), st.integers(0, 20), st.none()),  # a line moves to the YAML file (duplicates)
     st.tuples(st.just("config"), st.integers(0, len(CONFIGS) - 1), st.none()),
     st.tuples(st.just("apply"), st.integers(0, 2**16), st.none()),  # some changes applied, some failed
+    st.tuples(st.just("apply"), st.just(0), st.none()),  # every change applied
 )
 
 
@@ -98,14 +99,15 @@ def outcome(state: State, root: Path, cache: Path | bool, workers: int | None = 
 def apply_some(state: State, plan, seed: int) -> None:
     """Record the plan's changes as a partial apply would: some applied, some failed
     (the state keeps the old payload of those), some never sent."""
-    apply_id = state.begin_apply(list(plan.targets))
-    for name, target_plan in plan.targets.items():
-        outcomes = []
-        for number, change in enumerate(target_plan.changes):
-            fate = (seed >> (number % 16)) % 3
-            if fate < 2:
-                outcomes.append(Outcome(change.operation(), "applied" if fate == 0 else "rejected", reason="no"))
-        state.record(name, outcomes, apply_id)
+    with state.locked("test apply"):  # one command: each target's serial bumped once, as apply does
+        apply_id = state.begin_apply(list(plan.targets))
+        for name, target_plan in plan.targets.items():
+            outcomes = []
+            for number, change in enumerate(target_plan.changes):
+                fate = (seed >> (number % 16)) % 3 if seed else 0
+                if fate < 2:
+                    outcomes.append(Outcome(change.operation(), "applied" if fate == 0 else "rejected", reason="no"))
+            state.record(name, outcomes, apply_id)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -130,32 +132,39 @@ def test_a_cached_plan_is_always_the_full_plan(tmp_path_factory, steps):
         state.close()
 
 
-def test_an_unchanged_product_is_not_evaluated_again(tmp_path, monkeypatch):
-    root = tmp_path
+def applied_catalog(root: Path, count: int) -> tuple[Catalog, State, Path]:
+    """A catalog of ``count`` products, planned with a cache and applied whole."""
     catalog = Catalog(root)
-    catalog.lines = [product(f"P{i}") for i in range(50)]
+    catalog.lines = [product(f"P{i}") for i in range(count)]
     catalog.write()
     state = State(root / "state.db")
     cache = root / "plan-cache"
     plan, _ = outcome(state, root, cache)
-    apply_some(state, plan, 0)  # every change applied
-    assert len(PlanCache(cache, tuple(load(root / "manifests").targets.values()), ["meta", "vtex"])) == 50
-    calls = []
+    apply_some(state, plan, 0)  # every change applied: the state moved on
+    return catalog, state, cache
+
+
+def count_parses(monkeypatch) -> list[bytes]:
+    """The JSON lines pydantic is asked to validate from now on."""
     from reconciler.manifest.models import Product
-    real = Product.model_validate_json.__func__
 
-    def counting(cls, data, *args, **kwargs):
-        calls.append(data)
-        return real(cls, data, *args, **kwargs)
+    parsed, real = [], Product.model_validate_json.__func__
+    monkeypatch.setattr(Product, "model_validate_json",
+                        classmethod(lambda cls, data, *a, **k: parsed.append(data) or real(cls, data, *a, **k)))
+    return parsed
 
-    monkeypatch.setattr(Product, "model_validate_json", classmethod(counting))
+
+def test_an_unchanged_product_is_not_evaluated_again(tmp_path, monkeypatch):
+    catalog, state, cache = applied_catalog(tmp_path, 50)
+    assert len(PlanCache(cache, tuple(load(tmp_path / "manifests").targets.values()), ["meta", "vtex"])) == 50
+    calls = count_parses(monkeypatch)
     catalog.lines[7] = product("P7", price="99.00")
     catalog.write()
-    plan, _ = outcome(state, root, cache)
+    plan, _ = outcome(state, tmp_path, cache)
     assert plan.totals() == {"create": 0, "update": 2, "delete": 0, "unchanged": 148}  # P7 on meta and vtex
     assert len(calls) == 1 and b'"P7"' in calls[0]  # only the edited line was parsed
     calls.clear()
-    assert outcome(state, root, cache=False)[1] == plan.to_json()
+    assert outcome(state, tmp_path, cache=False)[1] == plan.to_json()
     assert len(calls) == 50
 
 
@@ -197,3 +206,25 @@ def test_no_cache_switch_and_default_location(ws, monkeypatch):
     assert ws.run("plan").exit_code == 0
     assert (ws.root / ".reconciler" / "plan-cache").is_file()
     assert "--no-cache" in ws.run("plan", "--help").output
+
+
+def test_in_step_with_the_snapshot_nothing_unchanged_is_read_nor_evaluated(tmp_path, monkeypatch):
+    catalog, state, cache = applied_catalog(tmp_path, 50)
+    outcome(state, tmp_path, cache)  # made in full (the state moved); the snapshot is this state
+    parsed, loaded, real_hashes = count_parses(monkeypatch), [], State.hashes
+    monkeypatch.setattr(State, "hashes", lambda self, target: loaded.append(target) or real_hashes(self, target))
+    catalog.edit("edit", 7, product("P7", price="99.00"))
+    catalog.edit("delete", 3, None)
+    catalog.edit("put", 0, product("NEW"))
+    catalog.edit("move", 10, 40)
+    catalog.write()
+    plan, data = outcome(state, tmp_path, cache)
+    assert plan.totals() == {"create": 3, "update": 2, "delete": 3, "unchanged": 145}
+    assert len(parsed) == 2 and loaded == []  # the edited and the new line; no item list read
+    parsed.clear()
+    assert outcome(state, tmp_path, False)[1] == data
+    assert len(parsed) == 50 and loaded == ["meta", "vtex"]
+    parsed.clear()
+    catalog.edit("put", 5, product("P7", price="1.00"))  # a duplicate of an unchanged product
+    catalog.write()
+    assert outcome(state, tmp_path, cache)[1] == outcome(state, tmp_path, False)[1]

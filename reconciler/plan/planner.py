@@ -86,14 +86,20 @@ class _TargetPlanner:
     """One target's side of a plan: compares what the manifests produce with the
     state's digests and writes each change to the plan's :class:`Spill` as found."""
 
-    def __init__(self, target: Target, state: State, spill: Spill):
+    def __init__(self, target: Target, state: State, spill: Spill, in_step: int | None = None):
         self.target = target
         self.name = target.name
         self.state = state
         self.spill = spill
         self.ignore = tuple(target.ignore_fields)
-        self.remaining = state.hashes(target.name)  # whatever is left at the end is deleted
-        self.known = len(self.remaining)
+        # In step (the state is the plan cache's snapshot, which held ``in_step`` items
+        # of this target, each produced by a cached product): nothing is loaded; the
+        # items the evaluated products produce are looked up one by one (``produced``).
+        self.in_step = in_step
+        self.produced: set[tuple[str, str]] = set()
+        self.remaining = state.hashes(target.name) if in_step is None else {}  # what is left is deleted
+        self.known = len(self.remaining) if in_step is None else in_step
+        self.deleted: list[tuple[str, str]] = []
         self.counts = dict.fromkeys(ACTIONS, 0)
         self.unchanged = 0
         self.fields: dict[tuple, bytes] = {}
@@ -114,7 +120,15 @@ class _TargetPlanner:
         return diff
 
     def add(self, sku: str, key: str, record: str, body: bytes, digest: str) -> None:
-        old = self.remaining.pop((record, key), None)
+        item = None
+        if self.in_step is None:
+            old = self.remaining.pop((record, key), None)
+        else:
+            if (record, key) in self.produced:  # a key met twice: the full plan reports it
+                raise NotInStep
+            self.produced.add((record, key))
+            item = self.state.item(self.name, record, key)
+            old = item.hash if item is not None else None
         if old == digest:
             self.unchanged += 1
             return
@@ -125,7 +139,7 @@ class _TargetPlanner:
             self._keep("create", sku, record, change_line(sku, "create", record, key, b"null", body,
                                                           self.every_field(payload)))
             return
-        item = self.state.item(self.target.name, record, key)
+        item = item or self.state.item(self.target.name, record, key)
         after = keep_ignored(item.payload, payload, self.ignore) if self.ignore else payload
         fields = field_diff(item.payload, after)
         if fields == FieldDiff():
@@ -142,17 +156,27 @@ class _TargetPlanner:
             raise AssertionError(f"{self.target.name}: items {missing[:3]} were not in the state")
         self.unchanged += len(keys)
 
-    def finish(self, allow_mass_delete: bool) -> TargetPlan:
+    def finish(self, allow_mass_delete: bool, gone: Sequence[tuple[str, str]] = ()) -> TargetPlan:
+        """The target's plan. In step, ``gone``: the items the state held that no
+        cached product found this time produces (the snapshot's deletes, and the items
+        of cached products not found); those no evaluated product produced are
+        deleted, and every other item of the state is unchanged but for the updates."""
+        if self.in_step is not None:
+            self.remaining = {item: None for item in gone if item not in self.produced
+                              and self.state.item(self.name, *item) is not None}
         deletes = len(self.remaining)  # refused before loading them: an emptied manifest is the case
         if deletes and not allow_mass_delete and deletes > self.target.max_delete_fraction * self.known:
             raise MassDeleteError([f"target {self.target.name}: the plan deletes {deletes} of {self.known} items, "
                                    f"more than max_delete_fraction {self.target.max_delete_fraction:g} allows"])
-        for record, key in self.remaining:
+        self.deleted = list(self.remaining)  # the plan cache's snapshot keeps them
+        for record, key in self.deleted:
             item = self.state.item(self.target.name, record, key)
             change = Change("delete", record, key, item.sku, item.payload, None,
                             FieldDiff(removed=tuple(sorted(item.payload))), item.remote_id)
             self._keep("delete", item.sku, record, orjson.dumps(change.to_json()))
         self.remaining = {}
+        if self.in_step is not None:  # each item of the state is produced (unchanged or updated) or deleted
+            self.unchanged = self.known - self.counts["update"] - self.counts["delete"]
         changes = SpilledChanges(self.spill, (self.name, "changes"), (self.name, "deletes"), self.counts)
         return TargetPlan(self.target.name, self.target.provider, changes, self.unchanged, fingerprint(self.target))
 
@@ -243,11 +267,17 @@ class _Scan:
         return True
 
 
+class NotInStep(Exception):
+    """A plan made in step with the cache's snapshot met what only a full plan reports
+    exactly (a problem, a sku or key met twice): it is made in full instead."""
+
+
 def _scan(manifests: Manifests, planners: dict[str, _TargetPlanner | _Checker], workers: int | None,
           cache: PlanCache | None = None) -> int:
     """Feed every valid product to the planners; returns the number of valid products.
     Any problem (the loader's, and those found here) raises :class:`ManifestError`.
-    With ``cache``, unchanged products are not evaluated again, and the cache is saved."""
+    With ``cache``, products it knows unchanged are not evaluated again (in step with
+    its snapshot, not even compared: see :mod:`reconciler.plan.cache`)."""
     # The checks append to a list of their own: the caller's manifests are left as they
     # were, so that planning or validating them again finds the same problems, once.
     manifests = replace(manifests, problems=list(manifests.problems))
@@ -255,18 +285,22 @@ def _scan(manifests: Manifests, planners: dict[str, _TargetPlanner | _Checker], 
     evaluator = Evaluator(manifests.targets, manifests.target_locations, planners,
                           {name: planner.remaining for name, planner in planners.items()}, cache)
     scan = _Scan(manifests, planners, evaluator)
+    in_step = cache is not None and cache.in_step
     for item in evaluated(manifests, evaluator, workers):
         if isinstance(item, Chunk):
             scan.chunk(item)
-            if cache is not None and isinstance(item.summary, Summary):
-                cache.learn(*item.summary.learnt)
+            if cache is not None and isinstance(item.summary, Summary) and cache.learn(*item.summary.learnt) and in_step:
+                raise NotInStep  # a line met twice
         else:
             scan.product(item)
+    if cache is not None and cache.learn(*evaluator.learnt()) and in_step:
+        raise NotInStep
     if manifests.problems:
+        if in_step:
+            raise NotInStep
         raise ManifestError(manifests.problems)
-    if cache is not None:
-        cache.learn(*evaluator.learnt())
-        cache.save()
+    if in_step and any(cache.used[n] and cache.now_synced[n] for n in cache.with_skus(scan.seen)):
+        raise NotInStep  # an evaluated product has the sku of a cached one found unchanged
     return scan.count
 
 
@@ -279,22 +313,52 @@ def build_plan(manifests: Manifests, state: State, names: Sequence[str] = (),
     ``RECONCILER_PLAN_CACHE`` if set; ``False``, or ``RECONCILER_NO_CACHE`` set: none."""
     selected = select_targets(manifests, names)
     check_identities(state, selected)
+    path = cache_path(cache)
+    plan_cache = PlanCache(path, tuple(manifests.targets.values()), selected, state) if path is not None else None
+    if plan_cache is not None and plan_cache.in_step:
+        try:
+            return _plan(manifests, state, selected, allow_mass_delete, workers, plan_cache)
+        except NotInStep:
+            plan_cache.restart()
+    return _plan(manifests, state, selected, allow_mass_delete, workers, plan_cache)
+
+
+def _plan(manifests: Manifests, state: State, selected: dict[str, Target], allow_mass_delete: bool,
+          workers: int | None, cache: PlanCache | None) -> Plan:
     spill = Spill()
-    planners = {name: _TargetPlanner(target, state, spill) for name, target in selected.items()}
-    cache = cache_path(cache)
-    _scan(manifests, planners, workers,
-          PlanCache(cache, tuple(manifests.targets.values()), selected) if cache is not None else None)
+    known = cache.snapshot["known"] if cache is not None and cache.in_step else None
+    planners = {name: _TargetPlanner(target, state, spill, known[name] if known is not None else None)
+                for name, target in selected.items()}
+    _scan(manifests, planners, workers, cache)
+    gone: dict[str, list[tuple[str, str]]] = {name: [] for name in selected}
+    if known is not None:
+        for name, items in cache.snapshot["deletes"].items():
+            gone[name] += (tuple(item) for item in items)
+        for number in cache.unused():
+            for target, key, record, _ in cache.items(number)[1]:
+                if target in gone:
+                    gone[target].append((record, key))
     refused, plans = [], {}
     for name, planner in planners.items():
         try:
-            plans[name] = planner.finish(allow_mass_delete)
+            plans[name] = planner.finish(allow_mass_delete, gone[name])
         except MassDeleteError as exc:
             refused.extend(exc.refused)
+    if cache is not None:
+        deletes = {name: planner.deleted for name, planner in planners.items()}
+        small = sum(map(len, deletes.values())) <= SNAPSHOT_DELETES
+        cache.save({"known": {name: planner.known for name, planner in planners.items()}, "deletes": deletes}
+                   if not refused and small else None)
     if refused:
         raise MassDeleteError(refused)
     orphans = {name: count for name, count in state.targets().items() if name not in manifests.targets}
     return Plan(lineage=state.lineage, serial=state.serial, targets=plans,
                 target_serials=state.target_serials(plans), orphans=orphans, allow_mass_delete=allow_mass_delete)
+
+
+# A snapshot lists the items the plan deletes (the state holds them, no product does):
+# past this many, none is kept (a mass delete); the next plan is made in full.
+SNAPSHOT_DELETES = 100_000
 
 
 class _Checker:

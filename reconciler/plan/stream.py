@@ -47,7 +47,7 @@ class Summary(NamedTuple):
     lines: list[int]
     changed: list[tuple[int, str, str, str, bytes, bytes]]
     unchanged: dict[str, list[tuple[str, str, int]]]
-    learnt: tuple[list[bytes], list[tuple[bytes, bytes]]] = ([], [])  # see Evaluator.learnt
+    learnt: tuple[list[int], list[int], list[tuple[bytes, bytes, bool]]] = ([], [], [])  # see Evaluator.learnt
 
 
 Evaluated = tuple[str | None, str, int, list[Problem], tuple[Entry, ...]]
@@ -73,6 +73,9 @@ class Evaluator:
     ``digests`` (per planned target, ``{(record, key): digest}`` as in the state) lets
     an entry whose digest is unchanged leave its body out: most of a plan's items are
     unchanged, and their bodies are most of what would cross process boundaries.
+    ``cache`` (see :mod:`reconciler.plan.cache`): a product it knows unchanged is not
+    parsed; in step with its snapshot it comes out as nothing at all (None), and only
+    its number goes back to the main process (:meth:`learnt`).
     """
 
     def __init__(self, targets: dict[str, Target], names: Iterable[str], planned: Iterable[str],
@@ -85,57 +88,73 @@ class Evaluator:
         self.ignore = {t.name: tuple(t.ignore_fields) for t in self.targets}
         self.digests = digests or {}
         self.cache = cache
-        self.seen: list[bytes] = []  # source digests found in the cache, since the last summary
-        self.fresh: list[tuple[bytes, bytes]] = []  # (source digest, cache value) evaluated anew
+        # what the cache was asked and taught since the last summary (see learnt())
+        self.synced: list[int] = []
+        self.stale: list[int] = []
+        self.fresh: list[tuple[bytes, bytes, bool]] = []
 
-    def __call__(self, where: Location, raw: Any) -> Evaluated:
+    def __call__(self, where: Location, raw: Any) -> Evaluated | None:
         source = None
         if self.cache is not None:
             source = source_digest(repr(raw).encode("utf-8", "surrogatepass"))
             found = self._cached(source, where.file, where.line)
-            if found is not None:
+            if found is not False:
                 return found
         product, problems = parse_product(raw, where)
         sku, file, number, problems, entries = self._evaluated(product, problems, where.file, where.line)
         return self._learnt(source, (sku, file, number, [where.located(problem) for problem in problems], entries))
 
-    def line(self, file: str, number: int, line: bytes, spaced: bool = True) -> Evaluated:
+    def line(self, file: str, number: int, line: bytes, spaced: bool = True) -> Evaluated | None:
         """A JSONL line: the common case, a valid product, with no Location built
         (``spaced``: see :func:`~reconciler.manifest.loader.json_line_product`)."""
         source = None
         if self.cache is not None:
             source = source_digest(line)
             found = self._cached(source, file, number)
-            if found is not None:
+            if found is not False:
                 return found
         product, problems = json_line_product(line, file, number, spaced)
         return self._learnt(source, self._evaluated(product, problems, file, number))
 
-    def _cached(self, source: bytes, file: str, number: int) -> Evaluated | None:
-        """The product with this source digest as the cache knows it, when each of its
-        items is unchanged in the state (else None: it is evaluated in full, for the
-        payloads of the changed items)."""
-        found = self.cache.get(source)
+    def _cached(self, source: bytes, file: str, number: int) -> Evaluated | None | bool:
+        """A product the cache knows: None when it is unchanged in step with the
+        cache's snapshot (nothing to say: ``cache.in_step``); else as evaluated, when
+        each of its items is unchanged in the state. False: evaluate it in full (not
+        cached, or an item differs: its payload is needed)."""
+        cache = self.cache
+        found = cache.index.get(source)
         if found is None:
-            return None
-        self.seen.append(source)
-        sku, items = found
+            return False
+        if cache.in_step:
+            if cache.synced[found]:
+                self.synced.append(found)
+                return None
+            self.stale.append(found)
+            return False
+        sku, items = cache.items(found)
         digests = self.digests
         for target, key, record, digest in items:
             if digests.get(target, {}).get((record, key)) != digest:
-                return None
+                self.stale.append(found)
+                return False
+        self.synced.append(found)
         return sku, file, number, [], tuple((target, key, record, None, digest) for target, key, record, digest in items)
 
     def _learnt(self, source: bytes | None, evaluated: Evaluated) -> Evaluated:
         sku, _, _, problems, entries = evaluated
         if source is not None and sku is not None and not problems and source not in self.cache.index:
-            self.fresh.append((source, self.cache.value(sku, ((t, k, r, d) for t, k, r, _, d in entries))))
+            # in step, the digests of the state are not at hand: not known synced
+            synced = not self.cache.in_step and all(body is None for _, _, _, body, _ in entries)
+            self.fresh.append((source, self.cache.value(sku, ((t, k, r, d) for t, k, r, _, d in entries)), synced))
         return evaluated
 
-    def learnt(self) -> tuple[list[bytes], list[tuple[bytes, bytes]]]:
-        """What the cache was asked and taught since the last call (then forgotten)."""
-        learnt = self.seen, self.fresh
-        self.seen, self.fresh = [], []
+    def learnt(self) -> tuple[list[int], list[int], list[tuple[bytes, bytes, bool]]]:
+        """What the cache was asked and taught since the last call (then forgotten):
+        the numbers of the cached products found (whose items are all the state's,
+        and the others), and ``(source digest, value, synced)`` of the products
+        evaluated anew. See :meth:`PlanCache.learn`."""
+        learnt = self.synced, self.stale, self.fresh
+        self.synced, self.stale, self.fresh = [], [], []
         return learnt
 
     def _evaluated(self, product: Product | None, problems: list[Problem], file: str, number: int) -> Evaluated:
@@ -180,7 +199,9 @@ class Evaluator:
         spaced = spaced_colons(data)
         for offset, line in enumerate(data.split(b"\n")):
             if line.strip():
-                results.append(self.line(file, first_line + offset, line, spaced))
+                result = self.line(file, first_line + offset, line, spaced)
+                if result is not None:
+                    results.append(result)
         return results
 
     def summary(self, file: str, first_line: int, data: bytes) -> "Summary | list[Evaluated]":
@@ -206,12 +227,14 @@ def evaluated(manifests: Manifests, evaluator: Evaluator, workers: int | None = 
     """Every product of the workspace, evaluated, in manifest order: one by one from
     YAML, JSON and CSV files, by :class:`Chunk` from JSONL files."""
     for where, raw in manifests.documents:
-        yield evaluator(where, raw)
+        if (result := evaluator(where, raw)) is not None:
+            yield result
     for path in manifests.streamed:
         name = manifests.display(path)
         if path.suffix.lower() == ".csv":
             for where, raw in csv_products(manifests, path):
-                yield evaluator(where, raw)
+                if (result := evaluator(where, raw)) is not None:
+                    yield result
             continue
         parallel = workers if workers is not None else (
             os.cpu_count() or 1) if path.stat().st_size >= PARALLEL_MIN_BYTES else 1
