@@ -106,7 +106,7 @@ def apply_some(state: State, plan, seed: int) -> None:
             for number, change in enumerate(target_plan.changes):
                 fate = (seed >> (number % 16)) % 3 if seed else 0
                 if fate < 2:
-                    outcomes.append(Outcome(change.operation(), "applied" if fate == 0 else "rejected", reason="no"))
+                    outcomes.append(Outcome(change.operation(), "confirmed" if fate == 0 else "failed", reason="no"))
             state.record(name, outcomes, apply_id)
 
 
