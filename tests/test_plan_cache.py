@@ -183,6 +183,14 @@ def test_parallel_workers_fill_and_use_the_cache(tmp_path):
     catalog.write()
     assert outcome(state, tmp_path, cache, workers=2)[1] == outcome(state, tmp_path, False, workers=2)[1]
     assert len(PlanCache(cache, targets, ["meta", "vtex"])) == 299  # the deleted line is forgotten
+    assert PlanCache(cache, targets, ["meta", "vtex"], state).in_step  # same state: the next plan is in step
+    catalog.edit("edit", 9, product("P9", price="1.00"))
+    catalog.edit("put", 250, product("P1"))  # a duplicate of an unchanged product, in a worker's chunk
+    catalog.write()
+    assert outcome(state, tmp_path, cache, workers=2)[1] == outcome(state, tmp_path, False, workers=2)[1]
+    catalog.edit("delete", 250, None)
+    catalog.write()
+    assert outcome(state, tmp_path, cache, workers=2)[1] == outcome(state, tmp_path, False, workers=2)[1]
 
 
 @pytest.mark.parametrize("damage", [b"", b"garbage", None])
