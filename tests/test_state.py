@@ -9,12 +9,17 @@ import sqlite3
 import orjson
 import pytest
 
-from conftest import product, target
+from conftest import product, sandbox_fixture, target
 from reconciler.errors import StateError
 from reconciler.providers.base import Job, Operation, Outcome
 from reconciler.state import SCHEMA_VERSION, LockedError, State
+from reconciler.state import schema
+from reconciler.state.dialect import connect
+from reconciler.state.locks import lock_strategy, new_holder
 from reconciler.state.schema import LEGACY
-from reconciler.state.store import payload_digest
+from reconciler.state.store import SET_META, UPSERT_ITEM, item_row, payload_digest
+
+sandbox = sandbox_fixture(async_delay=0.02, latency=0.001)
 
 
 @pytest.fixture
@@ -389,3 +394,53 @@ def test_the_state_page_is_true():
         assert f"state {name}" in page, name
     assert f"{locks.RESERVE // 1024} KiB" in page
     assert f"version {schema.BASELINE_VERSION} (the" in page and "`RECONCILER_STATE_SCHEMA`" in page
+
+
+# -- upgrading an older state ------------------------------------------------------------------
+def old_state(location, version):
+    """A state as reconciler made it at schema ``version`` (the baseline or later), on
+    either backend: target vouch with item A, recorded in the words of then."""
+    conn = connect(location, read_only=False)
+    with conn.transaction():
+        schema.build(conn, version)
+        conn.executemany(SET_META, [("schema_version", str(version)), ("lineage", "L-old"), ("serial", "3")])
+        conn.execute("INSERT INTO targets (name, serial) VALUES ('vouch', 3)")
+        conn.execute(UPSERT_ITEM, item_row("vouch", "product", "A", "A", {"source_id": "A"}, (), None, "create",
+                                           "then", outcome="applied"))
+    return conn
+
+
+def stored_version(conn) -> int:
+    return int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+
+
+@pytest.mark.parametrize("version", range(schema.BASELINE_VERSION, SCHEMA_VERSION))
+def test_a_command_that_writes_upgrades_an_old_state_under_the_whole_state_lock(bws, sandbox, version):
+    ws = bws
+    ws.write("t.yaml", {"targets": {"vouch": target("voucherify", sandbox.urls["voucherify"])}})
+    ws.write("p.yaml", {"products": [product("A"), product("B")]})
+    conn = old_state(ws.state_location, version)
+    # readers read it through an upgraded copy and leave it as it was
+    listed = ws.run("state", "list")
+    assert (listed.exit_code, listed.stdout) == (0, "vouch\tproduct\tA\tA\t-\tconfirmed\n"), listed.output
+    assert ws.run("plan").exit_code == 0
+    assert stored_version(conn) == version
+    # a writer upgrades it holding the whole state: refused while an (older) apply holds a target
+    holding = lock_strategy(conn)
+    holders = new_holder(["vouch"], "reconciler apply (an older one)", "then", holding.session_id())
+    assert holding.try_acquire(holders) == []
+    refused = ws.run("status")
+    assert refused.exit_code == 1, refused.output
+    assert "cannot lock the whole state to upgrade its schema" in refused.output
+    assert "target vouch is locked by reconciler apply (an older one)" in refused.output
+    assert stored_version(conn) == version
+    holding.release(holders)
+    applied = ws.run("apply", "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    assert stored_version(conn) == SCHEMA_VERSION
+    conn.close()
+    state = State(ws.state_location, create=False)
+    assert state.lineage == "L-old" and state.target_serials() == {"vouch": 4}
+    assert {i.sku: i.last_outcome for i in state.items()} == {"A": "confirmed", "B": "confirmed"}
+    state.close()
+    assert ws.run("plan", "--detailed-exitcode").exit_code == 0

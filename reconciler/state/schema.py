@@ -129,6 +129,15 @@ SCHEMA_VERSION = BASELINE_VERSION + len(MIGRATIONS)
 CURRENT = (*BASELINE, IDENTITIES, ACCEPTED)
 
 
+def build(conn: "Connection", version: int = SCHEMA_VERSION) -> None:
+    """The tables of schema ``version`` (the baseline or later) in an empty database:
+    the baseline, then the migrations up to ``version``."""
+    for table in BASELINE:
+        conn.create(table)
+    for migration in MIGRATIONS[:version - BASELINE_VERSION]:
+        migration(conn)
+
+
 # -- SQLite files older than the baseline (frozen) ----------------------------------------------
 def _run(conn, script: str) -> None:
     # Statement by statement: executescript() would commit the open transaction.

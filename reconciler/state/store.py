@@ -233,18 +233,25 @@ class State:
                              f"({schema.SCHEMA_VERSION}); upgrade reconciler")
         if version == schema.SCHEMA_VERSION:
             return
-        if not self.read_only:
-            self._migrate(version)
-        elif isinstance(self.conn, SQLite):  # upgraded in a copy: a reader never writes
-            copy = _empty_database()
-            self.conn.backup_to(copy)
-            self.conn.close()
-            self.conn = copy
-            with self.conn.transaction():
-                _upgrade(self.conn, version)
+        if self.read_only:
+            self._upgrade_a_copy(version)
         else:
-            raise StateError(f"{shown} has state schema version {version}, older than this reconciler's "
-                             f"({schema.SCHEMA_VERSION}); a command that writes (apply, status) upgrades it")
+            self._migrate(version)
+
+    def _upgrade_a_copy(self, version: int) -> None:
+        """Read an older schema through a copy in memory, upgraded there: a reader
+        never writes (nor migrates), and the first writer upgrades the state itself."""
+        copy = _empty_database()
+        if isinstance(self.conn, SQLite):
+            self.conn.backup_to(copy)
+        else:
+            from reconciler.state.transfer import copy_version
+
+            copy_version(self.conn, copy, version)
+        self.conn.close()
+        self.conn = copy
+        with self.conn.transaction():
+            _upgrade(self.conn, version)
 
     def _replace_with_empty(self) -> None:
         self.conn.close()
@@ -720,10 +727,7 @@ def _empty_database() -> SQLite:
 
 def _create_schema(conn: Connection, lineage: str | None) -> None:
     """The current schema in an empty database (inside the caller's transaction, if any)."""
-    for table in schema.BASELINE:
-        conn.create(table)
-    for migration in schema.MIGRATIONS:
-        migration(conn)
+    schema.build(conn)
     rows = [("schema_version", str(schema.SCHEMA_VERSION))]
     if lineage is not None:
         rows += [("lineage", lineage), ("serial", "0")]

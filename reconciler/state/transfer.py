@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 from reconciler.errors import StateError
+from reconciler.state.dialect import Connection
 from reconciler.state.location import Location
-from reconciler.state.schema import CURRENT, Table
+from reconciler.state.schema import CURRENT, Table, build
 from reconciler.state.store import State
 
 COPIED = tuple(table for table in CURRENT if table.name != "locks")
@@ -30,14 +31,33 @@ class Fingerprint:
     digest: int
 
 
-def rows_of(state: State, table: Table, batch: int = BATCH) -> Iterator[list[tuple]]:
-    cursor = state.conn.execute(f"SELECT {', '.join(table.column_names)} FROM {table.name}")
+def rows_of(state: State, table: Table) -> Iterator[list[tuple]]:
+    return batches(state.conn, state.conn.execute(f"SELECT {', '.join(table.column_names)} FROM {table.name}"))
+
+
+def batches(conn: Connection, cursor, batch: int = BATCH) -> Iterator[list[tuple]]:
+    """The rows of ``cursor``, ``batch`` at a time, bytes as bytes on either backend."""
     while True:
-        with state.conn.translated("read"):
+        with conn.translated("read"):
             rows = cursor.fetchmany(batch)
         if not rows:
             return
         yield [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in rows]
+
+
+def copy_version(source: Connection, destination: Connection, version: int) -> None:
+    """Every table of the PostgreSQL state in ``source``, at schema ``version``, into
+    the empty ``destination`` as that version (an older state read through a copy in
+    memory), all of it as of one moment."""
+    with source.transaction(), destination.transaction():
+        source.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        build(destination, version)
+        for name in sorted(destination.tables()):
+            cursor = source.execute(f"SELECT * FROM {name}")
+            columns = [column[0] for column in cursor.description]
+            insert = f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({','.join('?' * len(columns))})"
+            for rows in batches(source, cursor):
+                destination.executemany(insert, rows)
 
 
 def fingerprint(state: State, table: Table) -> Fingerprint:
