@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -14,7 +15,9 @@ import pytest
 
 from conftest import eventually, product, target
 from reconciler.providers.base import Job, Operation, Outcome
-from reconciler.state import Location, LockedError, State
+from reconciler.state import Location, LockedError, State, locks
+from reconciler.state.dialect import advisory_key
+from reconciler.state.locks import WHOLE, new_holder, read_holders
 from reconciler.state.transfer import COPIED, fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,3 +162,75 @@ def test_migrate_refuses_while_the_state_is_locked(ws, postgres):
     assert result.exit_code == 1 and "target meta is locked by reconciler apply (pid 9)" in result.output
     assert not schema_exists(postgres.url, "never_copied")  # nothing made before both locks were held
     assert os.path.exists(ws.state_location.path)
+
+
+# -- naming a PostgreSQL lock's holder, whatever the moment ----------------------------------
+def hold_keys(location: Location, scope: str) -> psycopg.Connection:
+    """A session holding ``scope``'s advisory keys as a holder does before its row exists."""
+    session = psycopg.connect(location.url, autocommit=True, application_name="slow-holder")
+    for key, function in ((advisory_key(location.schema, WHOLE), "pg_advisory_lock_shared"),
+                          (advisory_key(location.schema, scope), "pg_advisory_lock")):
+        session.execute(f"SELECT {function}(%s)", (key,))
+    return session
+
+
+@pytest.fixture
+def pg_state(postgres):
+    location = Location(url=postgres.url, schema=f"lock_{uuid.uuid4().hex[:10]}")
+    state = State(location)
+    yield state
+    state.close()
+    with psycopg.connect(postgres.url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{location.schema}" CASCADE')
+
+
+def after_first_read(monkeypatch, action) -> None:
+    """Run ``action`` once a refused attempt has read the lock rows for the first time."""
+    calls = []
+
+    def reading(conn):
+        rows = read_holders(conn)
+        if not calls:
+            calls.append(action())
+        return rows
+    monkeypatch.setattr(locks, "read_holders", reading)
+
+
+def test_a_holder_between_its_lock_and_its_row_is_named(pg_state, monkeypatch):
+    session = hold_keys(pg_state.location, "meta")
+    holder = new_holder(["meta"], "reconciler apply (slow)", "2025-01-01T00:00:00+00:00",
+                        session.execute("SELECT pg_backend_pid()").fetchone()[0])
+
+    def write_row():
+        with pg_state.transaction() as conn:
+            conn.execute(f"INSERT INTO locks ({locks.COLUMNS}) VALUES (?,?,?,?,?,?,?)", locks._row(holder[0]))
+    after_first_read(monkeypatch, write_row)
+    try:
+        with pytest.raises(LockedError) as refused:
+            with pg_state.locked("second", ["meta"]):
+                pass
+        assert refused.value.holders == holder
+        assert f"reconciler apply (slow) (pid {os.getpid()} on " in str(refused.value)
+    finally:
+        session.close()
+
+
+def test_a_lock_released_while_a_refused_attempt_looks_is_taken(pg_state, monkeypatch):
+    session = hold_keys(pg_state.location, "meta")
+    after_first_read(monkeypatch, session.close)
+    with pg_state.locked("second", ["meta"]):
+        assert [h.command for h, _ in pg_state.holders()] == ["second"]
+
+
+def test_a_session_holding_the_lock_without_a_row_is_named_from_postgres(pg_state):
+    session = hold_keys(pg_state.location, "meta")
+    try:
+        pid = session.execute("SELECT pg_backend_pid()").fetchone()[0]
+        with pytest.raises(LockedError) as refused:
+            with pg_state.locked("second", ["meta"]):
+                pass
+        message = str(refused.value)
+        assert f"a PostgreSQL session of slow-holder (backend pid {pid}, from 127.0.0.1)" in message, message
+        assert "pid 0" not in message and "on ?" not in message
+    finally:
+        session.close()

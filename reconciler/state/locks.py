@@ -32,6 +32,8 @@ from reconciler.errors import StateError
 from reconciler.state.dialect import Connection, Postgres, advisory_key
 
 WHOLE = "*"
+UNNAMED = "?"  # the lock id of a holder no lock row names (described from the database's own records)
+SETTLE_SECONDS = 2.0  # how long a refused attempt waits for its holder's row to appear (or its lock to go)
 RESERVE = 64 * 1024  # bytes kept beside a SQLite state by a lock holder, given back on a full disk
 COLUMNS = "scope, lock_id, command, pid, host, acquired_at, session"
 
@@ -51,6 +53,8 @@ class Holder:
         return "the whole state" if self.scope == WHOLE else f"target {self.scope}"
 
     def who(self) -> str:
+        if self.lock_id == UNNAMED:
+            return f"{self.command} (since {self.acquired_at})"
         return f"{self.command} (pid {self.pid} on {self.host}, since {self.acquired_at}, lock id {self.lock_id})"
 
     def describe(self) -> str:
@@ -177,12 +181,15 @@ class AdvisoryLocks:
         return advisory_key(self.conn.location.schema, scope)
 
     def alive(self, holder: Holder) -> bool | None:
-        key = self._key(holder.scope) & 0xFFFFFFFFFFFFFFFF
-        row = self.conn.execute(
-            "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = ? "
-            "AND classid::bigint = ? AND objid::bigint = ? AND objsubid = 1",
-            (holder.session, key >> 32, key & 0xFFFFFFFF)).fetchone()
-        return row is not None
+        return any(pid == holder.session for pid, key in self._granted() if key == self._key(holder.scope))
+
+    def _granted(self) -> list[tuple[int, int]]:
+        """``(backend pid, key)`` of every advisory lock granted in this database."""
+        rows = self.conn.execute(
+            "SELECT pid, classid::bigint, objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND objsubid = 1 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        ).fetchall()
+        return [(pid, _signed((high << 32) | low)) for pid, high, low in rows]
 
     def session_id(self) -> int:
         if self.session is None:
@@ -193,17 +200,17 @@ class AdvisoryLocks:
         wanted = [h.scope for h in holders]
         keys = [(self._key(WHOLE), False)] if WHOLE in wanted else \
             [(self._key(WHOLE), True)] + [(self._key(scope), False) for scope in wanted]
-        taken: list[tuple[int, bool]] = []
-        for key, shared in keys:
-            function = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
-            if not self.session.execute(f"SELECT {function}(?)", (key,)).fetchone()[0]:
-                self._unlock(taken)
-                blocking = [h for h in read_holders(self.conn) if conflicts(h.scope, wanted) and self.alive(h)]
-                # A holder between taking its advisory lock and writing its row
-                return blocking or [Holder(WHOLE if WHOLE in wanted else wanted[0], "?", "another session",
-                                           0, "?", "now")]
-            taken.append((key, shared))
-        self.keys = taken
+        deadline = time.monotonic() + SETTLE_SECONDS
+        while not self._take(keys):
+            blocking = [h for h in read_holders(self.conn) if conflicts(h.scope, wanted) and self.alive(h)]
+            if blocking:
+                return blocking
+            # Refused, yet no live holder's row names it: a holder between taking its
+            # advisory lock and writing its row, or one releasing it (or whose ended
+            # session is going). A moment settles which; then it is named, or free.
+            if time.monotonic() >= deadline:
+                return self._unnamed(wanted)
+            time.sleep(0.02)
         with self.conn.transaction():
             self.conn.executemany(
                 f"INSERT INTO locks ({COLUMNS}) VALUES (?,?,?,?,?,?,?) ON CONFLICT (scope) DO UPDATE SET "
@@ -212,28 +219,60 @@ class AdvisoryLocks:
                 [_row(h) for h in holders])
         return []
 
+    def _take(self, keys: list[tuple[int, bool]]) -> bool:
+        """Take every key (all or none)."""
+        taken: list[tuple[int, bool]] = []
+        for key, shared in keys:
+            function = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
+            if not self.session.execute(f"SELECT {function}(?)", (key,)).fetchone()[0]:
+                self._unlock(taken)
+                return False
+            taken.append((key, shared))
+        self.keys = taken
+        return True
+
+    def _unnamed(self, wanted: list[str]) -> list[Holder]:
+        """The sessions holding what ``wanted`` needs that no lock row names (a row
+        removed by hand, a foreign program), described from PostgreSQL's records."""
+        mine = self.session.execute("SELECT pg_backend_pid()").fetchone()[0]
+        needed = {self._key(WHOLE), *(self._key(scope) for scope in wanted)}
+        pids = sorted({pid for pid, key in self._granted() if key in needed and pid != mine})
+        rows = self.conn.execute(
+            "SELECT pid, application_name, coalesce(host(client_addr), 'a local socket'), backend_start "
+            "FROM pg_stat_activity WHERE pid = ANY(?)", (pids,)).fetchall() if pids else []
+        scope = WHOLE if WHOLE in wanted else wanted[0]
+        return [Holder(scope, UNNAMED, f"a PostgreSQL session of {application or 'an unnamed program'} (backend pid "
+                                       f"{pid}, from {client}) that no lock row names", 0, client,
+                       str(started), pid)
+                for pid, application, client, started in rows] or \
+            [Holder(scope, UNNAMED, "a PostgreSQL session that held the lock a moment ago", 0, "?", "just now")]
+
     def _unlock(self, keys: list[tuple[int, bool]]) -> None:
         for key, shared in reversed(keys):
             function = "pg_advisory_unlock_shared" if shared else "pg_advisory_unlock"
             self.session.execute(f"SELECT {function}(?)", (key,))
 
     def release(self, holders: list[Holder]) -> None:
+        # Unlocked before its row goes (a lock never held without its row but while
+        # being taken), and before the session closes (a closed connection's backend
+        # may linger a moment, still holding it). A next holder's row replaces this
+        # one's, which is deleted by its lock id only.
         try:
-            with self.conn.transaction():
-                self.conn.execute("DELETE FROM locks WHERE lock_id = ?", (holders[0].lock_id,))
-        finally:
-            # Unlocked before the session closes: a closed connection's backend may
-            # linger a moment, still holding them, and the next command would be refused
             try:
                 self._unlock(self.keys)
             except StateError:
                 pass
+            with self.conn.transaction():
+                self.conn.execute("DELETE FROM locks WHERE lock_id = ?", (holders[0].lock_id,))
+        finally:
             self.close()
 
     def end(self, holder: Holder) -> None:
-        """End the holder's database session, which releases its advisory locks."""
+        """End the holder's database session, which releases its advisory locks, and
+        wait (bounded) until it has: ending a session only asks it to go."""
         if holder.session is not None and self.alive(holder):
             self.conn.execute("SELECT pg_terminate_backend(?)", (holder.session,))
+            wait_for(lambda: [holder] if self.alive(holder) else [], timeout=10.0, interval=0.02)
 
     def close(self) -> None:
         if self.session is not None:
@@ -244,6 +283,10 @@ class AdvisoryLocks:
 def _row(holder: Holder) -> tuple:
     return (holder.scope, holder.lock_id, holder.command, holder.pid, holder.host, holder.acquired_at,
             holder.session)
+
+
+def _signed(key: int) -> int:
+    return key - (1 << 64) if key >= 1 << 63 else key
 
 
 def lock_strategy(conn: Connection) -> RowLocks | AdvisoryLocks:
