@@ -477,6 +477,16 @@ def test_the_messages_the_doc_names_are_the_codes():
             assert piece.strip(" ,:") in source, (start, piece)
 
 
+def test_the_doc_names_every_key_of_the_header_and_no_other():
+    from reconciler.plan.model import Plan, TargetPlan
+
+    table = DOC.read_text().split("| key | what it is |", 1)[1].split("\n\n", 1)[0]
+    named = [re.match(r"\| `(\w+)` \|", row).group(1) for row in table.splitlines()[2:]]
+    fullest = Plan("L", 3, {"t": TargetPlan("t", "venddor", (), 1, {"provider": "0" * 16})}, target_serials={"t": 2},
+                   orphans={"gone": 4}, allow_mass_delete=True, refreshed=True)
+    assert named == list(fullest.to_json(changes=False))
+
+
 def test_the_doc_shows_the_file_as_it_is_written(shop):
     example = DOC.read_text().split("## The file", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
     shown = [orjson.loads(line.replace("{…}", "{}")) for line in example.splitlines()]
