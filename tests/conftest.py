@@ -1,8 +1,11 @@
 """Shared test factories: workspaces written from Python data, and a CLI runner."""
 from __future__ import annotations
 
+import atexit
 import os
+import signal
 import textwrap
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -18,6 +21,7 @@ from reconciler.cli import cli
 from reconciler.sandbox import CREDENTIALS, Sandbox, SandboxConfig
 from reconciler.state import Location, State
 from postgres import Server
+from processes import Processes
 from support import eventually, expected_view, queued_work_done, remote_view  # noqa: F401 (re-exported)
 
 SANDBOX_SETTINGS = {
@@ -114,15 +118,37 @@ def make_ws(tmp_path: Path) -> Callable[[str], Workspace]:
     return lambda name: Workspace(tmp_path / name)
 
 
+@pytest.fixture
+def processes():
+    """Start a test's subprocesses with ``processes.start(args, **popen_options)``: every
+    one still running at the test's end, whatever its path, is killed and reaped (and
+    none outlives the test process; see tests/processes.py)."""
+    started = Processes()
+    yield started
+    started.stop_all()
+
+
 @pytest.fixture(scope="session")
 def postgres():
     """A PostgreSQL server of the suite's own (see tests/postgres.py); the tests that
-    need it are skipped, with the reason, only where PostgreSQL is not installed."""
+    need it are skipped, with the reason, only where PostgreSQL is not installed.
+    Stopped at the session's end, at exit, and on SIGTERM (which then ends the run as
+    an interrupt would: fixtures torn down, subprocesses killed)."""
     try:
         server = Server()
     except FileNotFoundError as exc:
         pytest.skip(str(exc))
+    atexit.register(server.stop)
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def terminated(signum, frame):
+        server.stop()
+        raise KeyboardInterrupt("SIGTERM")
+    if previous == signal.SIG_DFL and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, terminated)
     yield server
+    if signal.getsignal(signal.SIGTERM) is terminated:
+        signal.signal(signal.SIGTERM, previous)
     server.stop()
 
 

@@ -112,13 +112,13 @@ def test_interrupt_mid_apply_then_converge(sandbox, state_location):
     assert sandbox.violations == []
 
 
-def _spawn(location, urls, n, version=0, limits=None):
+def _spawn(processes, location, urls, n, version=0, limits=None):
     where, extra = location_arg(location)
     args = [sys.executable, str(SCRIPT), where, json.dumps(urls), str(n), str(version)]
     if limits:
         args.append(json.dumps(limits))
     env = {**os.environ, "PYTHONPATH": str(ROOT), **extra}
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    proc = processes.start(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     assert proc.stdout.readline().strip() == "planned"
     return proc
 
@@ -131,11 +131,11 @@ def _wait_for_requests(sb, provider, count, timeout=20.0):
 SLOW = {"venddor": {"max_in_flight": 1, "max_items_per_request": 20}}
 
 
-def test_sigterm_is_an_interrupt(sandbox, state_location):
+def test_sigterm_is_an_interrupt(sandbox, state_location, processes):
     path = state_location
     State(path).close()
     urls = {"venddor": sandbox.urls["venddor"]}
-    proc = _spawn(path, urls, 400, limits=SLOW)
+    proc = _spawn(processes, path, urls, 400, limits=SLOW)
     _wait_for_requests(sandbox, "venddor", 3)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=20)
@@ -150,7 +150,7 @@ def test_sigterm_is_an_interrupt(sandbox, state_location):
     assert convergence_problems(sandbox, state, targets, products) == []
 
 
-def test_kill_9_at_random_moments_then_converge(sandbox, state_location):
+def test_kill_9_at_random_moments_then_converge(sandbox, state_location, processes):
     path = state_location
     State(path).close()
     providers = ("venddor", "meta_catalog", "bloomreach")
@@ -159,7 +159,7 @@ def test_kill_9_at_random_moments_then_converge(sandbox, state_location):
     rng = random.Random(11)
     n = 400
     for run, version in enumerate((0, 0, 1, 1)):
-        proc = _spawn(path, urls, n, version=version, limits=limits)
+        proc = _spawn(processes, path, urls, n, version=version, limits=limits)
         if run == 0:  # on a loaded machine (or a state behind a network) sending starts later
             eventually(lambda: any(e["method"] == "POST" for e in sandbox.log), "a first write", timeout=30)
         time.sleep(rng.uniform(0.02, 0.4))

@@ -190,7 +190,7 @@ def test_secrets_never_reach_output_or_state(shop, sandbox, monkeypatch):
 
 
 @pytest.mark.parametrize("signum, code", [("SIGTERM", 143), ("SIGINT", 130)])
-def test_a_signal_during_cli_apply_then_apply_again_converges(ws, sandbox, signum, code):
+def test_a_signal_during_cli_apply_then_apply_again_converges(ws, sandbox, signum, code, processes):
     import signal
     import subprocess
     import sys
@@ -200,8 +200,8 @@ def test_a_signal_during_cli_apply_then_apply_again_converges(ws, sandbox, signu
         "venddor", sandbox.urls["venddor"], limits={"max_in_flight": 1, "max_items_per_request": 1})}})
     products = [product(f"P{i:03d}", gtin=with_check_digit(f"789100{i:06d}")) for i in range(300)]
     ws.write("p.yaml", {"products": products})
-    proc = subprocess.Popen([sys.executable, "-m", "reconciler", "-C", str(ws.root), "apply", "--auto-approve"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = processes.start([sys.executable, "-m", "reconciler", "-C", str(ws.root), "apply", "--auto-approve"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     eventually(lambda: sum(1 for e in sandbox.log if e["provider"] == "venddor") >= 20,
                "20 requests to venddor", timeout=30, interval=0.01)
     proc.send_signal(getattr(signal, signum))

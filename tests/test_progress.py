@@ -188,9 +188,9 @@ def test_status_says_what_it_settled_not_apply_complete(ws, sandbox):
     assert "Apply" not in again and "Settled" not in again and "Failed items (1)" in again
 
 
-def test_the_sandbox_prints_no_traceback_when_a_client_hangs_up_mid_request(tmp_path):
-    process = subprocess.Popen([sys.executable, "-m", "reconciler", "sandbox", "--port", "0"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def test_the_sandbox_prints_no_traceback_when_a_client_hangs_up_mid_request(tmp_path, processes):
+    process = processes.start([sys.executable, "-m", "reconciler", "sandbox", "--port", "0"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         urls: dict[str, str] = {}
         while "venddor" not in urls:  # a line per provider: NAME URL

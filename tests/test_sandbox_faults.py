@@ -175,20 +175,15 @@ def test_ephemeral_ports_distinct():
         assert r.headers["content-type"] == "application/json"
 
 
-def test_serve_forever_prints_urls_and_exits_on_ctrl_c():
+def test_serve_forever_prints_urls_and_exits_on_ctrl_c(processes):
     base = _free_base_port()
     code = ("from reconciler.sandbox import serve_forever, SandboxConfig; "
             f"serve_forever(SandboxConfig(port={base}), echo=lambda s: print(s, flush=True))")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    try:
-        lines = [proc.stdout.readline().rstrip("\n") for _ in PROVIDERS]
-        assert lines == [f"{p:<12} http://127.0.0.1:{base + i}" for i, p in enumerate(PROVIDERS)]
-        assert httpx.get(f"http://127.0.0.1:{base + 3}/_sandbox/items").status_code == 200
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=15) == 0
-        assert "Traceback" not in proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()  # closes the pipes
+    proc = processes.start([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    lines = [proc.stdout.readline().rstrip("\n") for _ in PROVIDERS]
+    assert lines == [f"{p:<12} http://127.0.0.1:{base + i}" for i, p in enumerate(PROVIDERS)]
+    assert httpx.get(f"http://127.0.0.1:{base + 3}/_sandbox/items").status_code == 200
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=15) == 0
+    assert "Traceback" not in proc.stderr.read()

@@ -106,21 +106,19 @@ with state.locked("reconciler apply (holder)", ["meta"]):
 """
 
 
-def test_kill_9_of_a_holder_frees_its_lock(state_location):
+def test_kill_9_of_a_holder_frees_its_lock(state_location, processes):
     State(state_location).close()
     where = [str(state_location.path)] if state_location.path else ["pg", state_location.url, state_location.schema]
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, *where], stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        state = State(state_location)
-        with pytest.raises(LockedError, match="reconciler apply \\(holder\\)"):
-            with state.locked("second", ["meta"]):
-                pass
-        with state.locked("other target", ["bloom"]):  # a disjoint target is free all along
+    holder = processes.start([sys.executable, "-c", HOLD, *where], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert holder.stdout.readline().strip() == "locked"
+    state = State(state_location)
+    with pytest.raises(LockedError, match="reconciler apply \\(holder\\)"):
+        with state.locked("second", ["meta"]):
             pass
-    finally:
-        holder.kill()
-        holder.wait()
+    with state.locked("other target", ["bloom"]):  # a disjoint target is free all along
+        pass
+    holder.kill()
+    holder.wait()
 
     def free() -> bool:  # PostgreSQL ends the session as soon as it notices the dead client
         try:

@@ -19,11 +19,11 @@ sandbox = sandbox_fixture(time_scale=SCALE, async_delay=0.02, latency=0.005)
 SCRIPT = Path(__file__).resolve().parent / "scaled_cli.py"
 
 
-def cli(ws, *args: str) -> subprocess.Popen:
+def cli(processes, ws, *args: str) -> subprocess.Popen:
     """``reconciler ARGS`` in a process of its own, its windows scaled like the sandbox's."""
-    return subprocess.Popen([sys.executable, str(SCRIPT), str(SCALE), "-C", str(ws.root), *ws.global_args, *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(SCRIPT.parents[1])})
+    return processes.start([sys.executable, str(SCRIPT), str(SCALE), "-C", str(ws.root), *ws.global_args, *args],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env={**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(SCRIPT.parents[1])})
 
 
 def finish(proc: subprocess.Popen) -> tuple[int, str]:
@@ -54,9 +54,10 @@ def two_targets(ws, sandbox, state_location):
     return ws
 
 
-def test_applies_of_disjoint_targets_run_together_and_both_land(two_targets, sandbox):
+def test_applies_of_disjoint_targets_run_together_and_both_land(two_targets, sandbox, processes):
     ws = two_targets
-    first, second = cli(ws, "apply", "-t", "a", "--auto-approve"), cli(ws, "apply", "-t", "vend", "--auto-approve")
+    first = cli(processes, ws, "apply", "-t", "a", "--auto-approve")
+    second = cli(processes, ws, "apply", "-t", "vend", "--auto-approve")
     (code_a, out_a), (code_v, out_v) = finish(first), finish(second)
     assert (code_a, code_v) == (0, 0), out_a + out_v
     state = State(ws.state_location, create=False)
@@ -69,22 +70,22 @@ def test_applies_of_disjoint_targets_run_together_and_both_land(two_targets, san
     assert plan.exit_code == 0, plan.output
 
 
-def test_an_apply_of_a_locked_target_is_refused_at_once_naming_its_holder(two_targets):
+def test_an_apply_of_a_locked_target_is_refused_at_once_naming_its_holder(two_targets, processes):
     ws = two_targets
     holder = State(ws.state_location)
     with holder.locked("reconciler apply (pid 4242)", ["vend"]):
-        code, out = finish(cli(ws, "apply", "-t", "vend", "--auto-approve"))
+        code, out = finish(cli(processes, ws, "apply", "-t", "vend", "--auto-approve"))
         assert code == 1 and "target vend is locked by reconciler apply (pid 4242)" in out
         assert "Traceback" not in out
-        waited = finish(cli(ws, "apply", "-t", "vend", "--auto-approve", "--lock-timeout", "1s"))
+        waited = finish(cli(processes, ws, "apply", "-t", "vend", "--auto-approve", "--lock-timeout", "1s"))
         assert waited[0] == 1 and "locked by" in waited[1]
-        other = finish(cli(ws, "apply", "-t", "a", "--auto-approve"))  # another target: not locked
+        other = finish(cli(processes, ws, "apply", "-t", "a", "--auto-approve"))  # another target: not locked
         assert other[0] == 0, other[1]
 
 
-def test_two_runners_on_one_meta_catalog_stay_within_its_window(two_targets, sandbox):
+def test_two_runners_on_one_meta_catalog_stay_within_its_window(two_targets, sandbox, processes):
     ws = two_targets
-    runs = [cli(ws, "apply", "-t", name, "--auto-approve") for name in ("a", "b")]
+    runs = [cli(processes, ws, "apply", "-t", name, "--auto-approve") for name in ("a", "b")]
     results = [finish(run) for run in runs]
     assert [code for code, _ in results] == [0, 0], results
     writes = sandbox_writes(sandbox, "meta_catalog", "POST")
