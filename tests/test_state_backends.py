@@ -54,6 +54,25 @@ def test_a_postgres_schema_is_made_on_first_write_and_never_by_a_reader(postgres
     assert State(postgres.url, create=False, schema=schema).lineage == writer.lineage
 
 
+def test_first_writers_at_once_make_one_schema_and_one_lineage(postgres):
+    """Two applies of disjoint targets started together on a new schema: both used to
+    race on CREATE SCHEMA and one failed on pg_namespace's unique index."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    for _ in range(10):
+        schema = f"first_{uuid.uuid4().hex[:8]}"
+
+        def first_writer(_):
+            state = State(postgres.url, schema=schema)
+            try:
+                return state.lineage
+            finally:
+                state.close()
+        with ThreadPoolExecutor(4) as pool:
+            lineages = set(pool.map(first_writer, range(4)))
+        assert len(lineages) == 1 and None not in lineages
+
+
 def test_a_foreign_postgres_schema_is_not_a_state(postgres):
     with psycopg.connect(postgres.url, autocommit=True) as conn:
         conn.execute("CREATE SCHEMA IF NOT EXISTS shop; CREATE TABLE IF NOT EXISTS shop.orders (id int)")

@@ -231,7 +231,11 @@ class Postgres(Connection):
                 if read_only:
                     conn.close()
                     return None
-                raw.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                # Two first writers at once would both pass IF NOT EXISTS and one would
+                # fail on pg_namespace's unique index: the second waits for the first.
+                with raw.transaction():
+                    raw.execute("SELECT pg_advisory_xact_lock(%s)", (advisory_key(schema, "create"),))
+                    raw.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             raw.execute(f'SET search_path TO "{schema}"')
             if read_only:
                 raw.execute("SET default_transaction_read_only = on")
