@@ -1,11 +1,18 @@
-"""The GitHub Actions recipe in examples/github-actions/ uses only commands and options
-that exist: every `reconciler ...` command line of every `run:` step is checked against
-the click command tree of ``reconciler.cli.cli`` (global options before or after the
-subcommand, subcommand groups such as ``state``, options and their values)."""
+"""The GitHub Actions recipe in examples/github-actions/ (PostgreSQL) and its
+sqlite-branch/ variant uses only commands and options that exist: every `reconciler ...`
+command line of every `run:` step is checked against the click command tree of
+``reconciler.cli.cli`` (global options before or after the subcommand, subcommand groups
+such as ``state``, options and their values). Its shell steps that decide something
+(which targets get an apply job, which locks are forced) are run for real against a
+state."""
 from __future__ import annotations
 
+import json
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -15,7 +22,13 @@ import yaml
 from reconciler.cli import cli
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "github-actions"
-WORKFLOWS = sorted(EXAMPLES.glob("*.yml")) + sorted(EXAMPLES.glob("*.yaml"))
+SQLITE = EXAMPLES / "sqlite-branch"
+VARIANTS = (EXAMPLES, SQLITE)  # the PostgreSQL recipe, and the small-catalog one
+WORKFLOWS = sorted(EXAMPLES.rglob("*.yml")) + sorted(EXAMPLES.rglob("*.yaml"))
+
+
+def named(path: Path) -> str:
+    return str(path.relative_to(EXAMPLES))
 SHELL_OPERATORS = {"|", "||", "&&", ";", "&", ">", ">>", "<", "2>", "2>&1", "then", "do", "else"}
 
 
@@ -102,13 +115,14 @@ def all_invocations() -> list[tuple[str, list[str]]]:
     for path in WORKFLOWS:
         workflow = yaml.safe_load(path.read_text())
         for script in run_scripts(workflow):
-            found.extend((path.name, args) for args in command_lines(script))
+            found.extend((named(path), args) for args in command_lines(script))
     return found
 
 
 def test_the_three_workflows_exist_and_parse():
-    names = {p.name for p in WORKFLOWS}
-    assert {"plan.yml", "apply.yml", "drift.yml"} <= names
+    names = {named(p) for p in WORKFLOWS}
+    for folder in VARIANTS:
+        assert {named(folder / name) for name in ("plan.yml", "apply.yml", "drift.yml")} <= names
     for path in WORKFLOWS:
         workflow = yaml.safe_load(path.read_text())
         assert workflow.get("jobs"), path.name
@@ -122,16 +136,49 @@ def test_every_reconciler_command_exists(name, args):
     assert check(args) == [], f"{name}: reconciler {' '.join(args)}"
 
 
-def test_the_workflows_use_the_commands_the_recipe_promises():
-    used = {name: [" ".join(args) for n, args in all_invocations() if n == name] for name in
-            ("plan.yml", "apply.yml", "drift.yml")}
-    assert "--no-color plan --format markdown --detailed-exitcode -o plan.out" in used["plan.yml"]
-    assert "--no-color plan --allow-mass-delete --format markdown --detailed-exitcode -o plan.out" in used["plan.yml"]
-    # on merge: the reviewed plan file, else a plan made (and posted) there; never a blind apply
-    assert "--no-color apply EXPR --format json" in used["apply.yml"]
-    assert "--no-color apply plan.out --format json" in used["apply.yml"]
-    assert not any("--auto-approve" in line for line in used["apply.yml"])
-    assert any("drift --format markdown" in line for line in used["drift.yml"])
+def used(name: str) -> list[str]:
+    return [" ".join(args) for n, args in all_invocations() if n == name]
+
+
+@pytest.mark.parametrize("folder", VARIANTS, ids=named)
+def test_the_workflows_use_the_commands_the_recipe_promises(folder):
+    plan, apply, drift = (used(named(folder / name)) for name in ("plan.yml", "apply.yml", "drift.yml"))
+    assert "--no-color plan --format markdown --detailed-exitcode -o plan.out" in plan
+    assert "--no-color plan --allow-mass-delete --format markdown --detailed-exitcode -o plan.out" in plan
+    assert not any("--auto-approve" in line for line in apply)  # never a blind apply
+    assert any("drift --format markdown" in line for line in drift)
+    # a cancelled run's locks: forced by the ids `state list --format json` gives
+    assert any(line.startswith("--no-color state list --format json") for line in apply)
+    assert "--no-color state unlock --force $id" in apply and "--no-color state unlock" not in apply
+
+
+def test_the_postgresql_apply_applies_the_reviewed_plan_one_target_a_job():
+    apply = used("apply.yml")
+    # on merge: each target's part of the reviewed plan (confirming an approved mass
+    # delete), else its plan made (and posted) there; waiting for a lock held elsewhere
+    for line in ("apply plan/plan.out -t $TARGET --lock-timeout 10m --format json",
+                 "apply plan/plan.out -t $TARGET --allow-mass-delete --lock-timeout 10m --format json",
+                 "plan -t $TARGET --format markdown --detailed-exitcode -o again.out",
+                 "apply again.out -t $TARGET --lock-timeout 10m --format json",
+                 "status -t $TARGET --lock-timeout 10m"):
+        assert f"--no-color {line}" in apply, line
+    job = load("apply.yml")["jobs"]["apply"]
+    assert job["needs"] == "prepare" and job["strategy"]["fail-fast"] is False
+    assert job["strategy"]["matrix"]["target"] == "${{ fromJSON(needs.prepare.outputs.targets) }}"
+    assert job["env"]["TARGET"] == "${{ matrix.target }}"
+    # every command of a target's job touches its target only (a lock is forced by its id)
+    for step in job["steps"]:
+        for args in command_lines(step.get("run", "")):
+            if args[1:4] != ["state", "unlock", "--force"]:
+                assert "-t" in args and args[args.index("-t") + 1] == "$TARGET", (step["name"], args)
+
+
+def test_the_small_catalog_apply_applies_the_reviewed_plan():
+    apply = used("sqlite-branch/apply.yml")
+    assert "--no-color apply EXPR --format json" in apply
+    assert "--no-color apply EXPR --allow-mass-delete --format json" in apply
+    assert "--no-color apply plan.out --format json" in apply
+    assert "--no-color apply plan.out --allow-mass-delete --format json" in apply
 
 
 def load(name: str) -> dict:
@@ -142,8 +189,10 @@ def steps(workflow: dict) -> list[dict]:
     return [step for job in workflow["jobs"].values() for step in job["steps"]]
 
 
-def test_the_apply_on_merge_finds_the_plan_the_pull_request_kept():
-    plan, apply = load("plan.yml"), load("apply.yml")
+@pytest.mark.parametrize("folder, applied", [(EXAMPLES, "apply"), (SQLITE, "apply_reviewed")],
+                         ids=["postgresql", "sqlite-branch"])
+def test_the_apply_on_merge_finds_the_plan_the_pull_request_kept(folder, applied):
+    plan, apply = load(named(folder / "plan.yml")), load(named(folder / "apply.yml"))
     [upload] = [s for s in steps(plan) if s.get("uses", "").startswith("actions/upload-artifact")]
     assert "plan.out" in upload["with"]["path"]
     assert apply["env"]["PLAN_WORKFLOW"] == plan["name"]
@@ -152,7 +201,7 @@ def test_the_apply_on_merge_finds_the_plan_the_pull_request_kept():
     assert plan["env"]["MASS_DELETE_LABEL"] == apply["env"]["MASS_DELETE_LABEL"]
     assert apply["permissions"]["actions"] == "read"  # to download another run's artifact
     # the apply tells a stale plan from any other failure by the outcome report
-    [reviewed] = [s for s in steps(apply) if s.get("id") == "apply_reviewed"]
+    [reviewed] = [s for s in steps(apply) if s.get("id") == applied]
     assert "jq -r '.error.kind" in reviewed["run"] and '"stale_plan"' in reviewed["run"]
     from reconciler.apply.outcome import error_kind
     from reconciler.errors import StalePlanError
@@ -160,19 +209,22 @@ def test_the_apply_on_merge_finds_the_plan_the_pull_request_kept():
     assert error_kind(StalePlanError("x")) == "stale_plan"
 
 
-def test_a_refused_plan_gets_the_recipe_s_approval_hint():
+@pytest.mark.parametrize("folder", VARIANTS, ids=named)
+def test_a_refused_plan_gets_the_recipe_s_approval_hint(folder):
     from reconciler.plan.render import MASS_DELETE_REFUSED
 
-    [plan_step] = [s for s in steps(load("plan.yml")) if s.get("id") == "plan"]
+    plan = load(named(folder / "plan.yml"))
+    [plan_step] = [s for s in steps(plan) if s.get("id") == "plan"]
     assert f'grep -qF "{MASS_DELETE_REFUSED}" plan.md' in plan_step["run"]
     assert "env.MASS_DELETE_LABEL" in plan_step["env"]["APPROVED"]
-    [comment] = [s for s in steps(load("plan.yml")) if "github-script" in s.get("uses", "")]
+    [comment] = [s for s in steps(plan) if "github-script" in s.get("uses", "")]
     assert comment["if"].startswith("always()")  # posted when no plan could be made, too
 
 
-def test_triggers_concurrency_and_secrets():
+@pytest.mark.parametrize("folder", VARIANTS, ids=named)
+def test_triggers_concurrency_and_secrets(folder):
     def load(name):
-        data = yaml.safe_load((EXAMPLES / name).read_text())
+        data = yaml.safe_load((folder / name).read_text())
         return data, data.get("on", data.get(True))
 
     plan, on = load("plan.yml")
@@ -183,6 +235,26 @@ def test_triggers_concurrency_and_secrets():
     drift, on = load("drift.yml")
     assert on["schedule"][0]["cron"]
     assert drift["concurrency"]["group"] != apply["concurrency"]["group"]
+
+
+def test_the_state_comes_from_a_secret_read_only_where_only_read():
+    def state_secrets(name):
+        return {s["env"]["RECONCILER_STATE"] for s in steps(load(name)) if "RECONCILER_STATE" in (s.get("env") or {})}
+    assert state_secrets("apply.yml") == {"${{ secrets.RECONCILER_STATE }}"}
+    # plan runs a pull request's code: a role that may only read the state
+    assert state_secrets("plan.yml") == state_secrets("drift.yml") == {"${{ secrets.RECONCILER_STATE_READER }}"}
+    # without the secret (a fork's pull request) no command runs against an empty local
+    # state: each job's first step given it stops there (the later ones need it to pass,
+    # but `status`, which creates no state)
+    for name in ("plan.yml", "apply.yml", "drift.yml"):
+        for job in load(name)["jobs"].values():
+            given = [s for s in job["steps"] if "RECONCILER_STATE" in (s.get("env") or {})]
+            assert not given or [line.strip() for line in given[0]["run"].splitlines()
+                                 if not line.strip().startswith("#")][0].startswith('if [ -z "$RECONCILER_STATE" ]'), name
+            assert [s["run"] for s in given[1:] if s.get("if", "").startswith("always()")] in (
+                [], ['reconciler --no-color status -t "$TARGET" --lock-timeout 10m']), name
+    assert not any("reconciler.db" in step.get("run", "") for name in ("plan.yml", "apply.yml", "drift.yml")
+                   for step in steps(load(name)))
 
 
 def test_the_checker_catches_mistakes():
@@ -206,7 +278,7 @@ def test_the_checker_catches_mistakes():
 
 # -- what the workflows install, and where their secrets go ---------------------------------
 PIP = re.compile(r"(?:^|[;&|(]\s*|\s)(?:python3? -m )?pip3? install\s+([^;&|\n]*)")
-GIT_REF = re.compile(r"^[A-Za-z0-9_.-]+ @ git\+https://[^@\s]+@(?P<ref>[^@\s]+)$")
+GIT_REF = re.compile(r"^[A-Za-z0-9_.-]+(\[[A-Za-z0-9_,.-]+\])? @ git\+https://[^@\s]+@(?P<ref>[^@\s]+)$")
 BRANCHES = {"main", "master", "HEAD", "develop", "trunk"}
 
 
@@ -246,18 +318,20 @@ def install_problem(arg: str) -> str | None:
     return None
 
 
-@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", WORKFLOWS, ids=named)
 def test_no_workflow_installs_a_bare_name_from_an_index(path):
     workflow = yaml.safe_load(path.read_text())
     args = installs(workflow)
     assert args, f"{path.name} installs nothing"
     assert [problem for arg in args if (problem := install_problem(arg))] == []
-    assert any(arg.startswith("reconciler-catalog @ git+") for arg in args)
+    assert any(re.match(r"reconciler-catalog(\[postgres\])? @ git\+", arg) for arg in args)
 
 
 def test_the_install_check_catches_index_names():
     assert install_problem("reconciler-catalog @ git+https://github.com/o/reconciler@v0.1.0") is None
     assert install_problem("reconciler-catalog @ git+https://github.com/o/reconciler@3f2a9c1") is None
+    assert install_problem("reconciler-catalog[postgres] @ git+https://github.com/o/reconciler@v0.1.0") is None
+    assert "package index" in install_problem("reconciler-catalog[postgres]")
     assert install_problem("./reconciler") is None
     assert "package index" in install_problem("reconciler==0.1.0")
     assert "package index" in install_problem("reconciler-catalog")
@@ -289,18 +363,99 @@ def secret_names(env: dict | None) -> list[str]:
     return [name for name, value in (env or {}).items() if "secrets." in str(value)]
 
 
-@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def is_state_secret(name: str) -> bool:
+    """Where the state is (its URL, its password): every command reading it needs it."""
+    return name.startswith(("RECONCILER_STATE", "PG"))
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=named)
 def test_secrets_reach_only_the_steps_that_talk_to_the_destinations(path):
     workflow = yaml.safe_load(path.read_text())
     assert secret_names(workflow.get("env")) == [], "secrets in the workflow's environment"
     for name, job in workflow["jobs"].items():
         assert secret_names(job.get("env")) == [], f"secrets in the environment of job {name}"
         for step in job.get("steps") or ():
-            if not secret_names(step.get("env")):
+            secrets = secret_names(step.get("env"))
+            if not secrets:
                 continue
             run = step.get("run", "")
             assert not PIP.search(run), f"{step.get('name')}: installs with secrets in its environment"
             commands = command_lines(run)
             used = {subcommand(args) for args in commands}
-            assert commands and used <= CREDENTIAL_COMMANDS, (
-                f"{step.get('name')}: secrets given to a step that runs {sorted(used) or 'no reconciler command'}")
+            assert commands, f"{step.get('name')}: secrets given to a step that runs no reconciler command"
+            if not all(is_state_secret(secret) for secret in secrets):  # a destination's credentials
+                assert used <= CREDENTIAL_COMMANDS, f"{step.get('name')}: credentials given to a step that runs {sorted(used)}"
+
+
+# -- the steps that decide, run for real ----------------------------------------------------
+def run_step(step: dict, cwd: Path, **env: str) -> str:
+    """Run a step's script as GitHub runs it (bash -e -o pipefail), with this venv's
+    reconciler on PATH; returns what it wrote to $GITHUB_OUTPUT."""
+    output = cwd / "github-output"
+    output.write_text("")
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    done = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", step["run"]], cwd=cwd, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PATH": path, "NO_COLOR": "1",
+                                                       "GITHUB_OUTPUT": str(output), **env})
+    assert done.returncode == 0, done.stdout + done.stderr
+    return output.read_text()
+
+
+def the_step(name: str, id_or_name: str) -> dict:
+    [step] = [s for s in steps(load(name)) if id_or_name in (s.get("id"), s.get("name"))]
+    return step
+
+
+def test_a_job_runs_for_each_target_with_changes_in_the_reviewed_plan_or_main_s(ws):
+    from conftest import product, target
+
+    ws.write("t.yaml", {"targets": {name: target("bloomreach", select={"tags": [name]}) for name in "abc"}})
+    ws.write("p.yaml", {"products": [product("A1", tags=["a"]), product("B1", tags=["b"])]})
+    (ws.root / "plan").mkdir()
+    assert ws.run("plan", "-o", str(ws.root / "plan" / "plan.out")).exit_code == 0  # a, b: changes; c: none
+    ws.write("t.yaml", {"targets": {name: target("bloomreach", select={"tags": [name]}) for name in "abcd"}})
+    ws.write("p.yaml", {"products": [product("A1", tags=["a"]), product("D1", tags=["d"])]})
+    assert ws.run("plan", "-o", str(ws.root / "main.out")).exit_code == 0  # main since: d too
+    output = run_step(the_step("apply.yml", "targets"), ws.root)
+    assert output == 'targets=["a", "b", "d"]\n'
+
+
+def holding(state, scope: str):
+    """``scope`` locked by another session of this process, as if from another runner."""
+    holder = state.reopen()
+    lock = holder.locked("reconciler apply (pid 4242)", [scope])
+    lock.__enter__()
+    with state.transaction() as conn:
+        conn.execute("UPDATE locks SET host = 'runner-gone' WHERE scope = ?", (scope,))
+    return holder, lock
+
+
+def test_a_target_job_forces_a_cancelled_run_s_lock_on_its_target_only(state, tmp_path):
+    from conftest import location_arg
+
+    where, extra = location_arg(state.location)
+    held = [holding(state, scope) for scope in ("t", "u")]
+    try:
+        run_step(the_step("apply.yml", "Release this target's lock left by a cancelled run"), tmp_path,
+                 RECONCILER_STATE=where, TARGET="t", **extra)
+        assert [(h.scope, alive) for h, alive in state.holders()] == [("u", True if extra else None)]
+        with state.locked("the next apply of t", ["t"]):
+            pass
+    finally:
+        for holder, lock in held:
+            lock.__exit__(None, None, None)
+            holder.close()
+
+
+def test_the_small_catalog_apply_forces_every_lock_saved_in_its_copy(tmp_path):
+    from reconciler.state import State
+
+    step = the_step("sqlite-branch/apply.yml", "Release the locks a cancelled run saved")
+    run_step(step, tmp_path)  # no state yet: nothing to do
+    state = State(tmp_path / "state" / "reconciler.db")
+    with state.transaction() as conn:
+        conn.executemany("INSERT INTO locks VALUES (?, ?, 'reconciler apply (pid 7)', 7, 'runner-gone', 'then', NULL)",
+                         [("a", "id1"), ("b", "id1"), ("c", "id2")])
+    run_step(step, tmp_path)
+    assert state.holders() == []
+    state.close()
