@@ -1,7 +1,10 @@
 """`reconciler validate`: every manifest error, located, all at once, exit 1."""
 from __future__ import annotations
 
+import pytest
+
 from conftest import product, target
+from reconciler.providers import get_provider, names, register, unregister
 
 
 def test_valid_workspace_in_every_format(ws):
@@ -116,6 +119,47 @@ def test_target_settings_and_names_checked(ws):
     out = ws.run("validate").output
     assert "target 'Bad Name': name: target name 'Bad Name' must match" in out
     assert "target 'meta': settings.catalog_id is required by meta_catalog" in out
+
+
+@pytest.fixture
+def every_provider():
+    """The registered providers and the tests' sixth one (tests/fake_provider/)."""
+    register("fakeshop", "fake_provider:FakeShop")
+    try:
+        yield names()
+    finally:
+        unregister("fakeshop")
+
+
+NOT_A_NAME = {"null": "null", "empty": '""', "blank": '"  "', "mapping": "{}", "list": "[]", "boolean": "true"}
+
+
+def test_required_settings_refuse_null_empty_and_wrong_types(ws, every_provider):
+    """Every provider's required settings (a catalog id, an API version, a shop):
+    a value that names nothing is an error at its own line, and a number is its text."""
+    lines, expected, checked = ["targets:"], [], set()
+    for provider_name in every_provider:
+        provider = get_provider(provider_name)
+        for key in provider.settings_model.required():
+            checked.add(provider_name)
+            for case, bad in NOT_A_NAME.items():
+                name = f"{provider_name.replace('_', '-')}-{key.replace('_', '-')}-{case}"
+                lines += [f"  {name}:", f"    provider: {provider_name}",
+                          "    auth: {" + ", ".join(f"{auth}: x" for auth in provider.auth_keys) + "}",
+                          "    settings:"]
+                for other in provider.settings_model.required():
+                    lines.append(f"      {other}: {bad if other == key else 12}")
+                    if other == key:
+                        expected.append(f"manifests/t.yaml:{len(lines)}: target {name!r}: settings.{key}: ")
+    assert {"meta_catalog", "bloomreach", "fakeshop"} <= checked
+    ws.write("t.yaml", "\n".join(lines) + "\n")
+    result = ws.run("validate")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    problems = [line.strip() for line in result.output.splitlines() if line.startswith("  manifests/")]
+    for where in expected:
+        assert sum(problem.startswith(where) for problem in problems) == 1, (where, result.output)
+    assert len(problems) == len(expected), result.output
+    assert "settings.catalog_id: must not be empty" in result.output
 
 
 def test_malformed_files_are_located(ws):

@@ -34,9 +34,9 @@ delete-by-update, ...).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Collection, Hashable, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Callable, ClassVar, Collection, Hashable, Literal, Mapping, Sequence
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from reconciler.errors import ApplyError
 
@@ -210,9 +210,22 @@ class ReadError(ApplyError):
         self.retry_after = retry_after
 
 
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+# A setting that names something (an id, a version): text that is not blank. A number
+# is read as its text (``catalog_id: 1234567890``); null, a list, a mapping or a boolean
+# is refused.
+SettingText = Annotated[str, AfterValidator(_not_blank), Field(json_schema_extra={"pattern": r"\S"})]
+
+
 class ProviderSettings(BaseModel):
     """A provider's ``settings:``. Subclasses declare the settings as fields (a field
-    without a default is required); a key that is not a field is an error."""
+    without a default is required; one that names something is :data:`SettingText`);
+    a key that is not a field is an error."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
 

@@ -1,8 +1,8 @@
 """A FakeShop target's ``settings:``."""
 from __future__ import annotations
 
-from reconciler.providers.base import ProviderSettings
+from reconciler.providers.base import ProviderSettings, SettingText
 
 
 class Settings(ProviderSettings):
-    shop: str  # the shop's id, in every path
+    shop: SettingText  # the shop's id, in every path
