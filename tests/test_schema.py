@@ -167,6 +167,7 @@ BAD = {
     "auth missing": {"targets": {"v": {"provider": "voucherify"}}},
     "an auth key missing": {"targets": {"v": target("voucherify", auth={"app_id": "a"})}},
     "auth value": {"targets": {"v": target("voucherify", auth={"app_id": "a", "app_token": 5})}},
+    "a name in a target": {"targets": {"v": target("voucherify", name="v")}},
     "target field": {"targets": {"v": target("voucherify", selcet={"tags": ["a"]})}},
     "max_delete_fraction": {"targets": {"v": target("voucherify", max_delete_fraction=2)}},
     "limits": {"targets": {"v": target("voucherify", limits={"max_in_flight": 0})}},

@@ -162,6 +162,28 @@ def test_required_settings_refuse_null_empty_and_wrong_types(ws, every_provider)
     assert "settings.catalog_id: must not be empty" in result.output
 
 
+def test_a_name_inside_a_target_is_an_error_at_its_line(ws):
+    """The target's name is its key: a `name:` under it, equal or not, would be lost."""
+    ws.write("t.yaml", """\
+        targets:
+          meta:
+            provider: meta_catalog
+            name: meta-us
+            auth: {access_token: x}
+            settings: {catalog_id: "1", api_version: v21.0}
+            max_delete_fraction: 2
+        """)
+    ws.write("t.json", '{"targets": {"vouch": {"provider": "voucherify",\n'
+                       '  "auth": {"app_id": "a", "app_token": "t"},\n  "name": "vouch"}}}\n')
+    result = ws.run("validate")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert ("manifests/t.yaml:4: target 'meta': name: unknown field (a target's name is its key under "
+            "`targets:`)") in result.output
+    assert "manifests/t.yaml:7: target 'meta': max_delete_fraction:" in result.output  # all errors at once
+    assert "manifests/t.json:3: target 'vouch': name: unknown field" in result.output
+    assert "Error: 3 manifest errors:" in result.output
+
+
 def test_malformed_files_are_located(ws):
     ws.write("a.yaml", "products:\n  - sku: A\n    name: [unclosed\n")
     ws.write("b.json", '{"products": [\n  {"sku": "B",}\n]}\n')

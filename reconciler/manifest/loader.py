@@ -302,6 +302,9 @@ def _add_target(manifests: Manifests, name: str, raw: Any, where: Location) -> N
             f"target {name!r}: unknown provider {shorten(repr(provider))} ({suggestion(provider, provider_names())})",
             path=("provider",)))
         return
+    if "name" in raw:  # the name is the key above: a `name:` would be overwritten without a word
+        manifests.problems.append(where.problem(
+            f"target {name!r}: name: unknown field (a target's name is its key under `targets:`)", path=("name",)))
     try:
         manifests.targets[name] = Target.model_validate({**raw, "name": name})
     except ValidationError as exc:
