@@ -134,6 +134,7 @@ def test_valid_manifests_of_the_suite_are_valid(ws):
                                                                             "vouch": {"metadata": None}})]})
     ws.write("b.json", {"products": [product("B-1", sale_price="1.5", attributes={"k": [1, {"a": None}]})]})
     ws.write("c.jsonl", [product("C-1"), product("C-2", metadata={"n": 1, "f": 1.5, "b": True, "z": None})])
+    ws.write("d.json", {"$schema": f"../{FILE_NAME}", "products": [product("D-1")]})
     assert ws.run("validate").exit_code == 0
     schema = schema_of(ws)
     for path in ws.manifests.iterdir():
@@ -174,6 +175,7 @@ BAD = {
     "targets not a mapping": {"targets": ["meta"]},
     # files
     "top-level key": {"product": []},
+    "a schema address not text": {"$schema": 1},
     "products not a list": {"products": {"sku": "A"}},
     "product not a mapping": {"products": ["A"]},
     # products
@@ -289,6 +291,7 @@ def test_the_editors_page_says_what_the_code_does():
     assert f"    {MODELINE}\n" in page
     assert f"    reconciler schema -o {FILE_NAME}\n" in page
     assert f'"url": "./{FILE_NAME}"' in page
+    assert f'    {{"$schema": "../{FILE_NAME}", "targets": {{...}}}}\n' in page
     assert "#/$defs/product" in page and "product" in manifest_schema()["$defs"]
     help_text = CliRunner().invoke(cli, ["schema", "--help"]).output
     assert f"reconciler schema -o {FILE_NAME}" in help_text and MODELINE.lstrip("# ") in help_text

@@ -184,6 +184,23 @@ def test_a_name_inside_a_target_is_an_error_at_its_line(ws):
     assert "Error: 3 manifest errors:" in result.output
 
 
+def test_a_schema_address_is_a_top_level_key_the_loader_ignores(ws):
+    """Editors find a file's JSON Schema by its `$schema` key (docs/editors.md)."""
+    ws.write("t.json", {"$schema": "../reconciler.schema.json", "targets": {"meta": target("meta_catalog")}})
+    ws.write("p.yaml", "$schema: ../reconciler.schema.json\nproducts:\n  - {sku: A, name: n, description: d, "
+                       "url: u, image_url: i, brand: b, price: 1, currency: USD}\n")
+    result = ws.run("validate")
+    assert result.exit_code == 0, result.output
+    assert "Valid: 1 targets, 1 products." in result.output
+    ws.write("bad.json", '{"products": [],\n "$schema": {"url": "x"}}\n')
+    ws.write("bad.yaml", "products: []\n$schema: [x]\n")
+    result = ws.run("validate")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    for where in ("manifests/bad.json:2", "manifests/bad.yaml:2"):
+        assert f"{where}: `$schema` must be a string: the address of a JSON Schema, for editors" in result.output
+    assert "Error: 2 manifest errors:" in result.output
+
+
 def test_malformed_files_are_located(ws):
     ws.write("a.yaml", "products:\n  - sku: A\n    name: [unclosed\n")
     ws.write("b.json", '{"products": [\n  {"sku": "B",}\n]}\n')

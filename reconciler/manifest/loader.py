@@ -33,6 +33,10 @@ from reconciler.manifest.structure import check_yaml, scan_json, yaml_item_field
 from reconciler.providers import get_provider, names as provider_names
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# A top-level key beside `targets` and `products`: where an editor finds the file's JSON
+# Schema (docs/editors.md). The loader checks that it is text and reads nothing from it.
+SCHEMA_KEY = "$schema"
+_NOT_AN_ADDRESS = f"`{SCHEMA_KEY}` must be a string: the address of a JSON Schema, for editors"
 
 
 class FieldLines:
@@ -239,6 +243,10 @@ def _yaml_document(manifests: Manifests, name: str, loader: Any, root: yaml.Node
                 if ok:
                     where = Location(name, item.start_mark.line + 1, lines.of("products", index))
                     manifests.documents.append((where, raw))
+        elif key == SCHEMA_KEY:
+            ok, address = value(value_node)
+            if ok and not isinstance(address, str):
+                manifests.problems.append(Problem(name, line, None, _NOT_AN_ADDRESS))
         else:
             manifests.problems.append(Problem(name, line, None, _unknown_top_level(key)))
 
@@ -271,6 +279,9 @@ def _read_json(manifests: Manifests, path: Path, text: str) -> None:
         elif key in ("targets", "products"):
             kind = "an object" if key == "targets" else "a list"
             manifests.problems.append(Problem(name, line, None, f"`{key}` must be {kind}"))
+        elif key == SCHEMA_KEY:
+            if not isinstance(value, str):
+                manifests.problems.append(Problem(name, line, None, _NOT_AN_ADDRESS))
         else:
             manifests.problems.append(Problem(name, line, None, _unknown_top_level(key)))
 

@@ -19,7 +19,7 @@ from typing import Any, Collection, Mapping
 
 import orjson
 
-from reconciler.manifest.loader import Manifests
+from reconciler.manifest.loader import SCHEMA_KEY, Manifests
 from reconciler.manifest.models import TARGET_NAME, Product, Target
 from reconciler.providers import get_provider, names
 
@@ -63,6 +63,7 @@ def manifest_schema(targets: Mapping[str, Target | None] | None = None) -> dict[
         "description": "Targets (destinations) and products (desired state) of a reconciler workspace." + known,
         "type": "object",
         "properties": {
+            SCHEMA_KEY: {"type": "string", "description": "This schema's address, for editors; reconciler ignores it."},
             "targets": {
                 "type": "object",
                 "propertyNames": {"pattern": TARGET_NAME.pattern},
