@@ -5,6 +5,8 @@ import orjson
 import pytest
 
 from reconciler.errors import ConfigError
+from reconciler.manifest.models import Product, Target
+from reconciler.mapping import records
 from reconciler.providers import get_provider
 from test_provider_common import client  # noqa: F401 (a fixture)
 from test_provider_common import CREDENTIALS, assert_no_secret, op, response, send
@@ -59,6 +61,14 @@ def test_decode_400_splits_or_rejects_a_lone_product(provider):
     assert o.status == "failed" and "refused" in o.reason and "price" in o.reason
 
 
+@pytest.mark.parametrize(("price", "currency", "sent"), [
+    ("1.234", "BHD", "1,234"), ("1.2", "BHD", "1,200"), ("899", "JPY", "899"), ("8.9", "BRL", "8,90"),
+    ("8.9", None, "8,90"), ("0.0001", "CLF", "0,0001")])
+def test_a_price_has_its_currencys_decimals(price, currency, sent):
+    product = Product(sku="A", name="n", gtin=GTINS[0], price=price, currency=currency)
+    assert records(Target(name="t", provider="venddor"), product)["product"]["price"] == sent
+
+
 # -- contract, against the sandbox ----------------------------------------------------
 sandbox = sandbox_fixture(async_delay=0.05, time_scale=0.001, latency=0.001)
 
@@ -101,6 +111,20 @@ def test_sandbox_400_bisects_to_the_bad_product(sandbox, client, url, provider):
                 break
             final[outcome.operation.key] = outcome.status
     assert final == {**dict.fromkeys(GTINS[:3], "confirmed"), "7891404130314": "failed"}
+
+
+def test_sandbox_takes_each_currencys_decimals_and_only_a_decimal_comma(sandbox, client, url, provider):
+    target = Target(name="t", provider="venddor")
+    mapped = {gtin: records(target, Product(sku=f"SKU-{gtin}", name="n", gtin=gtin, price=price, currency=currency)
+                            )["product"]
+              for gtin, price, currency in [(GTINS[0], "1.234", "BHD"), (GTINS[1], "899", "JPY")]}
+    request = provider.encode([op("create", gtin, after=payload) for gtin, payload in mapped.items()])
+    assert [o.status for o in provider.decode(request, send(client, url, request))] == ["confirmed"] * 2
+    assert {p["product_code"]: p["price"] for p in sandbox.catalog("venddor")} == {GTINS[0]: "1,234", GTINS[1]: "899"}
+    for bad in ("8.99", "8,", ",99", "8,9,9"):
+        request = provider.encode([op("create", GTINS[2], after=product(GTINS[2], price=bad))])
+        [outcome] = provider.decode(request, send(client, url, request))
+        assert outcome.status == "failed", bad
 
 
 def test_sandbox_bad_credentials(client, url):

@@ -4,6 +4,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from reconciler.manifest.currencies import exponent
 from reconciler.manifest.models import Product, Target
 from reconciler.mapping import present
 from reconciler.providers.base import Payloads
@@ -17,9 +18,12 @@ OVERRIDE_FIELDS = frozenset({
 STATUS = {"active": "A", "disabled": "D", "hidden": "H"}
 
 
-def price(value: Decimal) -> str:
-    """A price with a decimal comma: ``8,99``."""
-    return f"{value:.2f}".replace(".", ",")
+def price(value: Decimal, currency: str | None = None) -> str:
+    """A price with a decimal comma and as many decimals as its currency has: ``8,99``
+    (BRL), ``899`` (JPY), ``1,234`` (BHD). Validation leaves no more decimals than that,
+    so nothing is rounded."""
+    decimals = exponent(currency) if currency else 2  # validation's rule without a currency
+    return f"{value:.{decimals}f}".replace(".", ",")
 
 
 def records(product: Product, target: Target) -> Payloads:
@@ -31,7 +35,7 @@ def records(product: Product, target: Target) -> Payloads:
         "product": product.name,
         "brand": product.brand,
         "weight": text(product.weight_grams),
-        "price": price(product.price) if product.price is not None else None,
+        "price": price(product.price, product.currency) if product.price is not None else None,
         "amount": str(product.stock or 0),
         "status": STATUS[product.status],
         "internal_product_code": product.sku,

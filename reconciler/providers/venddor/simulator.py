@@ -6,9 +6,10 @@ Auth: ``Authorization: Basic`` of ``sandbox-user:sandbox-pass``; anything else i
 The body must be a strict JSON array of 1..60 product objects (more than 60: 400 and a
 violation). Every value must be a string. Required: ``product_code`` (8, 12, 13 or 14
 digits with a valid GS1 check digit), ``product`` (non-empty), ``price``
-(``^\\d+(,\\d{1,2})?$``, decimal comma), ``amount`` (digits), ``status`` (``A``, ``D``
-or ``H``). Optional: ``ncm``, ``brand``, ``weight``, ``qty_step``,
-``internal_product_code``, ``quantity_per_package``. Unknown keys are rejected.
+(``^\\d+(,\\d+)?$``, decimal comma; the document sets no number of decimals),
+``amount`` (digits), ``status`` (``A``, ``D`` or ``H``). Optional: ``ncm``, ``brand``,
+``weight``, ``qty_step``, ``internal_product_code``, ``quantity_per_package``. Unknown
+keys are rejected.
 
 ANY invalid product (or invalid JSON, or not an array) rejects the whole request with
 400 ``{"message": "Bad Request", "status": 400}`` and stores nothing, so a client must
@@ -51,7 +52,7 @@ DEFAULT_PER_PAGE = {"get-products": 20, "products-api": 10}
 REQUIRED = ("product_code", "product", "price", "amount", "status")
 OPTIONAL = ("ncm", "brand", "weight", "qty_step", "internal_product_code",
             "quantity_per_package")
-PRICE_RE = re.compile(r"\d+(,\d{1,2})?", re.ASCII)
+PRICE_RE = re.compile(r"\d+(,\d+)?", re.ASCII)
 DIGITS_RE = re.compile(r"\d+", re.ASCII)
 
 
