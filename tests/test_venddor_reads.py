@@ -123,3 +123,35 @@ def test_a_listing_without_product_codes_is_said_not_guessed(shop, sandbox):
     result = shop.run("drift")
     assert result.exit_code == 1
     assert "3 listed products carry no product_code" in result.output, result.output
+
+
+def test_a_listed_price_keeps_its_decimals_and_compares_by_amount():
+    listed = page({"products": [{**ROW, "price": "1.234"}, {**ROW, "product_code": GTINS[1], "price": 899}]})
+    assert [payload["price"] for _, _, payload in listed.items] == ["1,234", "899,00"]
+    vend = provider()
+    assert vend.normalise_read({"price": "899"}) == vend.normalise_read({"price": "899,00"})
+    assert vend.normalise_read({"price": "1,200"}) == vend.normalise_read({"price": "1,20"})
+    assert vend.normalise_read({"price": "1,234"}) != vend.normalise_read({"price": "1,23"})
+
+
+def test_prices_of_every_currency_read_back_in_sync_and_import_as_written(shop, sandbox):
+    """A listing names no currency: a JPY 899 (sent "899") and a BHD 1.234 (sent "1,234")
+    read back as the same amounts, and import writes them as the manifests do."""
+    shop.write("products.yaml", {"products": [
+        product("P0", gtin=GTINS[0], price="1.234", currency="BHD"), product("P1", gtin=GTINS[1], price="899",
+                                                                              currency="JPY"),
+        product("P2", gtin=GTINS[2], price="1.2", currency="BHD")]})
+    applied = shop.run("apply", "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    assert {p["product_code"]: p["price"] for p in sandbox.catalog("venddor")} == {
+        GTINS[0]: "1,234", GTINS[1]: "899", GTINS[2]: "1,200"}
+    report = drift(shop)
+    assert report["summary"]["in_sync"] == 3 and not report["changed"], report
+    (shop.root / "state" / "reconciler.db").unlink()
+    assert shop.run("import", "-t", "vend").exit_code == 0
+    state = State(shop.root / "state" / "reconciler.db", create=False)
+    assert {i.key: i.payload["price"] for i in state.items("vend")} == {GTINS[0]: "1,234", GTINS[1]: "899",
+                                                                       GTINS[2]: "1,200"}
+    state.close()
+    plan = shop.run("plan")  # what no listing gives (brand, ...) is sent again; no price
+    assert plan.exit_code == 0 and "brand" in plan.output and "price" not in plan.output, plan.output

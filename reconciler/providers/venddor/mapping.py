@@ -1,7 +1,7 @@
 """A product as a Venddor product: every value a string, keyed by the GTIN."""
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from reconciler.manifest.currencies import exponent
@@ -18,12 +18,19 @@ OVERRIDE_FIELDS = frozenset({
 STATUS = {"active": "A", "disabled": "D", "hidden": "H"}
 
 
-def price(value: Decimal, currency: str | None = None) -> str:
-    """A price with a decimal comma and as many decimals as its currency has: ``8,99``
-    (BRL), ``899`` (JPY), ``1,234`` (BHD). Validation leaves no more decimals than that,
-    so nothing is rounded."""
-    decimals = exponent(currency) if currency else 2  # validation's rule without a currency
+def price(value: Decimal, decimals: int) -> str:
+    """A price with a decimal comma: ``8,99``."""
     return f"{value:.{decimals}f}".replace(".", ",")
+
+
+def amount(text: Any) -> Decimal | None:
+    """What a price's text amounts to (None: it is no price): ``"899"``, ``"899,00"``
+    and ``"899.00"`` are one amount."""
+    try:
+        value = Decimal(str(text).replace(",", "."))
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() else None
 
 
 def records(product: Product, target: Target) -> Payloads:
@@ -35,7 +42,10 @@ def records(product: Product, target: Target) -> Payloads:
         "product": product.name,
         "brand": product.brand,
         "weight": text(product.weight_grams),
-        "price": price(product.price, product.currency) if product.price is not None else None,
+        # As many decimals as the currency has (validation leaves no more: nothing is
+        # rounded); 2 without a currency, as validation assumes.
+        "price": price(product.price, exponent(product.currency) if product.currency else 2)
+        if product.price is not None else None,
         "amount": str(product.stock or 0),
         "status": STATUS[product.status],
         "internal_product_code": product.sku,

@@ -17,7 +17,10 @@ by it is documented, so a listing with such rows cannot be used (the read says s
 
 What a read returns differs from what is sent: the price with a decimal point (or a
 number) rather than a comma, the stock as a number, as ``amount`` or ``quantity``; it
-is given in the mapping's shape (``"8,99"``, ``"230"``). Fields no listing returns
+is given in the mapping's shape (``"8,99"``, ``"230"``). A listing names no currency,
+so a read price keeps the decimals it was read with (at least 2), prices compare by
+amount (a JPY ``899`` sent is ``"899.00"`` read, and the same), and ``import`` keeps the
+price as the manifests write it where the amount is the same (:meth:`Reads.adoptable`). Fields no listing returns
 (brand, weight, ncm, internal_product_code, ...) are not compared
 (:meth:`Reads.normalise_read`). A product with status ``D`` (disabled: what a delete
 leaves, since the API has no delete) is not listed as present, and the state's own
@@ -25,14 +28,14 @@ disabled products are expected so (:meth:`Reads.reads_as_absent`).
 """
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
-from typing import Any
+from decimal import Decimal
+from typing import Any, Callable, Sequence
 
 import httpx
 
 from reconciler.providers._common import read_body, unexpected
-from reconciler.providers.base import Page, Request
-from reconciler.providers.venddor.mapping import price
+from reconciler.providers.base import FieldPath, Page, Provider, Request
+from reconciler.providers.venddor.mapping import amount, price
 from reconciler.providers.venddor.wire import Wire
 
 LIST_PATH = "/api/products"
@@ -59,12 +62,31 @@ def _last(body: dict, page: int, listed: int) -> bool | None:
     return None
 
 
+def _price_text(value: Decimal) -> str:
+    """A price in the mapping's shape with its own decimals, at least 2 (a listing names
+    no currency)."""
+    return price(value, max(2, -int(value.as_tuple().exponent)))
+
+
 class Reads(Wire):
     """Venddor reads (the declared data is in the package)."""
 
     @staticmethod
     def normalise_read(payload: dict) -> dict:
-        return {k: v for k, v in payload.items() if k in LISTED}
+        listed = {k: v for k, v in payload.items() if k in LISTED}
+        value = amount(listed.get("price"))
+        if value is not None:  # compared by amount: "899" (JPY) as sent is "899.00" as read
+            listed["price"] = _price_text(value.normalize())
+        return listed
+
+    @staticmethod
+    def adoptable(remote: dict, known: Sequence[dict], owned: Callable[[FieldPath], bool]) -> dict:
+        """What a read gives, its price written as the manifests or the state write that
+        amount (``"899"`` for a JPY price read as ``"899,00"``)."""
+        adopted = Provider.adoptable(remote, known, owned)
+        read = amount(adopted.get("price"))
+        written = [p["price"] for p in known if "price" in p and read is not None and amount(p["price"]) == read]
+        return {**adopted, "price": written[0]} if written else adopted
 
     @staticmethod
     def reads_as_absent(payload: dict) -> bool:
@@ -102,15 +124,10 @@ class Reads(Wire):
         if code is None:
             return None
         stock = product.get("amount", product.get("quantity"))
-        try:
-            amount = Decimal(str(stock))
-            value = Decimal(str(product["price"]).replace(",", "."))
-            valid = (isinstance(code, str) and isinstance(product.get("product"), str)
-                     and product.get("status") in ("A", "D", "H") and value.is_finite() and amount.is_finite()
-                     and amount == amount.to_integral_value() and not isinstance(stock, bool))
-        except (KeyError, InvalidOperation):
-            valid = False
-        if not valid:
+        value, stocked = amount(product.get("price")), amount(stock)
+        if not (isinstance(code, str) and isinstance(product.get("product"), str)
+                and product.get("status") in ("A", "D", "H") and value is not None and stocked is not None
+                and stocked == stocked.to_integral_value() and not isinstance(stock, bool)):
             raise unexpected(self.name, response)
-        return {"product_code": code, "product": product["product"], "price": price(value),
-                "amount": str(int(amount)), "status": product["status"]}
+        return {"product_code": code, "product": product["product"], "price": _price_text(value),
+                "amount": str(int(stocked)), "status": product["status"]}

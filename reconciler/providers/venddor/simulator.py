@@ -190,10 +190,12 @@ class VenddorSimulator(Simulator):
                                              "last_page": max(1, -(-len(rows) // per_page))}})
 
 
+# invented: venddor.list-price (docs/sandbox.md)
 def _price(text: str) -> str:
-    """A stored decimal-comma price as the listing shows it: ``"8,9"`` -> ``"8.90"``."""
-    units, _, cents = text.partition(",")
-    return f"{units}.{(cents + '00')[:2]}"
+    """A stored decimal-comma price as the listing shows it, every decimal stored and at
+    least 2: ``"8,9"`` -> ``"8.90"``, ``"1,234"`` -> ``"1.234"``, ``"899"`` -> ``"899.00"``."""
+    units, _, decimals = text.partition(",")
+    return f"{units}.{decimals.ljust(2, '0')}"
 
 
 def _get_products_row(row: dict) -> dict:
