@@ -3,9 +3,11 @@ keeping every form of them out of what is shown or stored.
 
 Values may be literal or ``${ENV_VAR}`` references. A command resolves a target's
 values once, before its first request, and refuses a value holding a control or format
-character (a CR from a Windows env file, a pasted newline) naming the target, the auth
-key and the variable, never the value: such a value would otherwise reach an HTTP
-header, fail there with the header printed, and be retried as if transient.
+character (a CR from a Windows env file, a pasted newline), or, where the provider puts
+credentials in a header as they are, a character that is not ASCII (a curly quote or a
+non-breaking space pasted from a document), naming the target, the auth key and the
+variable, never the value: such a value would otherwise reach an HTTP header and fail
+there, with the header printed or as an internal error, and be retried as if transient.
 
 Resolved secrets live only in memory, in the provider instance. Whatever a command
 shows or stores passes through :func:`redact`, which finds a secret in any form it can
@@ -24,6 +26,7 @@ from typing import Mapping, Sequence
 
 from reconciler.errors import ConfigError
 from reconciler.manifest.models import Target
+from reconciler.providers import get_provider
 
 REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Values shorter than this are not looked for in messages: replacing every "ab" of a
@@ -39,6 +42,7 @@ def resolve(target: Target, required: tuple[str, ...] = (), environ: Mapping[str
     missing_keys = [key for key in required if key not in target.auth]
     if missing_keys:
         raise ConfigError(f"target {target.name}: auth needs {', '.join(missing_keys)}")
+    provider = get_provider(target.provider)
     resolved, unset, refused = {}, [], []
     for key, value in target.auth.items():
         names = REFERENCE.findall(value)
@@ -51,7 +55,7 @@ def resolve(target: Target, required: tuple[str, ...] = (), environ: Mapping[str
             return environ[name]
 
         resolved[key] = REFERENCE.sub(substitute, value)
-        bad = _refused_character(resolved[key])
+        bad = _refused_character(resolved[key]) or (None if provider.auth_encoded else _not_ascii(resolved[key]))
         if bad:
             source = f" (from environment variable {', '.join(names)})" if names else ""
             refused.append(f"auth.{key}{source} contains {bad}")
@@ -61,7 +65,7 @@ def resolve(target: Target, required: tuple[str, ...] = (), environ: Mapping[str
     if refused:
         raise ConfigError(f"target {target.name}: {'; '.join(refused)}. A credential is printable text: "
                           "remove the character (a CR or newline often comes from a copied value or a "
-                          "Windows env file)")
+                          "Windows env file, a curly quote or a non-breaking space from a document)")
     return resolved
 
 
@@ -72,9 +76,20 @@ def _refused_character(value: str) -> str | None:
         category = unicodedata.category(char)
         if category in REFUSED_CATEGORIES:
             kind = "a control character" if category == "Cc" else "a format or separator character"
-            name = unicodedata.name(char, "")
-            return f"{kind} (U+{ord(char):04X}{' ' + name if name else ''})"
+            return f"{kind} ({_code_point(char)})"
     return None
+
+
+def _not_ascii(value: str) -> str | None:
+    for char in value:
+        if not char.isascii():
+            return f"a character that is not ASCII ({_code_point(char)}), and an HTTP header carries it as it is"
+    return None
+
+
+def _code_point(char: str) -> str:
+    name = unicodedata.name(char, "")
+    return f"U+{ord(char):04X}{' ' + name if name else ''}"
 
 
 def secrets_of(values: Mapping[str, str]) -> list[str]:

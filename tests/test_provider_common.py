@@ -169,11 +169,12 @@ def test_diff_fields_is_type_aware():
 
 
 # -- injected faults, every provider, over real sockets ------------------------------------
-def _one_write(name: str):
+def one_write(name: str, credentials: dict[str, str] | None = None):
+    """A provider of ``name`` (the sandbox's credentials by default) and one write it encodes."""
     from reconciler.providers import get_provider
     settings = {"meta_catalog": {"catalog_id": "1", "api_version": "v21.0"},
                 "bloomreach": {"project_id": "p", "catalog_id": "c"}}.get(name, {})
-    provider = get_provider(name)(settings, CREDENTIALS[name])
+    provider = get_provider(name)(settings, CREDENTIALS[name] if credentials is None else credentials)
     after = {
         "vtex_ads": {"product_sku": "a", "name": "n", "url": "u", "image_url": "i", "categories": ["c"]},
         "meta_catalog": {"name": "n"},
@@ -188,7 +189,7 @@ def _one_write(name: str):
 @pytest.mark.parametrize("name", list(PROVIDERS))
 def test_injected_429_and_5xx_are_the_engines_to_retry(name):
     from reconciler.sandbox import Sandbox, SandboxConfig
-    provider, request = _one_write(name)
+    provider, request = one_write(name)
     seen = set()
     with Sandbox(SandboxConfig(port=0, fault_rate=1.0, seed=7, time_scale=0.001, latency=0)) as sb, \
             httpx.Client(timeout=5) as client:

@@ -20,15 +20,18 @@ import threading
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
+import httpx
 import orjson
 import pytest
 
 from conftest import Workspace, product
 from support import fast_tuning, make_products, plan_products, sandbox_targets
+from test_provider_common import one_write
 from reconciler import credentials
 from reconciler.apply import PlainReporter, apply_plan
 from reconciler.errors import ConfigError
 from reconciler.manifest.models import Target
+from reconciler.providers import PROVIDERS, get_provider
 from reconciler.sandbox import CREDENTIALS, Sandbox, SandboxConfig
 from reconciler.state import State
 
@@ -114,6 +117,36 @@ def test_every_refused_value_is_named_at_once_literal_values_too():
     assert "auth.key_id contains a control character (U+0009)" in message
     assert "auth.key_secret (from environment variable A, B) contains a control character (U+000D)" in message
     assert "literal" not in message and "crlf" not in message
+
+
+@pytest.mark.parametrize("provider", list(PROVIDERS))
+@pytest.mark.parametrize("pasted", ["\u2019", "\u00a0", "é"])
+def test_a_credential_a_header_carries_as_it_is_must_be_ascii(provider, pasted):
+    """Header values are ASCII (httpx raised UnicodeEncodeError: an internal error);
+    a Basic header base64-encodes its values, so there any text will do."""
+    keys = get_provider(provider).auth_keys
+    target = Target(name="t", provider=provider, auth={key: f"${{V{i}}}" for i, key in enumerate(keys)},
+                    settings={"meta_catalog": {"catalog_id": "1", "api_version": "v21.0"},
+                              "bloomreach": {"project_id": "p", "catalog_id": "c"}}.get(provider, {}))
+    environ = {f"V{i}": f"secret{pasted}value" for i in range(len(keys))}
+    _, request = one_write(provider, {key: f"secret{pasted}value" for key in keys})
+
+    def as_httpx() -> httpx.Request:
+        return httpx.Request(request.method, "http://127.0.0.1" + request.path, headers=dict(request.headers))
+
+    if get_provider(provider).auth_encoded:
+        assert credentials.resolve(target, keys, environ) == {key: f"secret{pasted}value" for key in keys}
+        as_httpx()  # the provider's own encoding makes the header ASCII
+        return
+    with pytest.raises(UnicodeEncodeError):  # what the refusal spares the engine
+        as_httpx()
+    with pytest.raises(ConfigError) as caught:
+        credentials.resolve(target, keys, environ)
+    message = str(caught.value)
+    for i, key in enumerate(keys):
+        assert (f"auth.{key} (from environment variable V{i}) contains a character that is not ASCII "
+                f"(U+{ord(pasted):04X} ") in message
+    assert "secret" not in message and pasted not in message
 
 
 def test_printable_values_resolve_unchanged():
@@ -222,6 +255,18 @@ def test_secrets_never_reach_output_plan_files_or_state(ws, monkeypatch, echo_se
             run(*verbose, "drift")
         assert len(sandbox.log) == before
         assert "contains a control character (U+000D)" in outputs[-1]
+        # 2b. a token pasted with a curly quote: refused before any request, no internal error
+        for variable, value in WRONG.items():
+            monkeypatch.setenv(variable, value + ("\u2019" if variable == "META_TOKEN" else ""))
+        for command in ("apply", "drift"):  # apply sends nothing; drift reads the other targets
+            result = ws.run(command, *(("--auto-approve",) if command == "apply" else ()))
+            assert result.exit_code == 1 and "internal error" not in result.output, result.output
+            assert ("target meta-catalog: auth.access_token (from environment variable META_TOKEN) contains a "
+                    "character that is not ASCII (U+2019 RIGHT SINGLE QUOTATION MARK)") in result.output
+            assert not [r for r in sandbox.log[before:] if r["provider"] == "meta_catalog"]
+            outputs.append(result.output)
+            if command == "apply":
+                assert len(sandbox.log) == before
         # 3. a server that echoes the credential back, for apply, drift and status
         write_workspace(ws, {**sandbox.urls, "meta_catalog": echo_server})
         for variable, value in WRONG.items():

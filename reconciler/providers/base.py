@@ -256,6 +256,10 @@ class Provider:
     limits: ClassVar[Limits]
     capabilities: ClassVar[Capabilities]
     auth_keys: ClassVar[tuple[str, ...]]      # required keys of a target's ``auth:``
+    # Whether the credentials are encoded before a header carries them (HTTP Basic:
+    # base64 of UTF-8), so that any text will do. Otherwise a header carries them as they
+    # are, and header values are ASCII: reconciler.credentials refuses any other character.
+    auth_encoded: ClassVar[bool] = False
     settings_model: ClassVar[type[ProviderSettings]] = ProviderSettings  # default: no settings
     # The settings that name what the rate window and the in-flight cap count: targets
     # of this provider at one base URL with equal values share them (``()``: all such

@@ -24,6 +24,7 @@ class Bloomreach(Reads):
         item_reads=True,
     )
     auth_keys = ("key_id", "key_secret")
+    auth_encoded = True  # HTTP Basic
     limit_scope = ("project_id", "catalog_id")
     identity_settings = ("project_id", "catalog_id")  # the settings that name the remote catalog
     default_base_url = "https://api.exponea.com"

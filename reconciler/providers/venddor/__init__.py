@@ -21,6 +21,7 @@ class Venddor(Reads):
         asynchronous=False,
     )
     auth_keys = ("username", "password")
+    auth_encoded = True  # HTTP Basic
     identity_settings = ()  # no setting names the catalog: the account is the credentials'
     # apidoc.venddor.com.br gives the base as https://www.venddor.com.br/api; the
     # documented path /api/products/ is appended to the part before it.
