@@ -8,6 +8,7 @@ import pytest
 
 from conftest import product, sandbox_fixture, target
 from reconciler.apply.outcome import error_kind, outcome
+from reconciler.apply.result import ApplyResult, TargetResult
 from reconciler.errors import ConfigError, ReconcilerError, StalePlanError
 
 sandbox = sandbox_fixture(async_delay=0.02, latency=0.001)
@@ -36,6 +37,7 @@ def test_an_apply_reports_its_outcome_per_target(shop):
     assert (bloom["provider"], bloom["total"], bloom["confirmed"], bloom["accepted"], bloom["failed"],
             bloom["failed_items"]) == ("bloomreach", 3, 0, 3, 0, [])  # Bloomreach queues: only accepted
     assert bloom["requests"] >= 1 and bloom["stopped"] is None
+    assert 0 <= outcome_["wait_seconds"] <= outcome_["seconds"]
     assert (outcome_["totals"]["confirmed"], outcome_["totals"]["accepted"], outcome_["totals"]["total"]) == (3, 3, 6)
     assert "Plan: 6 to create" in result.stderr and "Apply complete" in result.stderr
 
@@ -72,6 +74,16 @@ def test_nothing_to_apply(shop):
     result = shop.run("apply", "--auto-approve", "--format", "json")
     assert result.exit_code == 0 and report(result)["outcome"] == "no_changes"
     assert "No changes." in result.stderr
+
+
+def test_the_apply_wide_wait_is_wall_time_not_the_sum_of_the_targets():
+    both_waiting = ApplyResult({"a": TargetResult("a", "bloomreach", total=1, wait_seconds=2.0),
+                                "b": TargetResult("b", "bloomreach", total=1, wait_seconds=2.0)},
+                               seconds=3.0, wait_seconds=2.5)
+    written = outcome(both_waiting)
+    assert written["wait_seconds"] == 2.5 and written["seconds"] == 3.0
+    assert [t["wait_seconds"] for t in written["targets"].values()] == [2.0, 2.0]
+    assert outcome(None)["wait_seconds"] == 0.0
 
 
 def test_outcome_kinds():

@@ -1,7 +1,7 @@
 """The outcome of ``apply --format json``: a machine-readable report of what an apply
 did, for CI and other tools (the progress and the plan go to stderr meanwhile).
 
-    {"format_version": 1, "outcome": "applied", "error": null, "seconds": 0.5,
+    {"format_version": 1, "outcome": "applied", "error": null, "seconds": 0.5, "wait_seconds": 0.0,
      "totals": {"total": 98, "confirmed": 56, "accepted": 42, "failed": 0, "pending": 0, ...},
      "targets": {"shop-eu": {"provider": "…", "total": 15, "confirmed": 0, "accepted": 15,
                              "failed": 0, ..., "stopped": null,
@@ -15,7 +15,9 @@ lists them). ``outcome`` is ``applied`` (every change confirmed, accepted or pen
 ``failed`` (an item failed or a target stopped: exit code 1), ``no_changes``,
 ``cancelled`` (the answer was not ``yes``) or ``error`` (nothing applied: ``error`` says
 why, with a ``kind`` a script can test, e.g. ``stale_plan`` when the state moved since a
-saved plan was made).
+saved plan was made). ``wait_seconds`` is wall time, per target and for the apply: the
+time during which a request waited for a rate window or a pause (waits that overlap
+count once, so the apply's is not the sum of its targets').
 """
 from __future__ import annotations
 
@@ -69,6 +71,7 @@ def outcome(result: ApplyResult | None, *, cancelled: bool = False, error: Excep
         "outcome": kind,
         "error": None if error is None else {"kind": error_kind(error), "message": str(error)},
         "seconds": round(result.seconds, 3) if result is not None else 0.0,
+        "wait_seconds": round(result.wait_seconds, 3) if result is not None else 0.0,
         "totals": {"total": sum(t["total"] for t in targets.values()),
                    **{key: sum(t[key] for t in targets.values()) for key in COUNTS}},
         "targets": targets,
