@@ -7,7 +7,9 @@ one per provider in registry order. When the simulators run elsewhere
 8700, or tests run side by side), every target whose base URL is one of those default
 addresses is pointed at the simulator now serving it, for this command only: the
 manifests are not touched, and a target with any other base URL (a real API) is left
-as it is.
+as it is. A target pointed so still names the catalog at its declared address (its
+identity in the state and its fingerprint in a saved plan), so that the next command,
+on other free ports or on none, is about the same target.
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ def redirected(target: Target, addresses: Mapping[int, str]) -> Target:
     if parts.scheme != "http" or parts.hostname not in LOCAL_HOSTS or port not in addresses:
         return target
     served = urlsplit(addresses[port])
-    return target.model_copy(update={"base_url": urlunsplit(parts._replace(netloc=served.netloc))})
+    return target.served_at(urlunsplit(parts._replace(netloc=served.netloc)))
 
 
 class SandboxedWorkspace:

@@ -148,6 +148,25 @@ def test_the_example_workspace_applies_to_a_sandbox_on_other_ports(tmp_path):
     assert result.exit_code == 0, result.output
     assert "Apply complete: 35 confirmed, 63 only accepted, 0 failed" in result.output
     assert "are pointed at it for this command" in result.output
+    # the targets still name their declared addresses: the next command, on other free
+    # ports or on none, is about the same targets (as the README's quick start says)
+    assert run("-C", str(REPO), "--state", state, "plan", "--detailed-exitcode").exit_code == 0
+    planfile = str(tmp_path / "next.plan")
+    planned = run("-C", str(REPO), "--state", state, "--with-sandbox", "--sandbox-port", "0", "plan", "-o", planfile)
+    assert planned.exit_code == 0 and "No changes." in planned.output, planned.output
+    applied = run("-C", str(REPO), "--state", state, "--with-sandbox", "--sandbox-port", "0", "apply", planfile)
+    assert applied.exit_code == 0, applied.output
+
+
+def test_a_target_served_elsewhere_names_its_declared_catalog():
+    from reconciler.plan.binding import fingerprint, identity
+
+    declared = Target(name="t", provider="meta_catalog", base_url="http://127.0.0.1:8701",
+                      settings={"catalog_id": "1", "api_version": "v21.0"})
+    moved = redirected(declared, {8701: "http://127.0.0.1:40002"})
+    assert moved.base_url == "http://127.0.0.1:40002" and moved.declared_base_url == "http://127.0.0.1:8701"
+    assert identity(moved) == identity(declared) and fingerprint(moved) == fingerprint(declared)
+    assert redirected(moved, {8701: "http://127.0.0.1:40003"}).declared_base_url == "http://127.0.0.1:8701"
 
 
 def test_no_test_takes_a_fixed_port():

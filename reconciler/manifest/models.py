@@ -12,7 +12,8 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator,
+                      model_validator)
 
 from reconciler.display import shorten
 from reconciler.manifest.currencies import CODES as CURRENCY_CODES, EXPONENTS
@@ -192,6 +193,21 @@ class Target(BaseModel):
     limits: TargetLimits | None = None
     max_delete_fraction: float = Field(default=0.1, ge=0, le=1)
     ignore_fields: list[str] = Field(default_factory=list)
+    # Set by served_at only: never read from a manifest.
+    _declared_base_url: str | None = PrivateAttr(default=None)
+
+    def served_at(self, base_url: str) -> "Target":
+        """This target with its requests sent to ``base_url`` for one command (what
+        ``--with-sandbox`` does), still naming the catalog its manifests declare."""
+        moved = self.model_copy(update={"base_url": base_url})
+        moved._declared_base_url = self.declared_base_url
+        return moved
+
+    @property
+    def declared_base_url(self) -> str | None:
+        """The base URL the manifests declare: ``base_url``, unless :meth:`served_at`
+        sent the requests elsewhere."""
+        return self._declared_base_url or self.base_url
 
     @field_validator("name")
     @classmethod

@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 
 
 def base_url(target: "Target") -> str:
-    """Where the target's requests go: its ``base_url`` or its provider's default."""
-    return (target.base_url or get_provider(target.provider).default_base_url).rstrip("/")
+    """Where the manifests send the target's requests: its declared ``base_url`` (not
+    where ``--with-sandbox`` points it for one command) or its provider's default."""
+    return (target.declared_base_url or get_provider(target.provider).default_base_url).rstrip("/")
 
 
 def fingerprint(target: "Target") -> dict[str, str]:
