@@ -45,3 +45,14 @@ def test_example_counts_in_the_readme_match_the_example_workspace():
     assert "Plan: 98 to create, 0 to update, 0 to delete." in result.output
     assert "Apply complete: 35 confirmed, 63 only accepted" in README
     assert "21 products to five targets" in README
+
+
+def test_every_path_the_readme_names_exists_and_every_package_is_in_its_module_table():
+    named = set(re.findall(r"`((?:reconciler|benchmarks|examples|tests|docs)/[^`\s]*)`", README))
+    named |= {script for block in code_blocks() for script in re.findall(r"python (\S+\.py)", block)}
+    assert {"reconciler/drift/", "reconciler/cli.py", "benchmarks/plan_scale.py"} <= named
+    assert sorted(path for path in named if not (REPO / path).exists()) == []
+    table = README.split("The code, for a newcomer", 1)[1].split("\n## ", 1)[0]
+    packages = {p.parent.name for p in (REPO / "reconciler").glob("*/*.py")}
+    assert sorted(p for p in packages if f"`reconciler/{p}/`" not in table) == []
+    assert "(docs/architecture.md)" in table
