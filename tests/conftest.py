@@ -18,6 +18,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from reconciler.cli import cli
+from reconciler.manifest.models import check_digit
 from reconciler.sandbox import CREDENTIALS, Sandbox, SandboxConfig
 from reconciler.state import Location, State
 from postgres import Server
@@ -46,6 +47,11 @@ def target(provider: str, base_url: str = "http://127.0.0.1:9", **extra: Any) ->
     """A target config for ``provider`` with the sandbox credentials."""
     return {"provider": provider, "base_url": base_url, "auth": dict(CREDENTIALS[provider]),
             "settings": dict(SANDBOX_SETTINGS.get(provider, {})), **extra}
+
+
+def with_check_digit(body: str) -> str:
+    """A GTIN: ``body`` and its GS1 check digit."""
+    return body + str(check_digit(body))
 
 
 def product(sku: str, **extra: Any) -> dict[str, Any]:

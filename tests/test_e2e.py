@@ -8,9 +8,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from conftest import eventually, product, sandbox_fixture, target
+from conftest import eventually, product, sandbox_fixture, target, with_check_digit
 from reconciler.manifest.loader import load, parse_product
-from reconciler.manifest.models import gtin_is_valid
 from reconciler.mapping import item_key, records
 from reconciler.state import State
 
@@ -44,10 +43,6 @@ def catalog(n=12, **changes):
         extra.update(changes.get(f"P{i:02d}", {}))
         items.append(product(f"P{i:02d}", **extra))
     return items
-
-
-def with_check_digit(first12: str) -> str:
-    return next(first12 + str(d) for d in range(10) if gtin_is_valid(first12 + str(d)))
 
 
 def expected(ws) -> dict[str, dict[tuple[str, str], dict]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from conftest import eventually, product, sandbox_fixture, target
+from conftest import eventually, product, sandbox_fixture, target, with_check_digit
 from reconciler.errors import StateError
 from reconciler.providers.base import Operation, Outcome
 from reconciler.state import State
@@ -191,7 +191,6 @@ def test_status_makes_a_saved_plan_stale(ws, sandbox):
 
 
 def test_a_disk_that_fills_during_apply_counts_only_what_was_recorded(ws, sandbox, tmp_path):
-    from test_e2e import with_check_digit
 
     sandbox.reset()
     ws.write("t.yaml", {"targets": {"vend": target("venddor", sandbox.urls["venddor"])}})

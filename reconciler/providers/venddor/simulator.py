@@ -40,6 +40,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from reconciler.manifest.models import gtin_is_valid
 from reconciler.sandbox.common import Exchange, InvalidJSON, Simulator, basic_auth, json_response, parse_json
 
 USERNAME = "sandbox-user"
@@ -56,16 +57,6 @@ PRICE_RE = re.compile(r"\d+(,\d+)?", re.ASCII)
 DIGITS_RE = re.compile(r"\d+", re.ASCII)
 
 
-def gs1_valid(code: str) -> bool:
-    """True for an 8/12/13/14-digit code whose last digit is the GS1 check digit."""
-    if not (code.isascii() and code.isdigit() and len(code) in (8, 12, 13, 14)):
-        return False
-    digits = [int(c) for c in code]
-    body, check = digits[:-1], digits[-1]
-    total = sum(d * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
-    return (10 - total % 10) % 10 == check
-
-
 # invented: venddor.validation (docs/sandbox.md)
 def product_problem(product: Any) -> str | None:
     """Why a product is invalid, or None."""
@@ -80,7 +71,7 @@ def product_problem(product: Any) -> str | None:
     for key, value in product.items():
         if not isinstance(value, str):
             return f"{key} is not a string"
-    if not gs1_valid(product["product_code"]):
+    if not gtin_is_valid(product["product_code"]):
         return "product_code is not a valid GTIN"
     if not product["product"].strip():
         return "product is empty"
