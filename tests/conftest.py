@@ -197,6 +197,15 @@ def sandbox_fixture(scope: str = "module", **config: Any):
     return fixture
 
 
+def emptied_before_each_test(sandbox: str = "sb"):
+    """An autouse fixture emptying the module's ``sandbox`` fixture (catalogs, jobs,
+    request log) before each test: ``fresh = emptied_before_each_test()``."""
+    @pytest.fixture(autouse=True)
+    def fixture(request):
+        request.getfixturevalue(sandbox).reset()
+    return fixture
+
+
 def sandbox_writes(sandbox: Sandbox, provider: str, method: str | None = None) -> list[dict]:
     """The write requests ``provider``'s simulator logged (only ``method``'s, if given),
     in the order they arrived."""

@@ -9,7 +9,7 @@ import pytest
 
 from reconciler.sandbox import Sandbox, SandboxConfig
 from reconciler.providers.bloomreach.simulator import CATALOG_FIELDS
-from conftest import queued_work_done, sandbox_fixture
+from conftest import emptied_before_each_test, queued_work_done, sandbox_fixture
 
 AUTH = ("sandbox-key", "sandbox-secret")
 WINDOW = 10 * 0.04  # 5 requests per 0.4 s
@@ -18,10 +18,7 @@ WINDOW = 10 * 0.04  # 5 requests per 0.4 s
 sb = sandbox_fixture(time_scale=0.04, latency=0)
 
 
-@pytest.fixture(autouse=True)
-def fresh(sb):
-    sb.reset()
-    yield
+fresh = emptied_before_each_test()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from reconciler.sandbox import Sandbox, SandboxConfig
-from conftest import eventually
+from conftest import emptied_before_each_test, eventually
 
 TOKEN = "sandbox-token"
 DELAY = 0.15
@@ -20,10 +20,7 @@ def sb():
         yield sandbox
 
 
-@pytest.fixture(autouse=True)
-def fresh(sb):
-    sb.reset()
-    yield
+fresh = emptied_before_each_test()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import httpx
 import pytest
 
 from reconciler.manifest.models import gtin_is_valid
-from conftest import sandbox_fixture, with_check_digit
+from conftest import emptied_before_each_test, sandbox_fixture, with_check_digit
 
 AUTH = ("sandbox-user", "sandbox-pass")
 BAD = {"message": "Bad Request", "status": 400}
@@ -14,10 +14,7 @@ BAD = {"message": "Bad Request", "status": 400}
 sb = sandbox_fixture(latency=0)
 
 
-@pytest.fixture(autouse=True)
-def fresh(sb):
-    sb.reset()
-    yield
+fresh = emptied_before_each_test()
 
 
 @pytest.fixture

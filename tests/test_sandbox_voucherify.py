@@ -5,7 +5,7 @@ import httpx
 import orjson
 import pytest
 
-from conftest import eventually, sandbox_fixture
+from conftest import emptied_before_each_test, eventually, sandbox_fixture
 
 AUTH = {"X-App-Id": "sandbox-app", "X-App-Token": "sandbox-token"}
 DELAY = 0.5
@@ -14,10 +14,7 @@ DELAY = 0.5
 sb = sandbox_fixture(async_delay=DELAY, latency=0)
 
 
-@pytest.fixture(autouse=True)
-def fresh(sb):
-    sb.reset()
-    yield
+fresh = emptied_before_each_test()
 
 
 @pytest.fixture

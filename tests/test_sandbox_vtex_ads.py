@@ -6,7 +6,7 @@ import threading
 import httpx
 import pytest
 
-from conftest import queued_work_done, sandbox_fixture
+from conftest import emptied_before_each_test, queued_work_done, sandbox_fixture
 
 AUTH = {"x-app-id": "sandbox-app", "x-api-key": "sandbox-key"}
 
@@ -14,10 +14,7 @@ AUTH = {"x-app-id": "sandbox-app", "x-api-key": "sandbox-key"}
 sb = sandbox_fixture(latency=0.001)
 
 
-@pytest.fixture(autouse=True)
-def fresh(sb):
-    sb.reset()
-    yield
+fresh = emptied_before_each_test()
 
 
 @pytest.fixture
