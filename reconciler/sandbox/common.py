@@ -118,6 +118,18 @@ def parse_json(raw: bytes) -> Any:
         raise InvalidJSON(str(exc)) from None
 
 
+# What a body that is not strict JSON parses to (see parse_body).
+NOT_JSON = object()
+
+
+def parse_body(raw: bytes) -> Any:
+    """A request body as strict JSON, or :data:`NOT_JSON` (each API answers that its way)."""
+    try:
+        return parse_json(raw)
+    except InvalidJSON:
+        return NOT_JSON
+
+
 def basic_auth(request: Request) -> tuple[str, str] | None:
     """The (user, password) of an ``Authorization: Basic`` header, or None."""
     header = request.headers.get("authorization", "")
@@ -304,6 +316,17 @@ class Exchange:
 
     def violation(self, text: str) -> None:
         self.entry["violation"] = text
+
+    def over_limit(self, body: Any, limit: int, noun: str = "items") -> bool:
+        """Counts the items of a list ``body`` in the log; whether they are more than
+        ``limit`` (a violation, recorded here: the simulator answers it as its API does)."""
+        if not isinstance(body, list):
+            return False
+        self.items = len(body)
+        if len(body) <= limit:
+            return False
+        self.violation(f"{len(body)} {noun} > {limit}")
+        return True
 
 
 Handler = Callable[[Request, Exchange], Awaitable[Response]]

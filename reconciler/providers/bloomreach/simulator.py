@@ -67,13 +67,13 @@ from starlette.routing import Route
 from reconciler.mapping import present
 from reconciler.sandbox.common import (
     Exchange,
-    InvalidJSON,
+    NOT_JSON,
     Simulator,
     SlidingWindow,
     basic_auth,
     is_number,
     json_response,
-    parse_json,
+    parse_body,
     retry_after_seconds,
 )
 
@@ -180,21 +180,15 @@ class BloomreachSimulator(Simulator):
         if len(ex.body) > MAX_BYTES:
             ex.violation(f"{len(ex.body)} bytes > {MAX_BYTES}")
             return global_error("Payload size exceeded"), None
-        try:
-            payload = parse_json(ex.body)
-        except InvalidJSON:
-            payload = _INVALID
-        if isinstance(payload, list):
-            ex.items = len(payload)
-            if len(payload) > MAX_ITEMS:
-                ex.violation(f"{len(payload)} items > {MAX_ITEMS}")
-                return global_error("Too many items"), None
+        payload = parse_body(ex.body)
+        if ex.over_limit(payload, MAX_ITEMS):
+            return global_error("Too many items"), None
         fault = self.fault_gate(ex)
         if fault is not None:
             return fault, None
         # invented: bloomreach.global-400-texts (docs/sandbox.md)
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if payload is _INVALID or ctype != "application/json":
+        if payload is NOT_JSON or ctype != "application/json":
             return global_error("Invalid JSON"), None
         if not isinstance(payload, list):
             return global_error("Payload not a list"), None
@@ -376,4 +370,3 @@ def _sort_key(entry: tuple[str, dict], column: str) -> tuple:
     return (value is None, str(type(value)), value if value is not None else 0)
 
 
-_INVALID = object()

@@ -41,7 +41,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from reconciler.manifest.models import gtin_is_valid
-from reconciler.sandbox.common import Exchange, InvalidJSON, Simulator, basic_auth, json_response, parse_json
+from reconciler.sandbox.common import Exchange, NOT_JSON, Simulator, basic_auth, json_response, parse_body
 
 USERNAME = "sandbox-user"
 PASSWORD = "sandbox-pass"
@@ -131,15 +131,9 @@ class VenddorSimulator(Simulator):
         refused = unauthorized(request)
         if refused is not None:
             return refused
-        try:
-            body = parse_json(ex.body)
-        except InvalidJSON:
-            body = None
-        if isinstance(body, list):
-            ex.items = len(body)
-            if len(body) > MAX_PRODUCTS:
-                ex.violation(f"{len(body)} products > {MAX_PRODUCTS}")
-                return bad_request()  # invented: venddor.over-60 (docs/sandbox.md)
+        body = parse_body(ex.body)
+        if ex.over_limit(body, MAX_PRODUCTS, "products"):
+            return bad_request()  # invented: venddor.over-60 (docs/sandbox.md)
         fault = self.fault_gate(ex)
         if fault is not None:
             return fault

@@ -56,15 +56,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from reconciler.mapping import present
-from reconciler.sandbox.common import (
-    Exchange,
-    InvalidJSON,
-    Simulator,
-    headers_match,
-    is_number,
-    json_response,
-    parse_json,
-)
+from reconciler.sandbox.common import Exchange, NOT_JSON, Simulator, headers_match, is_number, json_response, parse_body
 
 APP_ID = "sandbox-app"
 APP_TOKEN = "sandbox-token"
@@ -264,16 +256,13 @@ class VoucherifySimulator(Simulator):
         if len(ex.body) > MAX_BYTES:
             ex.violation(f"{len(ex.body)} bytes > {MAX_BYTES}")
             return json_response(TOO_LARGE, 413)
-        try:
-            body = parse_json(ex.body)
-        except InvalidJSON:
-            body = _INVALID
+        body = parse_body(ex.body)
         if isinstance(body, dict) and isinstance(body.get("source_ids"), list):
             ex.items = len(body["source_ids"])
         fault = self.fault_gate(ex)
         if fault is not None:
             return fault
-        if body is _INVALID:
+        if body is NOT_JSON:
             return invalid("Request body is not valid JSON")
         if not isinstance(body, dict):
             return invalid("Request body must be an object")
@@ -422,4 +411,3 @@ def _copy_product(product: dict) -> dict:
     return copy
 
 
-_INVALID = object()

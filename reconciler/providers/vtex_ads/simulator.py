@@ -33,15 +33,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from reconciler.sandbox.common import (
-    Exchange,
-    InvalidJSON,
-    Simulator,
-    headers_match,
-    is_number,
-    json_response,
-    parse_json,
-)
+from reconciler.sandbox.common import Exchange, NOT_JSON, Simulator, headers_match, is_number, json_response, parse_body
 
 APP_ID = "sandbox-app"
 API_KEY = "sandbox-key"
@@ -209,21 +201,15 @@ class VtexAdsSimulator(Simulator):
         if not headers_match(ex.request, {"x-app-id": APP_ID, "x-api-key": API_KEY}):
             # invented: vtex_ads.auth-401 (docs/sandbox.md)
             return json_response({"message": "Unauthorized"}, 401)
-        try:
-            body = parse_json(ex.body)
-        except InvalidJSON:
-            body = _INVALID
-        if isinstance(body, list):
-            ex.items = len(body)
-            if len(body) > MAX_ITEMS:
-                ex.violation(f"{len(body)} items > {MAX_ITEMS}")
-                # invented: vtex_ads.max-items-422 (docs/sandbox.md)
-                return json_response([_error("", "#/maxItems", "maxItems", {"limit": MAX_ITEMS},
-                                             f"must NOT have more than {MAX_ITEMS} items")], 422)
+        body = parse_body(ex.body)
+        if ex.over_limit(body, MAX_ITEMS):
+            # invented: vtex_ads.max-items-422 (docs/sandbox.md)
+            return json_response([_error("", "#/maxItems", "maxItems", {"limit": MAX_ITEMS},
+                                         f"must NOT have more than {MAX_ITEMS} items")], 422)
         fault = self.fault_gate(ex)
         if fault is not None:
             return fault
-        if body is _INVALID:  # invented: vtex_ads.invalid-json-400 (docs/sandbox.md)
+        if body is NOT_JSON:  # invented: vtex_ads.invalid-json-400 (docs/sandbox.md)
             return json_response({"message": "Invalid JSON"}, 400)
         if not isinstance(body, list):
             return json_response([_error("", "#/type", "type", {"type": "array"}, "must be array")], 422)
@@ -245,4 +231,3 @@ class VtexAdsSimulator(Simulator):
             self.inventories[(item["product_sku"], item.get("store_id"))] = item
 
 
-_INVALID = object()
