@@ -25,7 +25,7 @@ from reconciler.errors import ReconcilerError, Terminated
 from reconciler.global_options import hoist
 from reconciler.plan import Plan, build_plan
 from reconciler.plan import file as plan_file
-from reconciler.plan.render import chunks, orphan_lines, render_refusal_markdown
+from reconciler.plan.render import chunks, render_refusal_markdown, warning_lines
 from reconciler.with_sandbox import serve as with_sandbox_serve
 from reconciler.workspace import Workspace
 
@@ -269,7 +269,7 @@ def plan(ctx: Context, targets: tuple[str, ...], out: str | None, fmt: str, deta
             Path(out).unlink(missing_ok=True)
             raise ReconcilerError(f"cannot write the plan to {out}: {exc.strerror or exc}") from None
     if fmt != "text":  # the text form says it in its summary
-        for line in orphan_lines(result):
+        for line in warning_lines(result):
             ctx.echo(f"Warning: {line}", err=True)
     ctx.echo_chunks(chunks(result, fmt, color=ctx.color))
     if out:

@@ -112,3 +112,36 @@ def test_verify_finds_the_queued_work_bloomreach_never_did(ws):
         assert {f["key"] for f in state.failures("t")} == {f"P{i:02d}" for i in range(20)} - done
         state.close()
         assert {sku for sku, _ in planned(ws)} == {f"P{i:02d}" for i in range(20)} - done
+
+
+def test_a_property_partial_update_cannot_remove_is_planned_with_a_warning(ws, sandbox):
+    sandbox.reset()
+    workspace(ws, sandbox.urls, "bloomreach")
+    ws.write("products.yaml", {"products": [product("P0", attributes={"color": "red"}), product("P1")]})
+    assert ws.run("apply", "--auto-approve").exit_code == 0
+    ws.write("products.yaml", {"products": [product("P0"), product("P1")]})  # color removed
+    for _ in range(2):  # applied, and planned again: Bloomreach still holds it
+        plan = ws.run("plan")
+        assert "Warning: Target t: 1 update(s) remove properties (color) that Bloomreach's partial update " \
+               "cannot remove" in plan.stdout
+        assert "update_mode: full" in plan.stdout
+        document = orjson.loads(ws.run("plan", "--format", "json").stdout)
+        assert document["targets"]["t"]["warnings"][0].startswith("1 update(s) remove properties (color)")
+        applied = ws.run("apply", "--auto-approve")
+        assert applied.exit_code == 0, applied.output
+        queued_work_done(sandbox)
+        assert sandbox.simulators["bloomreach"].stored(ws_target_settings("bloomreach"))[("product", "P0")][
+            "color"] == "red"
+        state = State(ws.root / "state" / "reconciler.db", create=False)
+        assert state.item("t", "product", "P0").payload["color"] == "red"  # what Bloomreach holds
+        state.close()
+    # a full replace is the documented way: no warning, and the property is gone
+    ws.write("targets.yaml", {"targets": {"t": {**target("bloomreach", sandbox.urls["bloomreach"]),
+                                                 "settings": {**ws_target_settings("bloomreach"),
+                                                              "update_mode": "full"}}}})
+    plan = ws.run("plan")
+    assert "Warning" not in plan.stdout and "- color" in plan.stdout
+    assert ws.run("apply", "--auto-approve").exit_code == 0
+    queued_work_done(sandbox)
+    assert "color" not in sandbox.simulators["bloomreach"].stored(ws_target_settings("bloomreach"))[("product", "P0")]
+    assert ws.run("plan", "--detailed-exitcode").exit_code == 0

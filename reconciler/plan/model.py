@@ -148,6 +148,7 @@ class TargetPlan:
     changes: Changes
     unchanged: int
     fingerprint: dict[str, str] | None = None
+    warnings: tuple[str, ...] = ()   # what the provider says apply cannot carry out as planned
 
     def __post_init__(self) -> None:
         if not isinstance(self.changes, Changes):
@@ -162,6 +163,8 @@ class TargetPlan:
         if self.fingerprint is not None:
             data["fingerprint"] = self.fingerprint
         data["summary"] = self.summary
+        if self.warnings:
+            data["warnings"] = list(self.warnings)
         if changes:
             data["changes"] = [orjson.loads(line) for line in self.changes.lines()]
         return data
@@ -225,7 +228,7 @@ class Plan:
                     changes=(changes[name] if changes is not None
                              else ListedChanges(Change.from_json(c) for c in t.get("changes", ()))),
                     unchanged=int(t.get("summary", {}).get("unchanged", 0)),
-                    fingerprint=t.get("fingerprint"),
+                    fingerprint=t.get("fingerprint"), warnings=tuple(t.get("warnings", ())),
                 )
                 for name, t in data.get("targets", {}).items()
             },

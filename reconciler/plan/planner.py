@@ -104,6 +104,8 @@ class _TargetPlanner:
         self.unchanged = 0
         self.fields: dict[tuple, bytes] = {}
         self.rank = record_ranks(target.provider)
+        self.removing = 0                  # updates that remove fields, and which: the provider
+        self.removed: set[str] = set()     # may have no way to remove one (removal_warnings)
 
     def _keep(self, action: str, sku: str, record: str, line: bytes) -> None:
         self.counts[action] += 1
@@ -145,6 +147,9 @@ class _TargetPlanner:
         if fields == FieldDiff():
             self.unchanged += 1
             return
+        if fields.removed:
+            self.removing += 1
+            self.removed.update(fields.removed)
         change = Change("update", record, key, sku, item.payload, after, fields, item.remote_id)
         self._keep("update", sku, record, orjson.dumps(change.to_json()))
 
@@ -178,7 +183,9 @@ class _TargetPlanner:
         if self.in_step is not None:  # each item of the state is produced (unchanged or updated) or deleted
             self.unchanged = self.known - self.counts["update"] - self.counts["delete"]
         changes = SpilledChanges(self.spill, (self.name, "changes"), (self.name, "deletes"), self.counts)
-        return TargetPlan(self.target.name, self.target.provider, changes, self.unchanged, fingerprint(self.target))
+        warnings = get_provider(self.target.provider).removal_warnings(self.target, self.removing, self.removed)
+        return TargetPlan(self.target.name, self.target.provider, changes, self.unchanged, fingerprint(self.target),
+                          tuple(warnings))
 
 
 def change_line(sku: str, action: str, record: str, key: str, before: bytes, after: bytes, fields: bytes) -> bytes:

@@ -43,11 +43,14 @@ def closing_line(counts: dict[str, int]) -> str:
     return f"Plan: {counts['create']} to create, {counts['update']} to update, {counts['delete']} to delete."
 
 
-def orphan_lines(plan: Plan) -> list[str]:
-    """The targets the state holds items of that the manifests no longer declare."""
+def warning_lines(plan: Plan) -> list[str]:
+    """What the plan warns of: the targets the state holds items of that the manifests
+    no longer declare, and what a provider says apply cannot carry out as planned."""
     return [f"Target {printable(name)} is not declared in the manifests, but the state holds {count} of its items: "
             f"they are left as they are, never deleted by omission (`reconciler state rm -t {printable(name)} --all` "
-            "forgets them)." for name, count in plan.orphans.items()]
+            "forgets them)." for name, count in plan.orphans.items()] + [
+        f"Target {printable(name)}: {printable(text)}" for name, target in plan.targets.items()
+        for text in target.warnings]
 
 
 def no_changes(plan: Plan) -> str:
@@ -90,7 +93,7 @@ def text_chunks(plan: Plan, color: bool = False, per_target: int | None = None) 
     def bold(text: str) -> str:
         return click.style(text, bold=True) if color else text
 
-    orphans = "".join(f"\nWarning: {line}\n" for line in orphan_lines(plan))
+    orphans = "".join(f"\nWarning: {line}\n" for line in warning_lines(plan))
     if not plan.has_changes:
         yield no_changes(plan) + "\n"
         yield from (f"  {printable(name)}: {t.unchanged} unchanged\n" for name, t in plan.targets.items())
@@ -166,7 +169,7 @@ def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
         head.append(f"**No changes.** {no_changes(plan).removeprefix('No changes. ')}")
     else:
         head.append(f"**{closing_line(plan.totals())}**")
-    head += [f"\n> :warning: {line}" for line in orphan_lines(plan)]
+    head += [f"\n> :warning: {markdown_text(line)}" for line in warning_lines(plan)]
     head += ["", "| target | provider | create | update | delete | unchanged |",
              "|---|---|--:|--:|--:|--:|"]
     head += ["| " + " | ".join(table_cell(c) if i < 2 else c for i, c in enumerate(row)) + " |" for row in summary_rows(plan)]

@@ -289,6 +289,13 @@ class Provider:
         return []
 
     @classmethod
+    def removal_warnings(cls, target: "Target", updates: int, fields: Collection[str]) -> list[str]:
+        """What a plan must warn of when ``updates`` of its updates remove ``fields``:
+        what apply cannot carry out as planned (an API may document no way to remove
+        a field)."""
+        return []
+
+    @classmethod
     def overridable(cls, target: "Target") -> Collection[str] | None:
         """The payload fields a product's ``overrides:`` may set at this target
         (``None``: any field)."""

@@ -13,7 +13,7 @@ Base path ``/data/v2/projects/{project_id}/catalogs/{catalog_id}/items``.
   value meaning "remove" (not ``null``, not ``""``). So it is not sent, the item's
   outcome keeps it (:attr:`Outcome.kept`: the state records that Bloomreach still
   holds it), and every plan shows the removal again, with a warning (see
-  :meth:`Wire.change_warning`) naming the documented ways: ``update_mode: full``
+  :meth:`Wire.removal_warnings`) naming the documented ways: ``update_mode: full``
   (a full replace blanks what it is not given), or removing it in Bloomreach.
 * Deletes go to ``DELETE …/items/bulk-delete`` with a body ``["id", ...]``.
   All three endpoints share one window of 5 requests per 10 s per catalog.
@@ -130,13 +130,16 @@ class Wire(Provider):
         return {**(op.after or {}), **{field: op.before[field] for field in removed}} if removed else None
 
     @classmethod
-    def change_warning(cls, target, change) -> str | None:
-        """Why a planned change will not be carried out whole (a plan shows it)."""
-        partial = (target.settings.get("update_mode") or "partial") == "partial"
-        if not partial or change.action != "update" or not change.fields.removed:
-            return None
-        return ("Bloomreach's partial update cannot remove properties: apply leaves them as they are. "
-                "To remove them: update_mode: full (replaces whole items), or remove them in Bloomreach")
+    def removal_warnings(cls, target, updates: int, fields) -> list[str]:
+        """Updates that remove properties, in partial mode: apply cannot (the module doc)."""
+        if not updates or (target.settings.get("update_mode") or "partial") != "partial":
+            return []
+        names = sorted(fields)
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        return [f"{updates} update(s) remove properties ({shown}) that Bloomreach's partial update cannot "
+                "remove (the API documents no way to): apply sends the other changes and leaves these properties "
+                "as they are, and the next plan shows them again. To remove them: update_mode: full (a full "
+                "replace, which also blanks properties other systems own), or remove them in Bloomreach"]
 
     def item_size(self, op: Operation) -> int:
         return len(dumps(self.element(op)))
