@@ -16,7 +16,7 @@ from typing import Hashable, Sequence
 import httpx
 
 from reconciler.providers._common import (
-    JSON_HEADERS, body_excerpt, dumps, json_body, outcomes, refusal, setting, split_or_fail,
+    JSON_HEADERS, body_excerpt, dumps, json_body, outcomes, refusal, setting, split_or_fail, unexpected,
 )
 from reconciler.providers.base import Job, Operation, Outcome, Provider, Request
 
@@ -51,8 +51,10 @@ class Wire(Provider):
     def decode(self, request: Request, response: httpx.Response) -> list[Outcome]:
         ops = request.operations
         body = json_body(response)
-        if response.status_code == 202 and isinstance(body, dict) and body.get("job_id"):
-            return outcomes(ops, "pending", job=Job(handle=str(body["job_id"]), operations=tuple(ops)))
+        if 200 <= response.status_code < 300:
+            if not (isinstance(body, dict) and isinstance(body.get("job_id"), str)):
+                raise unexpected(self.name, response)  # no success: sent again, as after a 5xx
+            return outcomes(ops, "pending", job=Job(handle=body["job_id"], operations=tuple(ops)))
         return split_or_fail(ops, f"fakeshop refused the request (HTTP {response.status_code}): "
                                   f"{body_excerpt(response)}")
 
@@ -65,7 +67,9 @@ class Wire(Provider):
         body = json_body(response)
         if response.status_code == 404:
             return outcomes(job.operations, "retry", f"fakeshop does not know job {job.handle}")
-        if response.status_code != 200 or not isinstance(body, dict) or body.get("state") != "done":
+        if response.status_code != 200 or not isinstance(body, dict) or body.get("state") not in ("queued", "done"):
+            raise unexpected(self.name, response)
+        if body["state"] == "queued":
             return None
         failed = body.get("failed") or {}
         return [refusal(op, str(failed[op.key])) if op.key in failed else Outcome(op, "confirmed")
