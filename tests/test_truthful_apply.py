@@ -145,3 +145,30 @@ def test_a_property_partial_update_cannot_remove_is_planned_with_a_warning(ws, s
     queued_work_done(sandbox)
     assert "color" not in sandbox.simulators["bloomreach"].stored(ws_target_settings("bloomreach"))[("product", "P0")]
     assert ws.run("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_bisection_of_requests_refused_as_a_whole_is_bounded(state):
+    """A global 400 that comes back whatever is sent (no single item at fault): the
+    engine bisects at most ``Tuning.split_requests`` requests, then fails the rest."""
+    import httpx
+
+    from reconciler.apply import Tuning
+    from reconciler.manifest.models import Target
+    from reconciler.plan.model import Change, FieldDiff, Plan, TargetPlan
+
+    sent = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        sent.append(len(orjson.loads(request.content)))
+        return httpx.Response(400, json={"errors": {"_global": ["Item parsing error"]}, "success": False})
+
+    bloom = Target(name="bloom", provider="bloomreach", base_url="http://bloomreach.test",
+                   auth={"key_id": "k", "key_secret": "s"}, settings={"project_id": "p", "catalog_id": "c"})
+    changes = tuple(Change("create", "product", f"K{i:03d}", f"K{i:03d}", None, {"title": str(i)},
+                           FieldDiff(added=("title",))) for i in range(200))
+    plan = Plan(state.lineage, state.serial, {"bloom": TargetPlan("bloom", "bloomreach", changes, 0)})
+    result = apply_plan(plan, {"bloom": bloom}, state, reporter=NullReporter(), transport=httpx.MockTransport(refuse),
+                        tuning=Tuning(split_requests=8, backoff_base=0.001, backoff_cap=0.01, window_scale=0.001))
+    assert result.targets["bloom"].failed == 200
+    assert len(sent) <= 1 + 8 and sent[0] == 200  # the first, then at most 8 bisected ones
+    assert any("not bisected further" in f.reason for f in result.failures)
