@@ -169,7 +169,7 @@ def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
         head.append(f"**No changes.** {no_changes(plan).removeprefix('No changes. ')}")
     else:
         head.append(f"**{closing_line(plan.totals())}**")
-    head += [f"\n> :warning: {markdown_text(line)}" for line in warning_lines(plan)]
+    head += [f"\n> :warning: {line}" for line in warning_lines(plan)]
     head += ["", "| target | provider | create | update | delete | unchanged |",
              "|---|---|--:|--:|--:|--:|"]
     head += ["| " + " | ".join(table_cell(c) if i < 2 else c for i, c in enumerate(row)) + " |" for row in summary_rows(plan)]
