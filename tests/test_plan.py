@@ -117,7 +117,19 @@ def test_target_filter_and_unknown_target(ws):
     data = orjson.loads(ws.run("plan", "-t", "vouch", "--format", "json").output)
     assert list(data["targets"]) == ["vouch"]
     result = ws.run("plan", "-t", "nope")
-    assert result.exit_code == 1 and "unknown target 'nope'" in result.output
+    assert result.exit_code == 1 and "unknown target 'nope' (targets: meta, vouch)" in result.output
+    assert "unknown target 'vuoch' (did you mean 'vouch'?)" in ws.run("plan", "-t", "vuoch").output
+
+
+@pytest.mark.parametrize("command", [("plan",), ("drift",), ("status",), ("apply", "--auto-approve")])
+def test_a_named_target_that_failed_to_load_shows_why(ws, command):
+    """Not "unknown target": the target is declared, and its manifest error is the answer."""
+    ws.write("t.yaml", {"targets": {"meta": target("meta_catalog", settings={"catalog_id": "", "api_version": "v21.0"}),
+                                    "vouch": target("voucherify")}})
+    ws.write("p.yaml", {"products": [product("A")]})
+    result = ws.run(*command, "-t", "meta")
+    assert result.exit_code == 1 and "unknown target" not in result.output, result.output
+    assert "manifests/t.yaml:" in result.output and "target 'meta': settings.catalog_id: must not be empty" in result.output
 
 
 def test_detailed_exitcode(ws):

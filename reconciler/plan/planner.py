@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 import orjson
 
-from reconciler.errors import ConfigError, ManifestError, Problem, ReconcilerError
+from reconciler.errors import ConfigError, ManifestError, Problem, ReconcilerError, suggestion
 from reconciler.manifest.loader import Manifests
 from reconciler.manifest.models import Target
 from reconciler.manifest.validate import check_targets
@@ -76,9 +76,12 @@ def change_order(provider: str) -> Callable[[Change], tuple]:
 
 def select_targets(manifests: Manifests, names: Sequence[str] = ()) -> dict[str, Target]:
     unknown = [n for n in names if n not in manifests.targets]
+    if any(n in manifests.target_locations for n in unknown):  # declared, but did not load
+        raise ManifestError(manifests.problems)
     if unknown:
-        known = ", ".join(manifests.targets) or "none"
-        raise ConfigError(f"unknown target {', '.join(map(repr, unknown))} (targets: {known})")
+        declared = list(manifests.target_locations)
+        hint = suggestion(unknown[0], declared, listing="targets:") if declared else "no target is declared"
+        raise ConfigError(f"unknown target {', '.join(map(repr, unknown))} ({hint})")
     return {n: t for n, t in manifests.targets.items() if not names or n in names}
 
 
