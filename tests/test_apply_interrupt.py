@@ -3,18 +3,23 @@ reporter callback), SIGTERM, and kill -9 of a separate process. The state stays
 consistent and the next apply converges without re-sending what was confirmed."""
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import os
 import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from reconciler.apply import NullReporter, apply_plan
+from reconciler.apply.recording import StateWriter
 from support import (
     convergence_problems, fast_tuning, make_product, make_products, plan_products, sandbox_targets,
 )
@@ -78,36 +83,146 @@ def test_a_plan_made_before_any_state_existed_applies_to_a_new_state(sandbox, st
 
 
 class InterruptAfter(NullReporter):
-    def __init__(self, batches: int):
-        self.batches = batches
+    """Interrupts (as Ctrl-C would) once ``target``'s ``batches``-th batch of confirmed
+    outcomes is counted."""
+
+    def __init__(self, target: str, batches: int):
+        self.target, self.batches = target, batches
 
     def recorded(self, target, counts):
-        if counts.get("confirmed") or counts.get("accepted"):
+        if target == self.target and (counts.get("confirmed") or counts.get("accepted")):
             self.batches -= 1
             if self.batches == 0:
                 raise KeyboardInterrupt
 
 
-def test_interrupt_mid_apply_then_converge(sandbox, state_location):
+class HoldAfter(httpx.AsyncBaseTransport):
+    """Real sockets, except that the write requests to ``url`` after its first ``n``
+    are held, never sent (until the interrupt cuts them off): the apply cannot finish
+    first, however slowly the state's thread commits on a loaded machine. Shared by the
+    clients of every target: the network closes with the last one."""
+
+    def __init__(self, url: str, n: int):
+        self.network = httpx.AsyncHTTPTransport()
+        self.port = httpx.URL(url).port
+        self.left = n
+        self.clients = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.port == self.port and request.method == "POST":
+            if self.left == 0:
+                await asyncio.Event().wait()
+            self.left -= 1
+        return await self.network.handle_async_request(request)
+
+    async def __aenter__(self) -> "HoldAfter":
+        self.clients += 1
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        self.clients -= 1
+        if self.clients == 0:
+            await self.network.aclose()
+
+
+def test_interrupt_mid_apply_then_converge(sandbox, state_location, caplog):
     state = State(state_location)
     targets = sandbox_targets(sandbox.urls, providers=("venddor", "meta_catalog"),
                               limits={"meta_catalog": {"max_items_per_request": 50}})
     products = make_products(600)
+    # Venddor's first 3 requests of 60 are answered, the others held; the interrupt comes
+    # as the 3rd answer is counted, while Meta's requests and jobs are under way.
     with pytest.raises(KeyboardInterrupt):
-        apply(plan_products(state, targets, products), targets, state, reporter=InterruptAfter(3))
+        apply(plan_products(state, targets, products), targets, state, reporter=InterruptAfter("venddor", 3),
+              transport=HoldAfter(sandbox.urls["venddor"], 3))
+    gc.collect()  # the interrupt, raised in a task, left no task half-way nor its exception unretrieved
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
     last = state.applies()[-1]
     assert last["status"] == "interrupted"
-    assert json.loads(last["counts"])["venddor"]["confirmed"] >= 60
+    assert json.loads(last["counts"])["venddor"]["confirmed"] == 180
     assert_state_true(sandbox, state, targets)
     confirmed = len(state.hashes("venddor"))
-    assert 0 < confirmed < 600
-    time.sleep(0.2)  # requests cut off by the interrupt finish on the server's side
+    assert confirmed == 180
     before = sent_items(sandbox, "venddor")
+    assert before == 180  # what the held requests carried never left
     # the lock was released: a fresh plan applies, sending only what was not confirmed
     plan = plan_products(state, targets, products)
     assert len(plan.targets["venddor"].changes) == 600 - confirmed
     assert apply(plan, targets, state).ok
     assert sent_items(sandbox, "venddor") - before == 600 - confirmed
+    assert convergence_problems(sandbox, state, targets, products) == []
+    assert sandbox.violations == []
+
+
+class QueuedWrites:
+    """Holds the state's first write of outcomes on the state's thread until the apply
+    (interrupted meanwhile) closes its writer, so that the writes after it wait in the
+    thread's queue when the interrupt lands."""
+
+    def __init__(self, state: State, monkeypatch):
+        self.released = threading.Event()
+        self.held = threading.Event()
+        self.calls = 0
+        record, close = state.record, StateWriter.close
+
+        def held_record(*args, **kwargs):
+            self.calls += 1
+            if self.calls == 1:
+                self.held.set()
+                self.released.wait()
+            return record(*args, **kwargs)
+
+        def close_then_release(writer):
+            self.released.set()
+            close(writer)
+
+        monkeypatch.setattr(state, "record", held_record)
+        monkeypatch.setattr(StateWriter, "close", close_then_release)
+
+
+class InterruptAtRequest(NullReporter):
+    """Interrupts as the ``n``-th write request is about to go: by a KeyboardInterrupt
+    raised in the apply's task (as a second Ctrl-C), or by SIGINT (a first Ctrl-C:
+    asyncio's runner cancels the apply)."""
+
+    def __init__(self, n: int, how: str):
+        self.n, self.how = n, how
+
+    def request_sent(self, target, endpoint, items):
+        self.n -= 1
+        if self.n == 0:
+            if self.how == "SIGINT":
+                signal.raise_signal(signal.SIGINT)
+            else:
+                raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("how", ["KeyboardInterrupt", "SIGINT"])
+def test_an_interrupt_while_confirmed_outcomes_wait_for_the_state(sandbox, state_location, monkeypatch, caplog, how):
+    """Requests 1 and 2 (of 20 items, one at a time) are answered; the state's thread
+    is still committing the first answer's outcomes and the second's wait behind it
+    when the interrupt comes, as request 3 is about to go. Both are recorded and
+    counted; nothing of request 3 is."""
+    state = State(state_location)
+    limits = {"venddor": {"max_in_flight": 1, "max_items_per_request": 20}}
+    targets = sandbox_targets(sandbox.urls, providers=("venddor",), limits=limits)
+    products = make_products(100)
+    queued = QueuedWrites(state, monkeypatch)
+    with pytest.raises(KeyboardInterrupt) as raised:
+        apply(plan_products(state, targets, products), targets, state, reporter=InterruptAtRequest(3, how))
+    assert raised.type is KeyboardInterrupt
+    assert queued.held.is_set() and queued.calls >= 2  # the second write was queued, then committed
+    last = state.applies()[-1]
+    assert last["status"] == "interrupted"
+    assert json.loads(last["counts"])["venddor"]["confirmed"] == 40
+    assert_state_true(sandbox, state, targets)
+    assert len(state.hashes("venddor")) == 40
+    gc.collect()
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
+    monkeypatch.undo()
+    plan = plan_products(state, targets, products)
+    assert len(plan.targets["venddor"].changes) == 60
+    assert apply(plan, targets, state).ok
     assert convergence_problems(sandbox, state, targets, products) == []
     assert sandbox.violations == []
 

@@ -7,7 +7,8 @@ the limits they share.
   limits; the window kept in the state, shared with every other process;
 * :func:`run_all`: the targets that need several rate windows start first and alone,
   the others once the leaders' first window is answered (at most ``head_start``);
-* :func:`run_loop`: a fresh loop on which SIGINT and SIGTERM cancel the apply cleanly.
+* :func:`run_loop`: a fresh loop on which SIGINT, SIGTERM and a KeyboardInterrupt
+  raised in a task cancel the apply cleanly.
 """
 from __future__ import annotations
 
@@ -121,10 +122,36 @@ async def run_all(runs: Sequence["TargetRun"], head_start: float) -> None:
 def run_loop(make: Callable[[], Awaitable[Any]]) -> Any:
     """Run a coroutine on a fresh loop; SIGINT and SIGTERM cancel it cleanly (tasks
     unwind at their next await, never inside a state transaction) and then surface
-    as KeyboardInterrupt (SIGTERM as its subclass Terminated: exit code 143)."""
+    as KeyboardInterrupt (SIGTERM as its subclass Terminated: exit code 143).
+
+    A KeyboardInterrupt raised inside one of its tasks (a reporter's callback, a
+    second Ctrl-C) interrupts it the same way: left to propagate, it would stop the
+    loop with the other tasks half-way (rate-window slots unreleased, clients left
+    open, tasks destroyed pending) and be re-raised by every task awaiting that one."""
     holder: dict[str, Any] = {}
-    terminated = False
+    terminated = interrupted = False
     previous = None
+
+    def interrupt() -> None:
+        nonlocal interrupted
+        interrupted = True
+        task = holder.get("task")
+        if task is not None and not task.done():
+            task.cancel()
+
+    async def interruptible(coro: Awaitable[Any]) -> Any:
+        try:
+            return await coro
+        except KeyboardInterrupt:
+            interrupt()
+            raise asyncio.CancelledError from None
+
+    def task_factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task:
+        task = asyncio.Task(interruptible(coro), loop=loop, **kwargs)
+        # A task cancelled before it started never ran ``coro``: closed, not "never awaited"
+        task.add_done_callback(lambda _: coro.close())
+        return task
+
     with asyncio.Runner() as runner:
         def on_sigterm(signum, frame):
             nonlocal terminated
@@ -136,17 +163,23 @@ def run_loop(make: Callable[[], Awaitable[Any]]) -> Any:
 
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGTERM, on_sigterm)
+        runner.get_loop().set_task_factory(task_factory)
 
         async def main() -> Any:
             holder["task"] = asyncio.current_task()
             return await make()
 
         try:
-            return runner.run(main())
+            result = runner.run(main())
         except asyncio.CancelledError:
             if terminated:
                 raise Terminated from None
+            if interrupted:
+                raise KeyboardInterrupt from None
             raise
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
+    if interrupted:  # raised in a task as the runner closed, after the coroutine's end
+        raise Terminated if terminated else KeyboardInterrupt
+    return result
