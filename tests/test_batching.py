@@ -262,3 +262,25 @@ def test_pack_never_exceeds_a_limit_and_loses_nothing(name, data):
         for group, requests in by_group.items():
             n = sum(len(r.operations) for r in requests)
             assert len(requests) == math.ceil(n / lim.max_items_per_request)
+
+
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+def test_packing_streams_holding_one_request_per_group(name):
+    """A first load is read from the plan a change at a time; the packer must not hold
+    a target's every operation (a million products would need gigabytes)."""
+    p = provider(name)
+    limits = Limits(max_items_per_request=7, max_bytes_per_request=2_000 if name != "vtex_ads" else None)
+    records = ("product", "inventory") if name == "vtex_ads" else ("product",)
+    ops = [create(name, f"{i:013d}", record=record, n=i) for i in range(300) for record in records]
+    pulled = 0
+
+    def read():
+        nonlocal pulled
+        for op in ops:
+            pulled += 1
+            yield op
+    groups, sent = {p.group_key(op) for op in ops}, 0
+    for item in pack(p, read(), limits):
+        sent += len(item.operations) if isinstance(item, Request) else 1
+        assert pulled - sent <= len(groups) * 7, (pulled, sent)
+    assert sent == len(ops)

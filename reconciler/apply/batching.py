@@ -12,6 +12,9 @@
   only an item limit, exactly ``ceil(n / max_items)`` per group).
 
 Every operation comes out exactly once, as an item of one request or as an outcome.
+A request is yielded as soon as it is full, so the packer holds at most one request's
+operations per group, never a target's all (a first load of a million products is read
+from the plan a change at a time and sent that way).
 
 Sizes are measured without re-encoding prefixes. A request body is a fixed frame plus
 the operations' elements joined by a separator, so with ``c(op)`` the size of one
@@ -34,11 +37,10 @@ def pack(provider: Provider, ops: Iterable[Operation], limits: Limits | None = N
          ) -> Iterator[Request | Outcome]:
     limits = limits or provider.limits
     max_items = limits.max_items_per_request
-    max_bytes = limits.max_bytes_per_request
     if max_items is not None and max_items < 1:
         raise ValueError("max_items_per_request must be at least 1")
     local = frozenset(provider.capabilities.local_deletes)
-    groups: dict[Hashable, list[Operation]] = {}
+    chunks: dict[Hashable, _Chunk] = {}
     group_key = provider.group_key
     for op in ops:
         if op.action == "delete" and op.record in local:
@@ -47,16 +49,12 @@ def pack(provider: Provider, ops: Iterable[Operation], limits: Limits | None = N
                 "recorded as deleted without a request"))
             continue
         key = group_key(op)
-        group = groups.get(key)
-        if group is None:
-            groups[key] = [op]
-        else:
-            group.append(op)
-    for group in groups.values():
-        if max_bytes is None:
-            yield from _by_items(provider, group, max_items)
-        else:
-            yield from _by_items_and_bytes(provider, group, max_items, max_bytes)
+        chunk = chunks.get(key)
+        if chunk is None:
+            chunk = chunks[key] = _Chunk(provider, max_items, limits.max_bytes_per_request)
+        yield from chunk.add(op)
+    for chunk in chunks.values():
+        yield from chunk.flush()
 
 
 def split(request: Request) -> tuple[list[Operation], list[Operation]]:
@@ -69,55 +67,62 @@ def split(request: Request) -> tuple[list[Operation], list[Operation]]:
     return ops[:middle], ops[middle:]
 
 
-def _by_items(provider: Provider, group: list[Operation], max_items: int | None) -> Iterator[Request]:
-    step = max_items or len(group)
-    for start in range(0, len(group), step):
-        yield provider.encode(group[start:start + step])
+class _Chunk:
+    """The request being filled for one group: sent as soon as it is full, so that a
+    packer holds at most one request's operations per group, never a target's all."""
+
+    def __init__(self, provider: Provider, max_items: int | None, max_bytes: int | None):
+        self.provider = provider
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+        self.ops: list[Operation] = []
+        self.size = 0
+        self.first: Operation | None = None  # the group's first two operations measure base and sep
+        self.base = 0
+        self.sep: int | None = None
+        item_size: Callable[[Operation], int] | None = getattr(provider, "item_size", None)
+        self.cost = item_size or (lambda op: len(provider.encode([op]).body or b""))
+        self.additive = item_size is not None
+
+    def add(self, op: Operation) -> Iterator[Request | Outcome]:
+        if self.max_bytes is not None:
+            c = self._measure(op)
+            alone = self.base + c
+            if alone > self.max_bytes:
+                yield _too_big(op, alone, self.max_bytes)
+                return
+            if self.ops and self.size + self.sep + c > self.max_bytes:
+                yield from self.flush()
+            self.size = self.size + self.sep + c if self.ops else alone
+        self.ops.append(op)
+        if self.max_items is not None and len(self.ops) >= self.max_items:
+            yield from self.flush()
+
+    def _measure(self, op: Operation) -> int:
+        encode = self.provider.encode
+        if self.first is None:
+            self.first = op
+            if self.additive:
+                self.base = len(encode([op]).body or b"") - self.cost(op)
+        elif self.sep is None:
+            pair = len(encode([self.first, op]).body or b"")
+            self.sep = pair - self.base - self.cost(self.first) - self.cost(op)
+        return self.cost(op)
+
+    def flush(self) -> Iterator[Request | Outcome]:
+        if not self.ops:
+            return
+        ops, self.ops, self.size = self.ops, [], 0
+        if self.max_bytes is None:
+            yield self.provider.encode(ops)
+        else:
+            yield from _checked(self.provider, ops, self.max_bytes)
 
 
 def _too_big(op: Operation, size: int, max_bytes: int) -> Outcome:
     return Outcome(op, "failed", reason=(
         f"the request for {op.key} alone is {size} bytes, over the limit of "
         f"{max_bytes} bytes per request"))
-
-
-def _by_items_and_bytes(provider: Provider, group: list[Operation], max_items: int | None,
-                        max_bytes: int) -> Iterator[Request | Outcome]:
-    encode = provider.encode
-    item_size: Callable[[Operation], int] | None = getattr(provider, "item_size", None)
-    first = group[0]
-    one = len(encode([first]).body or b"")
-    if item_size is not None:
-        cost = item_size
-        base = one - item_size(first)
-    else:
-        def cost(op: Operation) -> int:
-            return len(encode([op]).body or b"")
-        base = 0
-    sep = 0
-    if len(group) > 1:
-        pair = len(encode(group[:2]).body or b"")
-        sep = pair - base - cost(group[0]) - cost(group[1])
-
-    limit_items = max_items or len(group)
-    chunk: list[Operation] = []
-    size = 0
-    for op in group:
-        c = cost(op)
-        alone = base + c
-        if alone > max_bytes:
-            yield _too_big(op, alone, max_bytes)
-            continue
-        if chunk and (len(chunk) >= limit_items or size + sep + c > max_bytes):
-            yield from _checked(provider, chunk, max_bytes)
-            chunk, size = [], 0
-        if chunk:
-            size += sep + c
-        else:
-            size = alone
-        chunk.append(op)
-    if chunk:
-        yield from _checked(provider, chunk, max_bytes)
 
 
 def _checked(provider: Provider, chunk: Sequence[Operation], max_bytes: int) -> Iterator[Request | Outcome]:
