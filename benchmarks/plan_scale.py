@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reconciler.manifest.loader import Location, parse_product  # noqa: E402
 from reconciler.manifest.models import Target  # noqa: E402
-from reconciler.mapping import item_key, records  # noqa: E402
+from reconciler.mapping import canonical, item_key, records  # noqa: E402
 from reconciler.providers import get_provider  # noqa: E402
 from reconciler.providers.base import Operation, Outcome  # noqa: E402
 from reconciler.state import Location as StateLocation, State  # noqa: E402
@@ -281,12 +281,26 @@ def state_size(root: Path, count: int) -> None:
     for table, used in rows[:4]:
         print(f"  {'table or index ' + table:<36}{used / records_:>8.0f} B a record")
     columns = [name for _, name, *_ in conn.execute("PRAGMA table_info(items)")]
-    sizes = conn.execute("SELECT " + ", ".join(f"avg(length({c}))" for c in columns) + " FROM items").fetchone()
-    print("  items, average bytes a column: " + ", ".join(f"{c} {n or 0:.0f}" for c, n in zip(columns, sizes)))
-    sample = [row[0] for row in conn.execute("SELECT payload FROM items ORDER BY key LIMIT 2000")]
+    sizes = conn.execute("SELECT " + ", ".join(f"avg({stored_bytes(c)})" for c in columns) + " FROM items").fetchone()
+    print("  items, average bytes a column as stored (record header and cell overhead not counted): "
+          + ", ".join(f"{c} {n or 0:.0f}" for c, n in zip(columns, sizes)))
+    dictionaries = conn.execute("SELECT count(*), coalesce(sum(length(data)), 0) FROM dictionaries").fetchone()
     conn.close()
-    packed = sum(len(zlib.compress(p if isinstance(p, bytes) else p.encode(), 9)) for p in sample) / len(sample)
-    print(f"  a payload zlib-compressed alone: {packed:.0f} B (of {sum(map(len, sample)) / len(sample):.0f})")
+    state = State(path, create=False)
+    sample = [canonical(item.payload) for _, item in zip(range(2000), state.items())]
+    state.close()
+    packed = sum(len(zlib.compress(p, 9)) for p in sample) / len(sample)
+    print(f"  a payload's canonical JSON {sum(map(len, sample)) / len(sample):.0f} B, zlib-compressed alone "
+          f"{packed:.0f} B; {dictionaries[0]} dictionaries, {dictionaries[1] / 1024:.0f} KiB in all")
+
+
+def stored_bytes(column: str) -> str:
+    """SQL for the bytes SQLite's record format spends on a value of ``column``."""
+    return (f"CASE typeof({column}) WHEN 'null' THEN 0 WHEN 'real' THEN 8 "
+            f"WHEN 'integer' THEN (CASE WHEN {column} IN (0, 1) THEN 0 WHEN abs({column}) < 128 THEN 1 "
+            f"WHEN abs({column}) < 32768 THEN 2 WHEN abs({column}) < 8388608 THEN 3 "
+            f"WHEN abs({column}) < 2147483648 THEN 4 WHEN abs({column}) < 140737488355328 THEN 6 ELSE 8 END) "
+            f"ELSE length(CAST({column} AS BLOB)) END")
 
 
 def main() -> None:

@@ -5,8 +5,11 @@ both backends."""
 from __future__ import annotations
 
 from reconciler.providers.base import Job, Operation, Outcome
-from reconciler.state import State
+from reconciler.state import State, payload_digest, schema
+from reconciler.state.dialect import connect
 from reconciler.state.schema import SCHEMA_VERSION
+from reconciler.state.store import SET_META
+from test_state import OLD_ITEM
 
 
 def op(action="create", key="A", before=None, after=None) -> Operation:
@@ -38,14 +41,13 @@ def test_each_outcome_in_the_state(state):
 
 
 def test_a_version_5_state_says_its_outcomes_in_the_new_words(state_location):
-    state = State(state_location)
-    state.record("t", [Outcome(op(key=k), "confirmed") for k in "AB"])
-    with state.transaction() as conn:  # as version 5 wrote it
-        conn.execute("UPDATE items SET last_outcome = 'applied' WHERE key = 'A'")
-        conn.execute("UPDATE items SET last_outcome = 'rejected' WHERE key = 'B'")
-        conn.execute("DROP TABLE accepted")
-        conn.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
-    state.close()
+    conn = connect(state_location, read_only=False)
+    with conn.transaction():  # as version 5 wrote it
+        schema.build(conn, 5)
+        conn.executemany(SET_META, [("schema_version", "5"), ("lineage", "L-5"), ("serial", "1")])
+        conn.executemany(OLD_ITEM, [("t", "product", k, k, '{"v":1}', payload_digest({"v": 1}), None, "create", said,
+                                     "2026-01-02T03:04:05+00:00") for k, said in (("A", "applied"), ("B", "rejected"))])
+    conn.close()
     state = State(state_location)
     assert state.schema_version == SCHEMA_VERSION
     assert {i.key: i.last_outcome for i in state.items("t")} == {"A": "confirmed", "B": "failed"}

@@ -32,7 +32,9 @@ def filled(location: Location) -> State:
     """A state with items on two targets, a failure, a pending job, a target's
     identity, an apply and request history: one of everything a migration must carry."""
     state = State(location)
-    ops = [Operation("create", "product", f"K{i}", f"S{i}", None, {"v": i, "name": f"é {i}"}) for i in range(30)]
+    # meta's payloads are enough to make it a dictionary, bloom's are not (deflated alone)
+    ops = [Operation("create", "product", f"K{i}", f"S{i}", None, {"v": i, "name": f"é {i}", "text": "a fine mug " * 9})
+           for i in range(30)]
     state.record("meta", [Outcome(op, "confirmed", remote_id=f"r{op.key}") for op in ops[:20]])
     state.record("bloom", [Outcome(op, "confirmed") for op in ops[:10]] + [Outcome(ops[10], "failed", reason="no")])
     state.record("meta", [Outcome(op, "pending", job=Job("h-1", tuple(ops[20:25]))) for op in ops[20:25]])
@@ -151,6 +153,7 @@ def test_kill_9_of_a_holder_frees_its_lock(state_location, processes):
 def test_migrate_sqlite_to_postgres_and_back_keeps_everything(ws, postgres, tmp_path):
     original = filled(ws.state_location)
     prints = {t.name: fingerprint(original, t) for t in COPIED}
+    assert prints["dictionaries"].rows == 1
     lineage, serials = original.lineage, original.target_serials()
     original.close()
     ws.write("t.yaml", {"targets": {"meta": target("meta_catalog")}})

@@ -75,6 +75,10 @@ class Connection:
     def prepare_writes(self) -> None:
         """Once the database is known to be a state, whatever a writer needs first."""
 
+    def reclaim(self) -> None:
+        """After a migration, outside its transaction: space it freed (PostgreSQL's
+        autovacuum reuses it)."""
+
     def create(self, table: Table) -> None:
         """Create ``table`` (and its indexes) as the schema defines it."""
         columns = [f"{name} {self.types[kind]}{' ' + extra if extra else ''}" for name, kind, extra in table.columns]
@@ -82,8 +86,12 @@ class Connection:
             columns.append(f"PRIMARY KEY ({', '.join(table.primary_key)})")
         tail = " WITHOUT ROWID" if table.clustered and self.kind == "sqlite" else ""
         self.execute(f"CREATE TABLE {table.name} ({', '.join(columns)}){tail}")
-        for index, keys in table.indexes:
-            self.execute(f"CREATE INDEX {index} ON {table.name} ({', '.join(keys)})")
+        for index, keys, *predicate in table.indexes:
+            where = f" WHERE {predicate[0]}" if predicate else ""
+            self.execute(f"CREATE INDEX {index} ON {table.name} ({', '.join(keys)}){where}")
+
+    def rename_table(self, name: str, to: str) -> None:
+        self.execute(f"ALTER TABLE {name} RENAME TO {to}")
 
     def close(self) -> None:
         try:
@@ -165,6 +173,14 @@ class SQLite(Connection):
         """Copy the write-ahead log into the database and truncate it (best effort)."""
         try:
             self.raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error:
+            pass
+
+    def reclaim(self) -> None:
+        """Give the pages a migration freed back to the file system (best effort:
+        another writer may hold the database by now)."""
+        try:
+            self.raw.execute("VACUUM")
         except sqlite3.Error:
             pass
 
@@ -263,6 +279,12 @@ class Postgres(Connection):
         rows = self.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
                             (self.location.schema,))
         return {row[0] for row in rows}
+
+    def rename_table(self, name: str, to: str) -> None:
+        # Its primary key's name (an index of the schema) goes with it: a new table of
+        # the old name makes its own.
+        super().rename_table(name, to)
+        self.execute(f"ALTER TABLE {to} RENAME CONSTRAINT {name}_pkey TO {to}_pkey")
 
     def reset_ids(self, table: str) -> None:
         self.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "

@@ -29,13 +29,21 @@ Added by migrations: ``identities`` (version 5), each target's identity as its f
 write recorded it (see :mod:`reconciler.plan.binding`); ``accepted`` (version 6), the
 items whose last write a destination only acknowledged (``status`` lists them,
 ``status --verify`` reads them back), while ``items.last_outcome`` says ``confirmed``,
-``accepted`` or ``failed``. ``CURRENT`` lists the tables of ``SCHEMA_VERSION``: the
-baseline's, as later steps changed them.
+``accepted`` or ``failed``. Version 7 makes ``items`` compact (see
+:mod:`reconciler.state.payloads` and :mod:`reconciler.state.columns`): the payload
+deflated with a dictionary of its target and record kind (``dictionary`` names it, in the new table
+``dictionaries``), ``sku`` null when it is the key (``items_sku`` indexes only the
+others), ``last_action`` and ``last_outcome`` one code (``last_write``), ``updated_at``
+whole seconds. ``CURRENT`` lists the tables of ``SCHEMA_VERSION``: the baseline's, as
+later steps changed them.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable, TYPE_CHECKING
+
+from reconciler.state import columns
+from reconciler.state.payloads import Payloads
 
 if TYPE_CHECKING:
     from reconciler.state.dialect import Connection
@@ -46,7 +54,7 @@ class Table:
     name: str
     columns: tuple[tuple[str, str, str], ...]  # (name, logical type, constraint text)
     primary_key: tuple[str, ...] = ()
-    indexes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    indexes: tuple[tuple, ...] = ()  # (name, columns) or (name, columns, predicate of a partial index)
     clustered: bool = False  # rows kept in primary-key order (SQLite: WITHOUT ROWID)
 
     @property
@@ -124,9 +132,54 @@ def _v6_outcome_vocabulary(conn: "Connection") -> None:
     conn.create(ACCEPTED)
 
 
-MIGRATIONS: list[Callable[["Connection"], None]] = [_v5_target_identities, _v6_outcome_vocabulary]
+COMPACT_ITEMS = _t("items", [
+    ("target", "text", "NOT NULL"), ("record", "text", "NOT NULL"), ("key", "text", "NOT NULL"),
+    ("sku", "text", ""), ("payload", "bytes", "NOT NULL"), ("dictionary", "int", ""), ("hash", "bytes", "NOT NULL"),
+    ("remote_id", "text", ""), ("last_write", "int", ""), ("updated_at", "int", ""),
+], ["target", "record", "key"], [("items_sku", ("sku",), "sku IS NOT NULL")], clustered=True)
+DICTIONARIES = _t("dictionaries", [
+    ("target", "text", "NOT NULL"), ("record", "text", "NOT NULL"), ("id", "int", "NOT NULL"),
+    ("data", "bytes", "NOT NULL"),
+], ["target", "record", "id"])
+MIGRATION_PAGE = 5000
+
+
+def _v7_compact_items(conn: "Connection") -> None:
+    # items is rebuilt (a column's type changes): the old table aside, the new one
+    # filled a page at a time in key order (bounded memory on either backend), each
+    # target's payloads packed as a writer packs them. A time that is not ISO 8601, or
+    # an action or outcome word no version wrote (only a state edited by hand holds
+    # one), becomes null: the item itself is kept.
+    conn.execute("DROP INDEX items_sku")
+    conn.rename_table("items", "items_v6")
+    conn.create(DICTIONARIES)
+    conn.create(COMPACT_ITEMS)
+    names = "target, record, key, sku, payload, hash, remote_id, last_action, last_outcome, updated_at"
+    insert = f"INSERT INTO items ({', '.join(COMPACT_ITEMS.column_names)}) VALUES ({','.join('?' * 10)})"
+    payloads, after = Payloads(), None
+    while True:
+        where = "WHERE (target, record, key) > (?, ?, ?) " if after else ""
+        rows = conn.execute(f"SELECT {names} FROM items_v6 {where}ORDER BY target, record, key LIMIT {MIGRATION_PAGE}",
+                            after or ()).fetchall()
+        if not rows:
+            break
+        conn.executemany(insert, payloads.pack_rows(conn, [
+            (target, record, key, columns.stored_sku(sku, key), _bytes(payload), bytes(digest), remote_id,
+             columns.last_write(action, outcome), columns.seconds(updated))
+            for target, record, key, sku, payload, digest, remote_id, action, outcome, updated in rows], at=4))
+        after = rows[-1][:3]
+    conn.execute("DROP TABLE items_v6")
+
+
+def _bytes(text: str | bytes) -> bytes:
+    return text.encode() if isinstance(text, str) else bytes(text)
+
+
+MIGRATIONS: list[Callable[["Connection"], None]] = [_v5_target_identities, _v6_outcome_vocabulary,
+                                                    _v7_compact_items]
 SCHEMA_VERSION = BASELINE_VERSION + len(MIGRATIONS)
-CURRENT = (*BASELINE, IDENTITIES, ACCEPTED)
+CURRENT = (*(COMPACT_ITEMS if table.name == "items" else table for table in BASELINE), IDENTITIES, ACCEPTED,
+           DICTIONARIES)
 
 
 def build(conn: "Connection", version: int = SCHEMA_VERSION) -> None:

@@ -30,6 +30,7 @@ import os
 import socket
 import threading
 import uuid
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -42,18 +43,21 @@ from reconciler.display import printable
 from reconciler.errors import StateError
 from reconciler.mapping import canonical
 from reconciler.providers.base import Job, Operation, Outcome
-from reconciler.state import schema
+from reconciler.state import columns, schema
 from reconciler.state.dialect import Connection, NotAState, SQLite, connect
 from reconciler.state.location import Location
 from reconciler.state.locks import (
     WHOLE, Holder, LockedError, describe_wanted, lock_strategy, new_holder, read_holders, wait_for,
 )
+from reconciler.state.payloads import Payloads
 
-ITEM_COLUMNS = "target, record, key, sku, payload, hash, remote_id, last_action, last_outcome, updated_at"
+ITEM_COLUMNS = "target, record, key, sku, payload, dictionary, hash, remote_id, last_write, updated_at"
+READ_ITEM = ("SELECT target, record, key, coalesce(sku, key), payload, dictionary, hash, remote_id, last_write, "
+             "updated_at FROM items")
 UPSERT_ITEM = (f"INSERT INTO items ({ITEM_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) "
                "ON CONFLICT (target, record, key) DO UPDATE SET sku = excluded.sku, payload = excluded.payload, "
-               "hash = excluded.hash, remote_id = excluded.remote_id, last_action = excluded.last_action, "
-               "last_outcome = excluded.last_outcome, updated_at = excluded.updated_at")
+               "dictionary = excluded.dictionary, hash = excluded.hash, remote_id = excluded.remote_id, "
+               "last_write = excluded.last_write, updated_at = excluded.updated_at")
 FAILURE_COLUMNS = "apply_id, target, record, key, sku, action, reason, at"
 UPSERT_FAILURE = (f"INSERT INTO failures ({FAILURE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?) "
                   "ON CONFLICT (target, record, key) DO UPDATE SET apply_id = excluded.apply_id, "
@@ -78,16 +82,18 @@ def digest_of(payload: dict, body: bytes, ignore: Sequence[str] = ()) -> bytes:
     return hashlib.blake2b(body, digest_size=16).digest()
 
 
-def stored(payload: dict, ignore: Sequence[str] = ()) -> tuple[str, bytes]:
-    """A payload as the ``items`` table keeps it: canonical JSON and its digest."""
+def stored(payload: dict, ignore: Sequence[str] = ()) -> tuple[bytes, bytes]:
+    """A payload as the ``items`` table keeps it, before it is packed: canonical JSON and its digest."""
     body = canonical(payload)
-    return body.decode(), digest_of(payload, body, ignore)
+    return body, digest_of(payload, body, ignore)
 
 
 def item_row(target: str, record: str, key: str, sku: str, payload: dict, ignore: Sequence[str],
-             remote_id: str | None, action: str, stamp: str, outcome: str = "confirmed") -> tuple:
-    """A row of ``items`` for an item the destination confirmed (or ``outcome``)."""
-    return (target, record, key, sku, *stored(payload, ignore), remote_id, action, outcome, stamp)
+             remote_id: str | None, action: str | None, stamp: str | None, outcome: str | None = "confirmed") -> tuple:
+    """A row of ``items`` for an item the destination confirmed (or ``outcome``), its
+    payload canonical JSON not yet packed (:meth:`State._upsert` packs it)."""
+    return (target, record, key, columns.stored_sku(sku, key), *stored(payload, ignore), remote_id,
+            columns.last_write(action, outcome), columns.seconds(stamp))
 
 
 def now_iso() -> str:
@@ -118,8 +124,10 @@ class Item:
     updated_at: str | None
 
     def to_row(self) -> tuple:
-        return (self.target, self.record, self.key, self.sku, canonical(self.payload).decode(), self.hash,
-                self.remote_id, self.last_action, self.last_outcome, self.updated_at)
+        """Its row of ``items``, its payload not yet packed (as :func:`item_row`)."""
+        return (self.target, self.record, self.key, columns.stored_sku(self.sku, self.key),
+                canonical(self.payload), self.hash, self.remote_id,
+                columns.last_write(self.last_action, self.last_outcome), columns.seconds(self.updated_at))
 
 
 @dataclass(frozen=True)
@@ -128,17 +136,6 @@ class PendingJob:
     target: str
     job: Job
     created_at: str
-
-
-def _item(row: Sequence) -> Item:
-    target, record, key, sku, payload, digest, *rest = row
-    try:
-        loaded = orjson.loads(payload)
-    except (orjson.JSONDecodeError, TypeError) as exc:  # edited or damaged by hand: name the row
-        raise StateError(f"the state's item {key!r} ({record}) at target {target} holds a payload that is not "
-                         f"JSON ({exc}); `reconciler state rm {printable(sku)} -t {target}` forgets it, and the "
-                         "next plan creates it again") from None
-    return Item(target, record, key, sku, loaded, bytes(digest), *rest)
 
 
 class State:
@@ -155,6 +152,7 @@ class State:
         self._bumped: set[str] = set()   # targets whose serial this lock span (or this object) bumped
         self._held: list[Holder] = []
         self._locks = None
+        self.payloads = Payloads()
         conn = None
         if memory:
             conn = None
@@ -281,13 +279,16 @@ class State:
                 raise LockedError(self.location.display(), blocking, "the whole state to upgrade its schema")
         try:
             with self.conn.transaction():
-                if self._stored_version(self.location.display()) == version:  # nobody upgraded it meanwhile
+                upgrading = self._stored_version(self.location.display()) == version  # nobody did it meanwhile
+                if upgrading:
                     if not self.location.is_postgres:
                         self._refuse_live_holders(version)
                     _upgrade(self.conn, version)
         finally:
             if strategy is not None:
                 strategy.release(holders)
+        if upgrading:
+            self.conn.reclaim()  # version 7 rewrote every item: the old rows' pages are free
 
     def _refuse_live_holders(self, version: int) -> None:
         shown = self.location.display()
@@ -337,8 +338,12 @@ class State:
         if self.read_only:
             raise StateError(f"the state {self.location.display()} was opened read-only")
         with self._lock:
-            with self.conn.transaction():
-                yield self.conn
+            try:
+                with self.conn.transaction():
+                    yield self.conn
+            except BaseException:
+                self.payloads.forget()  # a dictionary made in it is gone
+                raise
 
     # -- items -------------------------------------------------------------------------------
     def hashes(self, target: str) -> dict[tuple[str, str], bytes]:
@@ -350,29 +355,54 @@ class State:
 
     def item(self, target: str, record: str, key: str) -> Item | None:
         with self._lock:
-            row = self.conn.execute(f"SELECT {ITEM_COLUMNS} FROM items WHERE target = ? AND record = ? AND key = ?",
+            row = self.conn.execute(f"{READ_ITEM} WHERE target = ? AND record = ? AND key = ?",
                                     (target, record, key)).fetchone()
-        return _item(row) if row else None
+            return self._item(row) if row else None
 
     def items(self, target: str | None = None) -> Iterator[Item]:
         with self._lock:
             if target is None:
-                rows = self.conn.execute(f"SELECT {ITEM_COLUMNS} FROM items ORDER BY target, key, record")
+                rows = self.conn.execute(f"{READ_ITEM} ORDER BY target, key, record")
             else:
-                rows = self.conn.execute(f"SELECT {ITEM_COLUMNS} FROM items WHERE target = ? ORDER BY key, record",
-                                         (target,))
+                rows = self.conn.execute(f"{READ_ITEM} WHERE target = ? ORDER BY key, record", (target,))
         return self._read_all(rows)
 
     def _read_all(self, rows) -> Iterator[Item]:
         with self.conn.translated("read"):  # a damaged file fails while the rows are read
             for row in rows:
-                yield _item(row)
+                yield self._item(row)
+
+    def _item(self, row: Sequence) -> Item:
+        target, record, key, sku, payload, dictionary, digest, remote_id, last_write, updated_at = row
+        try:
+            with self._lock:  # may read its dictionary
+                body = self.payloads.unpack(self.conn, target, record, payload, dictionary)
+            loaded = orjson.loads(body)
+        except (orjson.JSONDecodeError, zlib.error, TypeError) as exc:  # edited or damaged by hand: name the row
+            raise StateError(f"the state's item {key!r} ({record}) at target {target} holds a payload that is not "
+                             f"JSON ({exc}); `reconciler state rm {printable(sku)} -t {target}` forgets it, and the "
+                             "next plan creates it again") from None
+        return Item(target, record, key, sku, loaded, bytes(digest), remote_id, *columns.words(last_write),
+                    columns.iso(updated_at))
 
     def items_of_sku(self, sku: str) -> list[Item]:
+        """The items of ``sku`` at every target: those whose key is another word
+        through the index of skus, the others (sku null: the key) by primary key,
+        once for each (target, record kind) of the state."""
         with self._lock:
-            rows = self.conn.execute(f"SELECT {ITEM_COLUMNS} FROM items WHERE sku = ? ORDER BY target, record",
-                                     (sku,)).fetchall()
-        return [_item(row) for row in rows]
+            rows = self.conn.execute(f"{READ_ITEM} WHERE sku = ?", (sku,)).fetchall()
+            for target, record in self._kinds():
+                rows += self.conn.execute(f"{READ_ITEM} WHERE target = ? AND record = ? AND key = ? AND sku IS NULL",
+                                          (target, record, sku)).fetchall()
+            return [self._item(row) for row in sorted(rows, key=lambda row: row[:3])]
+
+    def _kinds(self) -> list[tuple[str, str]]:
+        # Each (target, record) of items: a seek per kind along the primary key, not a scan.
+        kinds = [self.conn.execute("SELECT target, record FROM items ORDER BY target, record LIMIT 1").fetchone()]
+        while kinds[-1] is not None:
+            kinds.append(self.conn.execute("SELECT target, record FROM items WHERE (target, record) > (?, ?) "
+                                           "ORDER BY target, record LIMIT 1", kinds[-1]).fetchone())
+        return [tuple(kind) for kind in kinds[:-1]]
 
     def targets(self) -> dict[str, int]:
         """``{target: item count}`` of the targets with items in the state."""
@@ -409,8 +439,8 @@ class State:
 
     def restore(self, items: Sequence[Item]) -> int:
         """Put back ``items`` as they were (the undo of :meth:`remove`)."""
-        with self.transaction() as conn:
-            conn.executemany(UPSERT_ITEM, [item.to_row() for item in items])
+        with self.transaction():
+            self._upsert([item.to_row() for item in items])
             if items:
                 self._bump(i.target for i in items)
         return len(items)
@@ -421,7 +451,7 @@ class State:
         rows = [item_row(target, record, key, sku, payload, ignore, None, "import", stamp)
                 for record, key, sku, payload in items]
         with self.transaction() as conn:
-            conn.executemany(UPSERT_ITEM, rows)
+            self._upsert(rows)
             conn.executemany("DELETE FROM accepted WHERE target = ? AND record = ? AND key = ?",
                              [row[:3] for row in rows])
             self._bump([target])
@@ -434,12 +464,13 @@ class State:
         state (``plan --refresh`` plans against what drift read)."""
         if self.persistent:
             raise StateError("overwrite() is for an in-memory copy of the state only")
-        rows = [(*stored(payload, ignore), target, record, key) for record, key, payload in payloads]
-        with self._lock, self.conn.transaction():
-            self.conn.executemany("UPDATE items SET payload = ?, hash = ? WHERE target = ? AND record = ? AND key = ?",
-                                  rows)
-            self.conn.executemany("DELETE FROM items WHERE target = ? AND record = ? AND key = ?",
-                                  [(target, record, key) for record, key in removed])
+        changed = [(target, record, *stored(payload, ignore), key) for record, key, payload in payloads]
+        with self.transaction() as conn:
+            conn.executemany("UPDATE items SET payload = ?, dictionary = ?, hash = ? "
+                             "WHERE target = ? AND record = ? AND key = ?",
+                             [(*row[2:5], *row[:2], row[5]) for row in self.payloads.pack_rows(conn, changed, at=2)])
+            conn.executemany("DELETE FROM items WHERE target = ? AND record = ? AND key = ?",
+                             [(target, record, key) for record, key in removed])
 
     # -- target identities -------------------------------------------------------------
     def identities(self) -> dict[str, dict[str, str]]:
@@ -494,7 +525,7 @@ class State:
         job_ids: dict[str, int] = {}
         with self.transaction() as conn:
             if upserts:
-                conn.executemany(UPSERT_ITEM, upserts)
+                self._upsert(upserts)
             if deletes:
                 conn.executemany("DELETE FROM items WHERE target = ? AND record = ? AND key = ?", deletes)
             if cleared and self._has_rows("failures", target):
@@ -505,9 +536,9 @@ class State:
                 conn.executemany("DELETE FROM accepted WHERE target = ? AND record = ? AND key = ?", confirmed)
             if failures:
                 conn.executemany(UPSERT_FAILURE, failures)
-                conn.executemany("UPDATE items SET last_outcome = 'failed', updated_at = ? "
+                conn.executemany(f"UPDATE items SET last_write = {columns.with_outcome('failed')}, updated_at = ? "
                                  "WHERE target = ? AND record = ? AND key = ?",
-                                 [(stamp, f[1], f[2], f[3]) for f in failures])
+                                 [(columns.seconds(stamp), f[1], f[2], f[3]) for f in failures])
             for job in jobs.values():
                 job_ids[job.handle] = conn.execute(
                     "INSERT INTO jobs (target, handle, operations, created_at, apply_id) VALUES (?,?,?,?,?) "
@@ -520,6 +551,11 @@ class State:
             if upserts or deletes or failures or jobs or settled_job is not None:
                 self._bump([target])
         return job_ids
+
+    def _upsert(self, rows: Sequence[tuple]) -> None:
+        """Write rows of :func:`item_row`'s shape, their payloads packed (in the
+        caller's transaction)."""
+        self.conn.executemany(UPSERT_ITEM, self.payloads.pack_rows(self.conn, rows, at=4))
 
     def _has_rows(self, table: str, target: str) -> bool:
         # Most batches of most applies follow no failure, and most targets confirm
@@ -537,15 +573,13 @@ class State:
         done = [(target, record, key) for record, key in confirmed] + [(target, *f[:2]) for f in failed]
         with self.transaction() as conn:
             conn.executemany("DELETE FROM accepted WHERE target = ? AND record = ? AND key = ?", done)
-            conn.executemany("UPDATE items SET last_outcome = 'confirmed', updated_at = ? "
+            conn.executemany(f"UPDATE items SET last_write = {columns.with_outcome('confirmed')}, updated_at = ? "
                              "WHERE target = ? AND record = ? AND key = ?",
-                             [(stamp, target, record, key) for record, key in confirmed])
+                             [(columns.seconds(stamp), target, record, key) for record, key in confirmed])
             conn.executemany("DELETE FROM items WHERE target = ? AND record = ? AND key = ?",
                              [(target, *f[:2]) for f in failed if f[5] is None])
-            conn.executemany(UPSERT_ITEM, [item_row(target, record, key, sku, payload, ignore, remote_id, action,
-                                                    stamp, "failed")
-                                           for record, key, sku, action, _, payload, remote_id in failed
-                                           if payload is not None])
+            self._upsert([item_row(target, record, key, sku, payload, ignore, remote_id, action, stamp, "failed")
+                          for record, key, sku, action, _, payload, remote_id in failed if payload is not None])
             conn.executemany(UPSERT_FAILURE, [(None, target, record, key, sku, action, reason, stamp)
                                               for record, key, sku, action, reason, *_ in failed])
             if done:
