@@ -195,16 +195,22 @@ def test_a_signal_during_cli_apply_then_apply_again_converges(ws, sandbox, signu
         "venddor", sandbox.urls["venddor"], limits={"max_in_flight": 1, "max_items_per_request": 1})}})
     products = [product(f"P{i:03d}", gtin=with_check_digit(f"789100{i:06d}")) for i in range(300)]
     ws.write("p.yaml", {"products": products})
+    venddor = sandbox.simulators["venddor"]
+    venddor.hold_writes_after(20)  # the signal lands mid-apply, however loaded the machine
     proc = processes.start([sys.executable, "-m", "reconciler", "-C", str(ws.root), "apply", "--auto-approve"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    eventually(lambda: sum(1 for e in sandbox.log if e["provider"] == "venddor") >= 20,
-               "20 requests to venddor", timeout=30, interval=0.01)
-    proc.send_signal(getattr(signal, signum))
-    _, err = proc.communicate(timeout=30)
+    try:
+        eventually(lambda: venddor.holding == 1, "venddor holding the 21st request", timeout=60, interval=0.01)
+        proc.send_signal(getattr(signal, signum))
+        _, err = proc.communicate(timeout=30)
+        eventually(lambda: venddor.holding == 0, "venddor dropping the request of a client gone", timeout=30)
+    finally:
+        venddor.resume_writes()
     assert proc.returncode == code, err
     assert "Interrupted." in err and "Traceback" not in err
     confirmed = len(State(ws.root / "state" / "reconciler.db").hashes("vend"))
-    assert 0 < confirmed < 300
+    assert confirmed == 20  # the 20 answered; the held 21st was never processed
+    assert len(sandbox.catalog("venddor")) == 20
     result = ws.run("apply", "--auto-approve")
     assert result.exit_code == 0, result.output
     assert f"{300 - confirmed} to create" in result.output

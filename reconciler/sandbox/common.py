@@ -349,6 +349,9 @@ class Simulator:
         self.in_flight = 0
         self.max_seen_in_flight = 0
         self.proxy_pages = {"write": 0, "read": 0}
+        self.held_after: int | None = None  # writes taken before holding the next ones
+        self.holding = 0  # writes held now
+        self.resumed = threading.Event()
         self._reset_state()
 
     # -- to implement ---------------------------------------------------------------
@@ -384,6 +387,7 @@ class Simulator:
             self.faults.reset()
             self.read_faults.reset()
             self.proxy_pages = {"write": 0, "read": 0}
+            self.resume_writes()
             self.backlog.reset()
             self.log.clear(self.name)
 
@@ -394,6 +398,37 @@ class Simulator:
         with self.lock:
             self.proxy_pages["write"] += writes
             self.proxy_pages["read"] += reads
+
+    def hold_writes_after(self, count: int) -> None:
+        """Take ``count`` more write requests, then hold the next ones unprocessed until
+        :meth:`resume_writes` (one whose client went away meanwhile is dropped, never
+        processed): a test interrupts a client at a known point, however loaded the
+        machine."""
+        with self.lock:
+            self.held_after = count
+            self.resumed.clear()
+
+    def resume_writes(self) -> None:
+        self.held_after = None
+        self.resumed.set()
+
+    async def _held(self, request: Request) -> bool:
+        """Wait while writes are held; True when the client went away meanwhile."""
+        with self.lock:
+            if self.held_after is None:
+                return False
+            if self.held_after > 0:
+                self.held_after -= 1
+                return False
+        self.holding += 1
+        try:
+            while not self.resumed.is_set():
+                if await request.is_disconnected():
+                    return True
+                await asyncio.sleep(0.01)
+            return await request.is_disconnected()
+        finally:
+            self.holding -= 1
 
     def _proxy_page(self, ex: Exchange, kind: str) -> Response | None:
         with self.lock:
@@ -449,6 +484,8 @@ class Simulator:
                 except ClientDisconnect:  # nobody to answer: an unanswered request, not a traceback
                     return self._finish(ex, DropConnection())
                 ex.entry["bytes"] = len(ex.body)
+                if await self._held(request):
+                    return self._finish(ex, DropConnection())
                 if self.config.latency > 0:
                     await asyncio.sleep(self.config.latency)
                 response = self._proxy_page(ex, "write") or await handler(request, ex)
