@@ -9,14 +9,19 @@ subprocess of the kill -9 test, and benchmarks/apply_scale.py):
 * :func:`remote_view` / :func:`expected_view`: what a destination stores and what it
   should, both as ``{(record, key): payload}`` in the mapping's shape;
 * :func:`convergence_problems`: why the destinations and the state do not (yet) match
-  the products.
+  the products;
+* :class:`HoldAfter`: a transport over real sockets that holds a destination's writes
+  after its first few (for an interrupt to land while they wait).
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import httpx
 
 from reconciler.apply import Tuning
 from reconciler.manifest.loader import Location, Manifests
@@ -184,3 +189,32 @@ def convergence_problems(sandbox: Sandbox, state: State, targets: Mapping[str, T
         if tp.changes:
             problems.append(f"{name}: a fresh plan is not empty: {tp.summary}")
     return problems
+
+
+class HoldAfter(httpx.AsyncBaseTransport):
+    """Real sockets, except that the write requests to ``url`` after its first ``n``
+    are held, never sent (until the interrupt cuts them off): the apply cannot finish
+    first, however slowly the state's thread commits on a loaded machine. Shared by the
+    clients of every target: the network closes with the last one."""
+
+    def __init__(self, url: str, n: int):
+        self.network = httpx.AsyncHTTPTransport()
+        self.port = httpx.URL(url).port
+        self.left = n
+        self.clients = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.port == self.port and request.method == "POST":
+            if self.left == 0:
+                await asyncio.Event().wait()
+            self.left -= 1
+        return await self.network.handle_async_request(request)
+
+    async def __aenter__(self) -> "HoldAfter":
+        self.clients += 1
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        self.clients -= 1
+        if self.clients == 0:
+            await self.network.aclose()

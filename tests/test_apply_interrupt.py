@@ -3,7 +3,6 @@ reporter callback), SIGTERM, and kill -9 of a separate process. The state stays
 consistent and the next apply converges without re-sending what was confirmed."""
 from __future__ import annotations
 
-import asyncio
 import gc
 import json
 import os
@@ -15,13 +14,12 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from reconciler.apply import NullReporter, apply_plan
 from reconciler.apply.recording import StateWriter
 from support import (
-    convergence_problems, fast_tuning, make_product, make_products, plan_products, sandbox_targets,
+    HoldAfter, convergence_problems, fast_tuning, make_product, make_products, plan_products, sandbox_targets,
 )
 from reconciler.errors import StalePlanError, StateError
 from reconciler.plan.model import Plan
@@ -94,35 +92,6 @@ class InterruptAfter(NullReporter):
             self.batches -= 1
             if self.batches == 0:
                 raise KeyboardInterrupt
-
-
-class HoldAfter(httpx.AsyncBaseTransport):
-    """Real sockets, except that the write requests to ``url`` after its first ``n``
-    are held, never sent (until the interrupt cuts them off): the apply cannot finish
-    first, however slowly the state's thread commits on a loaded machine. Shared by the
-    clients of every target: the network closes with the last one."""
-
-    def __init__(self, url: str, n: int):
-        self.network = httpx.AsyncHTTPTransport()
-        self.port = httpx.URL(url).port
-        self.left = n
-        self.clients = 0
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.port == self.port and request.method == "POST":
-            if self.left == 0:
-                await asyncio.Event().wait()
-            self.left -= 1
-        return await self.network.handle_async_request(request)
-
-    async def __aenter__(self) -> "HoldAfter":
-        self.clients += 1
-        return self
-
-    async def __aexit__(self, *exc_info) -> None:
-        self.clients -= 1
-        if self.clients == 0:
-            await self.network.aclose()
 
 
 def test_interrupt_mid_apply_then_converge(sandbox, state_location, caplog):

@@ -10,11 +10,11 @@ from reconciler.apply.window import SharedWindow, Window
 IN_FLIGHT_FOR = 30.0
 
 
-def window_on(state, limit, seconds, scope="scope", target="t"):
+def window_on(state, limit, seconds, scope="scope", target="t", in_flight_for=IN_FLIGHT_FOR, clock=time.time):
     """A window of ``scope`` kept in ``state`` (each call: another process's view)."""
     async def take(now):
-        return state.take_slot(scope, target, limit, seconds, IN_FLIGHT_FOR, now)
-    return SharedWindow(limit, seconds, take, state.answer_slot)
+        return state.take_slot(scope, target, limit, seconds, in_flight_for, now)
+    return SharedWindow(limit, seconds, take, state.answer_slot, clock=clock)
 
 
 def burst(windows, requests, latency=0.01):
@@ -23,11 +23,11 @@ def burst(windows, requests, latency=0.01):
     sent, answered = [], []
 
     async def request(window):
-        await window.acquire()
+        slot = await window.acquire()
         sent.append(time.time())
         await asyncio.sleep(latency)
         answered.append(time.time())
-        window.release(answered[-1])
+        window.release(slot, answered[-1])
 
     async def main():
         await asyncio.gather(*(request(windows[i % len(windows)]) for i in range(requests)))
@@ -55,26 +55,52 @@ def test_an_earlier_runs_requests_count(state):
     for ago in (0.05, 0.01):
         slot, _ = state.take_slot("scope", "t", 2, 0.2, IN_FLIGHT_FOR, now - ago)
         state.answer_slot(slot, now - ago)
+    slot, wait = state.take_slot("scope", "t", 2, 0.2, IN_FLIGHT_FOR, now)
+    assert slot is None and abs(wait - 0.15) < 1e-6  # the first of them leaves the window 0.15 s after `now`
     window = window_on(state, 2, 0.2)
-    waited = asyncio.run(window.acquire())
-    assert 0.1 <= waited <= 0.4  # the first of them leaves the window 0.15 s after `now`
+    asyncio.run(window.acquire())
+    assert time.time() >= now + 0.15
 
 
-def test_a_dead_runs_unanswered_request_counts_until_it_would_have_timed_out(state):
-    now = time.time()
-    state.take_slot("scope", "t", 1, 0.05, 0.25, now - 0.2)  # never answered
-    slot, wait = state.take_slot("scope", "t", 1, 0.05, 0.25, now)
+def test_a_request_never_answered_counts_until_a_window_after_its_deadline(state):
+    """A dead run's request, or one cut off by an interrupt: the server may see it
+    until its deadline (0.25 s after its send), and counts it a window (0.05 s) more."""
+    sent = 1000.0
+    state.take_slot("scope", "t", 1, 0.05, 0.25, sent)  # never answered
+    slot, wait = state.take_slot("scope", "t", 1, 0.05, 0.25, sent + 0.2)
     assert slot is None and wait == 0.0  # held by a request in flight, for all it knows
-    slot, _ = state.take_slot("scope", "t", 1, 0.05, 0.25, now + 0.1)
+    slot, wait = state.take_slot("scope", "t", 1, 0.05, 0.25, sent + 0.27)
+    assert slot is None and abs(wait - 0.03) < 1e-6  # past its deadline: a window after it
+    slot, _ = state.take_slot("scope", "t", 1, 0.05, 0.25, sent + 0.31)
     assert slot is not None
+
+
+def test_an_answer_later_than_the_deadline_counts_from_the_answer(state):
+    """A request that waited before it went (its send time is when its slot was taken)
+    is answered past ``in_flight_for``: it still occupies the window a window after."""
+    slot, _ = state.take_slot("scope", "t", 1, 0.05, 0.25, 1000.0)
+    state.answer_slot(slot, 1000.4)
+    slot, wait = state.take_slot("scope", "t", 1, 0.05, 0.25, 1000.42)
+    assert slot is None and abs(wait - 0.03) < 1e-6
+    assert state.take_slot("scope", "t", 1, 0.05, 0.25, 1000.46)[0] is not None
+
+
+def test_a_slot_released_without_an_answer_stays_in_flight(state):
+    """What a send cut off by an interrupt leaves: its slot, not answered."""
+    window = window_on(state, 1, 0.05, in_flight_for=0.25, clock=lambda: 1000.0)
+    slot = asyncio.run(window.acquire())
+    window.release(slot, None)
+    assert state.take_slot("scope", "t", 1, 0.05, 0.25, 1000.2) == (None, 0.0)
+    assert state.take_slot("scope", "t", 1, 0.05, 0.25, 1000.31)[0] is not None
 
 
 def test_pause_holds_every_request():
     async def main():
         window = Window()
         window.pause(0.1)
-        started = time.monotonic()
+        paused_until = window.paused_until
         await window.acquire()
-        return time.monotonic() - started
+        return paused_until
 
-    assert asyncio.run(main()) >= 0.09
+    paused_until = asyncio.run(main())
+    assert time.time() >= paused_until

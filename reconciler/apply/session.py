@@ -37,8 +37,8 @@ from reconciler.providers import limits_for
 from reconciler.providers.base import Job
 from reconciler.state.store import State
 
-# Requests older than this (or than the target's rate window, if longer) are forgotten
-# at the start of an apply: the longest documented window (Meta's) is an hour.
+# Requests older than this (or than the target's rate window and request deadline, if longer) are
+# forgotten at the start of an apply: the longest documented window (Meta's) is an hour.
 REQUEST_HISTORY_SECONDS = 3600.0
 
 
@@ -76,8 +76,10 @@ def apply_plan(plan: Plan, targets: Mapping[str, Target], state: State, *, wait:
             result.targets[name] = TargetResult(name, targets[name].provider, total=total,
                                                 pending=sum(len(j.operations) for _, j in old_jobs.get(name, ())))
         for name in names:  # the request history is kept as long as a rate window needs it
+            # (one never answered occupies its window until a window after its deadline)
             window = limits_for(targets[name]).window_seconds or 0.0
-            state.prune_requests(name, time.time() - max(window, REQUEST_HISTORY_SECONDS))
+            deadline = tuning.for_target(targets[name]).request_timeout_seconds
+            state.prune_requests(name, time.time() - max(window + deadline, REQUEST_HISTORY_SECONDS))
         apply_id = state.begin_apply(names)
         writer = StateWriter(state)
         shared = SharedLimits(names, targets, writer, tuning)

@@ -170,20 +170,28 @@ class TargetRun:
     async def send(self, request: Request) -> None:
         """Send one write request and handle what comes back."""
         ops = request.operations
-        await self._slot()
-        try:
-            if not self.window.limit:  # a window's slot, taken before the send, is its log
-                self.ctx.writer.log_request(self.name, request)
-            self.result.requests += 1
-            self.result.items_sent += len(ops)
-            self.ctx.reporter.request_sent(self.name, request.endpoint or request.path, len(ops))
-            async with self.slots:  # the in-flight cap shared with sibling targets, if any
-                answer = await exchange(self.client, request, self.provider, self.tuning)
-        finally:
-            self.window.release(time.time())
-            self.answered += 1
-            if self.answered >= (self.window.limit or 0) or (self.packer is None and not self.ready):
-                self.first_window.set()
+        # The in-flight cap shared with sibling targets (if any) first: a window's slot
+        # is taken as the request goes, its send time the one the window counts from.
+        async with self.slots:
+            slot = await self._slot()
+            answered_at: float | None = None  # none: cut off, the server may see it later
+            try:
+                if not self.window.limit:  # a window's slot, taken before the send, is its log
+                    self.ctx.writer.log_request(self.name, request)
+                self.result.requests += 1
+                self.result.items_sent += len(ops)
+                self.ctx.reporter.request_sent(self.name, request.endpoint or request.path, len(ops))
+                try:
+                    answer = await exchange(self.client, request, self.provider, self.tuning)
+                except ReconcilerError:  # an answer that stops the target (credentials refused...)
+                    answered_at = time.time()
+                    raise
+                answered_at = time.time()
+            finally:
+                self.window.release(slot, answered_at)
+                self.answered += 1
+                if self.answered >= (self.window.limit or 0) or (self.packer is None and not self.ready):
+                    self.first_window.set()
         if not isinstance(answer, Failed):
             answer = decoded(functools.partial(self.provider.decode, request), answer, self.provider)
         transient = isinstance(answer, Failed)
@@ -199,8 +207,8 @@ class TargetRun:
             self.budget.answered()
         self.handle(ops, outcomes, transient)
 
-    async def _slot(self) -> None:
-        """Take a slot of the rate window. While this target's requests wait for one, the
+    async def _slot(self) -> int | None:
+        """Take a slot of the rate window (returned, None without a limit). While this target's requests wait for one, the
         reporter hears why and until when (again when the next slot moves), and the
         wait counts once however many requests wait."""
         waiting = False
@@ -218,7 +226,7 @@ class TargetRun:
                 self.ctx.reporter.waiting(self.name, until, why)
 
         try:
-            await self.window.acquire(held)
+            return await self.window.acquire(held)
         finally:
             span = self.waits.stop() if waiting else None
             if span is not None:

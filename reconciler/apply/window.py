@@ -4,8 +4,10 @@ A strict sliding window: at most ``limit`` requests in any ``window`` seconds,
 counted the way a server counts them: a request occupies the window from the moment
 it is sent until ``window`` seconds after its answer came back (the server saw it
 somewhere in between, so this is the strict reading), and a request still in flight
-occupies it all along. A burst of ``limit`` requests is allowed; the next one waits
-for the oldest to leave the window.
+occupies it all along. A request that got no answer (cut off by an interrupt or its
+target stopping, or sent by a run that died) may still reach the server until its
+deadline: it occupies the window until ``window`` seconds after that. A burst of
+``limit`` requests is allowed; the next one waits for the oldest to leave the window.
 
 The window lives in the state, not in the process (:meth:`State.take_slot
 <reconciler.state.store.State.take_slot>`): taking a slot is one transaction that
@@ -25,7 +27,6 @@ the pause a 429 asks for.
 from __future__ import annotations
 
 import asyncio
-import collections
 import time
 from typing import Awaitable, Callable
 
@@ -65,16 +66,16 @@ class Window:
                 on_wait(self.paused_until - self.clock())
             await self._sleep(self.paused_until - self.clock())
 
-    async def acquire(self, on_wait: OnWait | None = None) -> float:
-        """Wait until a request may be sent; returns the seconds waited.
-        ``on_wait(delay)`` is called before each sleep with the seconds until a slot
-        may free (None: when a request in flight is answered)."""
-        started = self.clock()
+    async def acquire(self, on_wait: OnWait | None = None) -> int | None:
+        """Wait until a request may be sent; returns its slot (None: a window without
+        a limit has none). ``on_wait(delay)`` is called before each sleep with the
+        seconds until a slot may free (None: when a request in flight is answered)."""
         await self._unpaused(on_wait)
-        return self.clock() - started
+        return None
 
-    def release(self, at: float | None = None) -> None:
-        """The request taken with :meth:`acquire` got its answer (or failed) at ``at``."""
+    def release(self, slot: int | None, answered: float | None) -> None:
+        """The request of ``slot`` (from :meth:`acquire`) got its answer, or failed,
+        at ``answered``; None: it was cut off without one."""
 
 
 TakeSlot = Callable[[float], Awaitable[tuple[int | None, float]]]
@@ -84,7 +85,8 @@ AnswerSlot = Callable[[int, float], None]
 class SharedWindow(Window):
     """A strict sliding window of ``limit`` requests per ``window`` seconds kept in the
     state: ``take(now)`` takes a slot there (its request id, or how long to wait) and
-    ``answer(request_id, at)`` records when its answer came."""
+    ``answer(request_id, at)`` records when its answer came. A slot released without
+    an answer stays in flight there (until its deadline, then ``window`` seconds more)."""
 
     def __init__(self, limit: int, window: float, take: TakeSlot, answer: AnswerSlot,
                  clock: Callable[[], float] = time.time):
@@ -93,25 +95,20 @@ class SharedWindow(Window):
         self.window = window
         self._take = take
         self._answer = answer
-        # Which slot an answer closes does not matter (each occupies the window until
-        # window seconds after an answer): the oldest open one.
-        self._open: collections.deque[int] = collections.deque()
 
-    async def acquire(self, on_wait: OnWait | None = None) -> float:
-        started = self.clock()
+    async def acquire(self, on_wait: OnWait | None = None) -> int | None:
         while True:
             await self._unpaused(on_wait)
             slot, wait = await self._take(self.clock())
             if slot is not None:
-                self._open.append(slot)
-                return self.clock() - started
+                return slot
             if on_wait is not None:
                 on_wait(wait if wait > 0 else None)
             await self._sleep(wait if wait > 0 else IN_FLIGHT_POLL)
 
-    def release(self, at: float | None = None) -> None:
-        if self._open:
-            self._answer(self._open.popleft(), self.clock() if at is None else at)
+    def release(self, slot: int | None, answered: float | None) -> None:
+        if slot is not None and answered is not None:
+            self._answer(slot, answered)
         self._changed.set()
 
 

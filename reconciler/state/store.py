@@ -620,26 +620,33 @@ class State:
                          (target, endpoint, sent_at, status, items, size))
 
     def prune_requests(self, target: str, before: float) -> int:
-        """Forget a target's requests sent before ``before``; returns how many."""
+        """Forget a target's requests sent and answered (if ever) before ``before``;
+        returns how many."""
         with self.transaction() as conn:
-            return conn.execute("DELETE FROM requests WHERE target = ? AND sent_at < ?", (target, before)).rowcount
+            return conn.execute("DELETE FROM requests WHERE target = ? AND sent_at < ? AND "
+                                "(answered_at IS NULL OR answered_at < ?)", (target, before, before)).rowcount
 
     def take_slot(self, scope: str, target: str, limit: int, window: float, in_flight_for: float,
                   now: float) -> tuple[int | None, float]:
         """Take a slot of the strict sliding window ``scope`` for a request of
         ``target`` sent at ``now``: at most ``limit`` requests occupy any ``window``
-        seconds, a request from its send until ``window`` seconds after its answer (one
-        never answered, a dead run's: until ``in_flight_for`` seconds after its send).
-        One transaction serialised across processes and machines. Returns ``(request
-        id, 0)`` when taken, else ``(None, seconds until a slot may free; 0 when only
-        requests in flight hold them)``."""
+        seconds, a request from its send until ``window`` seconds after its answer. One
+        never answered (cut off by an interrupt, or a dead run's) may reach the server
+        until its deadline, ``in_flight_for`` seconds after its send: it occupies the
+        window until ``window`` seconds after that. One transaction serialised across
+        processes and machines. Returns ``(request id, 0)`` when taken, else ``(None,
+        seconds until a slot may free; 0 when only requests that may be in flight hold
+        them)``."""
         with self.transaction() as conn:
             conn.exclusive(f"window {scope}")
-            rows = conn.execute("SELECT sent_at, answered_at FROM requests WHERE scope = ? AND sent_at > ?",
-                                (scope, now - window - in_flight_for)).fetchall()
-            frees = [answered + window if answered is not None else None for sent, answered in rows
-                     if (answered is not None and answered + window > now)
-                     or (answered is None and sent + in_flight_for > now)]
+            # an answer may come later than in_flight_for after the send time recorded
+            rows = conn.execute("SELECT sent_at, answered_at FROM requests WHERE scope = ? AND "
+                                "(answered_at > ? OR (answered_at IS NULL AND sent_at > ?))",
+                                (scope, now - window, now - window - in_flight_for)).fetchall()
+            frees = [answered + window if answered is not None
+                     else None if sent + in_flight_for > now  # in flight, for all we know
+                     else sent + in_flight_for + window
+                     for sent, answered in rows]
             if len(frees) < limit:
                 slot = conn.execute("INSERT INTO requests (target, endpoint, sent_at, scope) VALUES (?,?,?,?) "
                                     "RETURNING id", (target, "(rate window slot)", now, scope)).fetchone()[0]
