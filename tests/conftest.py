@@ -206,6 +206,28 @@ def emptied_before_each_test(sandbox: str = "sb"):
     return fixture
 
 
+class SimulatorClock:
+    """A simulator's clock (its rate windows, queued work and jobs) that only the test
+    moves: no test depends on how fast the machine is."""
+
+    def __init__(self, now: float):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def moved_clock(sandbox: Sandbox, provider: str, monkeypatch) -> SimulatorClock:
+    """Stop ``provider``'s simulator clock where it is; the test moves it."""
+    simulator = sandbox.simulators[provider]
+    clock = SimulatorClock(simulator.now())
+    monkeypatch.setattr(simulator, "now", clock)
+    return clock
+
+
 def sandbox_writes(sandbox: Sandbox, provider: str, method: str | None = None) -> list[dict]:
     """The write requests ``provider``'s simulator logged (only ``method``'s, if given),
     in the order they arrived."""

@@ -159,16 +159,20 @@ def test_split_halves():
     assert split(p.encode(ops[:1])) == (ops[:1], [])
 
 
-def test_a_million_operations_pack_quickly():
-    import time
+def test_200k_operations_pack_in_linear_work():
+    """Sizes come from each operation once, never from re-encoding a request's prefix:
+    the work grows with the operations (how fast is benchmarks' business, not a test's)."""
     p = provider("bloomreach")
+    encoded, sized = [], []
+    encode, item_size = p.encode, p.item_size
+    p.encode = lambda ops: encoded.append(len(ops)) or encode(ops)
+    p.item_size = lambda op: sized.append(op) or item_size(op)
     ops = [Operation("create", "product", f"k{i}", f"k{i}", None, {"title": f"t{i}", "price": i})
            for i in range(200_000)]
-    start = time.perf_counter()
     reqs, outs = requests_and_outcomes(pack(p, ops, p.limits))
-    elapsed = time.perf_counter() - start
     assert len(reqs) == 40 and not outs
-    assert elapsed < 5, f"{elapsed:.2f}s for 200k operations"
+    assert sum(encoded) <= len(ops) + 3  # each request once, plus one and two operations for the frame
+    assert len(sized) <= len(ops) + 3
 
 
 # -- property: never over a limit, every operation exactly once ------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from conftest import eventually, product, sandbox_fixture, target, with_check_digit
+from conftest import eventually, moved_clock, product, sandbox_fixture, target, with_check_digit
 from reconciler.manifest.loader import load, parse_product
 from reconciler.mapping import item_key, records
 from reconciler.state import State
@@ -136,19 +136,18 @@ def test_apply_asks_for_confirmation_and_refuses_without_a_terminal(shop):
     assert "refusing to apply without --auto-approve" in result.output
 
 
-def test_no_wait_then_status_settles(shop, sandbox):
+def test_no_wait_then_status_settles(shop, sandbox, monkeypatch):
+    # the asynchronous APIs' clocks move when the test says: their jobs are running until then
+    clocks = [moved_clock(sandbox, provider, monkeypatch) for provider in ("meta_catalog", "voucherify")]
     shop.write("products.yaml", {"products": catalog(3)})
     result = shop.run("apply", "--auto-approve", "--no-wait")
     assert result.exit_code == 0, result.output
     state = State(shop.root / "state" / "reconciler.db")
     assert state.pending_jobs()  # meta and voucherify confirm later
-    import time
-
-    for _ in range(50):
-        status = shop.run("status")
-        if "No pending jobs and no failed items." in status.output:
-            break
-        time.sleep(0.05)
+    for clock in clocks:
+        clock.advance(0.05)  # the sandbox's async_delay: every job is done
+    status = shop.run("status")
+    assert "No pending jobs and no failed items." in status.output, status.output
     assert status.exit_code == 0, status.output
     assert state.pending_jobs() == []
     assert shop.run("plan", "--detailed-exitcode").exit_code == 0

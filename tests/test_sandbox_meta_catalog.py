@@ -1,13 +1,11 @@
 """Meta Catalog Batch API simulator over real sockets."""
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
 from reconciler.sandbox import Sandbox, SandboxConfig
-from conftest import emptied_before_each_test, eventually
+from conftest import emptied_before_each_test, moved_clock
 
 TOKEN = "sandbox-token"
 DELAY = 0.15
@@ -21,6 +19,12 @@ def sb():
 
 
 fresh = emptied_before_each_test()
+
+
+@pytest.fixture(autouse=True)
+def clock(sb, fresh, monkeypatch):
+    """The simulator's clock (its window and batches), moved by the test alone."""
+    return moved_clock(sb, "meta_catalog", monkeypatch)
 
 
 @pytest.fixture
@@ -47,12 +51,15 @@ def status(base, handle, **params):
     return r.json()["data"][0]
 
 
-def wait_finished(base, handle, **params):
-    return eventually(lambda: (s := status(base, handle, **params))["status"] == "finished" and s,
-                      "the batch finishing")
+def wait_finished(clock, base, handle, **params):
+    """The batch's status once its time has come (``async_delay`` later)."""
+    clock.advance(DELAY)
+    s = status(base, handle, **params)
+    assert s["status"] == "finished", s
+    return s
 
 
-def test_create_async_applied_only_when_finished(sb, base):
+def test_create_async_applied_only_when_finished(sb, base, clock):
     r = batch(base, [{"method": "CREATE", "retailer_id": "r1", "data": data(price="100")},
                      {"method": "CREATE", "retailer_id": "r2", "data": data(gtin="123", brand="")}])
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
@@ -62,7 +69,7 @@ def test_create_async_applied_only_when_finished(sb, base):
     s = status(base, handle)
     assert s["status"] == "started"
     assert sb.catalog("meta_catalog", catalog_id="cat1") == []
-    s = wait_finished(base, handle)
+    s = wait_finished(clock, base, handle)
     assert s == {"handle": handle, "status": "finished", "errors_total_count": 0, "errors": [],
                  "warnings": [], "warnings_total_count": 0}
     items = sb.catalog("meta_catalog", catalog_id="cat1")
@@ -73,10 +80,10 @@ def test_create_async_applied_only_when_finished(sb, base):
     assert sb.catalog("meta_catalog", catalog_id="other") == []
 
 
-def test_line_errors_and_update_delete_semantics(sb, base):
+def test_line_errors_and_update_delete_semantics(sb, base, clock):
     r = batch(base, [{"method": "CREATE", "retailer_id": "a", "data": data(description="x", color="red")},
                      {"method": "CREATE", "retailer_id": "b", "data": data()}])
-    wait_finished(base, r.json()["handles"][0])
+    wait_finished(clock, base, r.json()["handles"][0])
     requests = [
         {"method": "CREATE", "retailer_id": "c", "data": data(availability=None) | {"availability": "maybe"}},
         {"method": "CREATE", "retailer_id": "d", "data": {"name": "x"}},
@@ -101,7 +108,7 @@ def test_line_errors_and_update_delete_semantics(sb, base):
         {"retailer_id": None, "errors": body["validation_status"][1]["errors"], "warnings": []},
         {"retailer_id": "j", "errors": body["validation_status"][2]["errors"], "warnings": []},
     ]
-    s = wait_finished(base, body["handles"][0], load_ids_of_invalid_requests="true",
+    s = wait_finished(clock, base, body["handles"][0], load_ids_of_invalid_requests="true",
                       fields="status,errors,errors_total_count,ids_of_invalid_requests")
     assert set(s) == {"status", "errors", "errors_total_count", "ids_of_invalid_requests"}
     failed = {e["id"]: e for e in s["errors"]}
@@ -116,21 +123,21 @@ def test_line_errors_and_update_delete_semantics(sb, base):
     assert "color" not in items["a"] and items["a"]["price"] == 1000
 
 
-def test_allow_upsert_and_null(sb, base):
+def test_allow_upsert_and_null(sb, base, clock):
     r = batch(base, [{"method": "UPDATE", "retailer_id": "u", "data": data()},
                      {"method": "UPDATE", "retailer_id": "v", "data": {"name": "only"}}], allow_upsert=True)
-    s = wait_finished(base, r.json()["handles"][0])
+    s = wait_finished(clock, base, r.json()["handles"][0])
     assert [e["id"] for e in s["errors"]] == ["v"]
     r = batch(base, [{"method": "UPDATE", "retailer_id": "u", "data": {"name": None}}])
-    s = wait_finished(base, r.json()["handles"][0])
+    s = wait_finished(clock, base, r.json()["handles"][0])
     assert s["errors"] == [] and s["warnings_total_count"] == 1
     assert sb.catalog("meta_catalog", catalog_id="cat1")[0]["name"] == "Shirt"
 
 
-def test_errors_are_a_sample_and_ids_come_only_on_request(sb, base):
+def test_errors_are_a_sample_and_ids_come_only_on_request(sb, base, clock):
     bad = [{"method": "DELETE", "retailer_id": f"gone{i:02d}"} for i in range(25)]
     handle = batch(base, bad + [{"method": "CREATE", "retailer_id": "ok", "data": data()}]).json()["handles"][0]
-    s = wait_finished(base, handle, fields=",".join(
+    s = wait_finished(clock, base, handle, fields=",".join(
         ("handle", "status", "errors", "errors_total_count", "ids_of_invalid_requests")))
     assert s["errors_total_count"] == 25 and len(s["errors"]) == 10
     assert s["ids_of_invalid_requests"] == []  # "unless load_ids_of_invalid_requests is set to true"
@@ -195,16 +202,15 @@ def test_too_many_requests_per_call(sb, base):
     assert r.status_code == 200 and len(sb.violations) == 1
 
 
-def test_rate_limit_sliding_window_per_catalog(sb):
+def test_rate_limit_sliding_window_per_catalog(sb, clock):
     base = sb.urls["meta_catalog"] + "/v21.0/ratecat"
     other = sb.urls["meta_catalog"] + "/v21.0/othercat"
     line = [{"method": "DELETE", "retailer_id": "x"}]
     with httpx.Client() as client:
-        first = time.monotonic()
         for _ in range(100):
             assert client.post(base + "/batch", json={"access_token": TOKEN, "requests": line}).status_code == 200
+        clock.advance(1.79)  # the 101st call, still within the (scaled) hour of the first
         r = client.post(base + "/batch", json={"access_token": TOKEN, "requests": line})
-        assert time.monotonic() - first < 1.8, "test machine too slow for the scaled window"
         assert r.status_code == 400
         err = r.json()["error"]
         assert err["code"] == 80014 and err["is_transient"] is True
@@ -214,14 +220,14 @@ def test_rate_limit_sliding_window_per_catalog(sb):
         assert len(sb.violations) == 1 and "calls" in sb.violations[0]["violation"]
         # another catalog has its own window
         assert client.post(other + "/batch", json={"access_token": TOKEN, "requests": line}).status_code == 200
-        time.sleep(max(0.0, first + 1.85 - time.monotonic()))
+        clock.advance(0.02)  # the first 100 left the window
         assert client.post(base + "/batch", json={"access_token": TOKEN, "requests": line}).status_code == 200
     assert len(sb.violations) == 1
 
 
-def test_products_read_paging(sb, base):
+def test_products_read_paging(sb, base, clock):
     r = batch(base, [{"method": "CREATE", "retailer_id": f"r{i:02d}", "data": data()} for i in range(5)])
-    wait_finished(base, r.json()["handles"][0])
+    wait_finished(clock, base, r.json()["handles"][0])
     seen = []
     url = base + "/products"
     params = {"access_token": TOKEN, "limit": 2, "fields": "name,price"}
@@ -247,9 +253,9 @@ def test_products_read_paging(sb, base):
     assert empty == {"data": []}
 
 
-def test_products_limit_default_and_cap(sb, base):
+def test_products_limit_default_and_cap(sb, base, clock):
     r = batch(base, [{"method": "CREATE", "retailer_id": f"r{i:04d}", "data": data()} for i in range(1001)])
-    wait_finished(base, r.json()["handles"][0])
+    wait_finished(clock, base, r.json()["handles"][0])
     page = httpx.get(base + "/products", params={"access_token": TOKEN}).json()
     assert len(page["data"]) == 25
     page = httpx.get(base + "/products", params={"access_token": TOKEN, "limit": 5000}).json()
@@ -258,12 +264,12 @@ def test_products_limit_default_and_cap(sb, base):
     assert [row["retailer_id"] for row in last["data"]] == ["r1000"] and "next" not in last["paging"]
 
 
-def test_products_read_prices_formatted_and_filtered(sb, base):
+def test_products_read_prices_formatted_and_filtered(sb, base, clock):
     prices = {"u": (129900, "USD"), "b": (129990, "BRL"), "e": (129900, "EUR"), "j": (1299, "JPY"),
               "k": (1299500, "KWD"), "c": (5, "CHF")}
     r = batch(base, [{"method": "CREATE", "retailer_id": rid, "data": data(price=p, currency=c, sale_price=p)}
                      for rid, (p, c) in prices.items()])
-    wait_finished(base, r.json()["handles"][0])
+    wait_finished(clock, base, r.json()["handles"][0])
     page = httpx.get(base + "/products", params={"access_token": TOKEN, "fields": "price,sale_price"}).json()
     read = {row["retailer_id"]: row["price"] for row in page["data"]}
     assert read == {"u": "$1,299.00", "b": "R$\u00a01.299,90", "e": "1.299,00\u00a0€", "j": "¥1,299",

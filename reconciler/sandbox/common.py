@@ -236,18 +236,19 @@ class Backlog:
     """Work an API acknowledged and does later, in order: each entry is done
     ``delay`` seconds after it was queued, when the simulator is next looked at (a
     request, ``items()``), under the simulator's lock. :meth:`dropped` draws, per item,
-    whether queued work is lost (``queue_drop_rate``)."""
+    whether queued work is lost (``queue_drop_rate``). Times are ``clock()``'s."""
 
-    def __init__(self, delay: float, drop_rate: float, seed: int):
+    def __init__(self, delay: float, drop_rate: float, seed: int, clock: Callable[[], float] = time.monotonic):
         self.delay = delay
+        self.clock = clock
         self.drops = FaultInjector(drop_rate, seed, kinds=("dropped",))
         self.entries: deque[tuple[float, Callable[[], None]]] = deque()
 
     def put(self, work: Callable[[], None]) -> None:
-        self.entries.append((time.monotonic() + self.delay, work))
+        self.entries.append((self.clock() + self.delay, work))
 
     def run_due(self) -> None:
-        now = time.monotonic()
+        now = self.clock()
         while self.entries and self.entries[0][0] <= now:
             self.entries.popleft()[1]()
 
@@ -338,6 +339,8 @@ class Simulator:
     name = "?"
     max_in_flight: int | None = None
     credentials: dict[str, str] = {}  # the auth a target needs to talk to this simulator
+    # The clock of its rate windows, queued work and jobs (a test may move its own)
+    now: Callable[[], float] = staticmethod(time.monotonic)
 
     def __init__(self, config: SandboxConfig, log: RequestLog):
         self.config = config
@@ -345,7 +348,7 @@ class Simulator:
         self.lock = threading.RLock()
         self.faults = FaultInjector(config.fault_rate, config.seed)
         self.read_faults = FaultInjector(config.read_fault_rate, config.seed + 1)
-        self.backlog = Backlog(config.async_delay, config.queue_drop_rate, config.seed + 3)
+        self.backlog = Backlog(config.async_delay, config.queue_drop_rate, config.seed + 3, lambda: self.now())
         self.in_flight = 0
         self.max_seen_in_flight = 0
         self.proxy_pages = {"write": 0, "read": 0}
@@ -464,7 +467,7 @@ class Simulator:
         """Wait until the work queued so far is due, and do it."""
         with self.lock:
             due = self.backlog.entries[-1][0] if self.backlog.entries else 0.0
-        time.sleep(max(0.0, due - time.monotonic()))
+        time.sleep(max(0.0, due - self.now()))
         self.catch_up()
 
     def write(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:

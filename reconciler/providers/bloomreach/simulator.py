@@ -170,7 +170,7 @@ class BloomreachSimulator(Simulator):
         window_seconds = WINDOW_SECONDS * self.config.time_scale
         with self.lock:
             window = self.windows.setdefault(key, SlidingWindow(REQUESTS_PER_WINDOW, window_seconds))
-            wait = window.acquire()
+            wait = window.acquire(self.now())
         if wait:
             ex.violation(f"more than {REQUESTS_PER_WINDOW} bulk requests in "
                          f"{window_seconds:g}s for catalog {key[1]}")

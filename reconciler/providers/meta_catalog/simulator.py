@@ -295,7 +295,7 @@ class MetaCatalogSimulator(Simulator):
             window = self.windows.setdefault(
                 catalog_id,
                 SlidingWindow(CALLS_PER_WINDOW, WINDOW_SECONDS * self.config.time_scale))
-            wait = window.acquire()
+            wait = window.acquire(self.now())
         if wait:
             ex.violation(f"more than {CALLS_PER_WINDOW} calls in "
                          f"{WINDOW_SECONDS * self.config.time_scale:g}s for catalog {catalog_id}")
@@ -345,7 +345,7 @@ class MetaCatalogSimulator(Simulator):
                 digest = hashlib.sha512(f"{self.config.seed}:{catalog_id}:{self.counter}".encode())
                 handle = "Ac" + base64.urlsafe_b64encode(digest.digest()).decode().rstrip("=")
                 batch = _Batch(handle, catalog_id, lines, allow_upsert,
-                               time.monotonic() + self.config.async_delay)
+                               self.now() + self.config.async_delay)
                 self.batches[handle] = batch
                 self.pending.append(batch)
                 handles.append(handle)
@@ -371,7 +371,7 @@ class MetaCatalogSimulator(Simulator):
 
     def _settle(self) -> None:
         """Apply every batch whose time has come, in submission order (lock held)."""
-        now = time.monotonic()
+        now = self.now()
         while self.pending and self.pending[0].due <= now:
             self._apply(self.pending.pop(0))
 

@@ -18,7 +18,7 @@ object. Actions are processed in FIFO order: action i is ``ENQUEUED`` until
 ``async_delay/2`` after its creation (and until the previous action is done), then
 ``IN_PROGRESS``, and ``DONE`` from ``max(created + async_delay, previous action's done
 time)``; it is applied at that moment (lazily, at the next access of any kind; the
-clock is :attr:`VoucherifySimulator.now`). Applying gives every source_id every metadata
+clock is the simulator's ``now``). Applying gives every source_id every metadata
 key (a missing product is upserted; ``null`` sets the key to null; keys are never
 removed), except to a product whose metadata would then break the metadata schema
 (:meth:`VoucherifySimulator.set_metadata_schema`, none by default): that product is
@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import hashlib
 import operator
-import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Literal, Mapping
 
@@ -195,7 +194,6 @@ class _Action:
 class VoucherifySimulator(Simulator):
     name = "voucherify"
     credentials = {"app_id": APP_ID, "app_token": APP_TOKEN}
-    now: Callable[[], float] = staticmethod(time.monotonic)  # the clock of the action queue
 
     def _reset_state(self) -> None:
         self.products: dict[str, dict] = {}
