@@ -14,6 +14,7 @@ from reconciler.errors import PlanFileError
 from reconciler.plan import build_plan
 from reconciler.plan import file as plan_file
 from reconciler.plan import spill as spill_module
+from reconciler.plan.model import ListedChanges
 from reconciler.plan.render import render
 from reconciler.plan.spill import Spill, sort_key
 from reconciler.state import State
@@ -59,6 +60,9 @@ def test_a_plan_larger_than_its_buffer_equals_one_made_in_memory(ws, monkeypatch
     assert plan.targets["meta"].summary == {"create": 0, "update": 100, "delete": 20, "unchanged": 0}
     deletions = [c.sku for c in plan.targets["meta"].changes.deletions()]
     assert deletions == sorted(skus[100:]) == [c.sku for c in plan.targets["meta"].changes if c.action == "delete"]
+    for changes in (plan.targets["meta"].changes, ListedChanges(plan.targets["meta"].changes)):
+        # apply reads operations straight from the lines: the same as each change's
+        assert list(changes.operations()) == [c.operation() for c in plan.targets["meta"].changes]
 
 
 def test_a_saved_plan_is_read_back_a_target_at_a_time(ws, tmp_path):
@@ -70,6 +74,7 @@ def test_a_saved_plan_is_read_back_a_target_at_a_time(ws, tmp_path):
     plan_file.save(plan, path)
     loaded = plan_file.load(path)
     assert isinstance(loaded.targets["meta"].changes, plan_file.FileChanges)
+    assert list(loaded.targets["vtex"].changes.operations()) == [c.operation() for c in plan.targets["vtex"].changes]
     assert loaded.to_json() == plan.to_json()
     assert render(loaded, "text") == render(plan, "text") and render(loaded, "json") == render(plan, "json")
     lines = path.read_bytes().splitlines()

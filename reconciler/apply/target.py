@@ -46,7 +46,7 @@ from reconciler.apply.window import WaitClock, Window
 from reconciler.apply.workers import work
 from reconciler.errors import ConfigError, DestinationError, ReconcilerError
 from reconciler.manifest.models import Target
-from reconciler.plan.model import Change
+from reconciler.plan.model import Changes
 from reconciler.providers import get_provider, limits_for
 from reconciler.providers.base import Job, Operation, Outcome, Request
 
@@ -56,7 +56,7 @@ FINAL = frozenset({"confirmed", "accepted", "failed"})  # recorded as they are
 class TargetRun:
     """One target's part of an apply (or a settle: ``resend`` false, only jobs)."""
 
-    def __init__(self, ctx: Context, target: Target, changes: Sequence[Change],
+    def __init__(self, ctx: Context, target: Target, changes: Changes | tuple[()],
                  jobs: Sequence[tuple[int, Job]] = (), resend: bool = True, poll_once: bool = False):
         self.ctx = ctx
         self.target = target
@@ -141,7 +141,7 @@ class TargetRun:
                 if self.old_jobs:
                     await settle_earlier(self)
                 if self.changes:  # operations made as the packer needs them
-                    ops = divert(self, (change.operation() for change in self.changes))
+                    ops = divert(self, self.changes.operations())
                     self.packer = iter(pack(self.provider, ops, self.limits))
                 await work(self, in_flight)
         except ReconcilerError as exc:  # said as it is: not an internal error

@@ -87,6 +87,15 @@ class Changes(Sequence):
         for line in self.lines():
             yield Change.from_json(orjson.loads(line))
 
+    def operations(self) -> Iterator[Operation]:
+        """Each change as the operation apply sends, read without building a
+        :class:`Change` (the costliest part of reading a large plan back)."""
+        for line in self.lines():
+            data = orjson.loads(line)
+            sku = data["sku"]
+            yield Operation(data["action"], data["record"], data.get("key", sku), sku, data.get("before"),
+                            data.get("after"), data.get("remote_id"))
+
     def deletions(self) -> Iterator[Change]:
         if self.counts["delete"]:
             yield from (change for change in self if change.action == "delete")
@@ -133,6 +142,9 @@ class ListedChanges(Changes):
 
     def __iter__(self) -> Iterator[Change]:
         return iter(self.changes)
+
+    def operations(self) -> Iterator[Operation]:
+        return (change.operation() for change in self.changes)
 
     def lines(self) -> Iterator[bytes]:
         return (orjson.dumps(change.to_json()) for change in self.changes)
