@@ -254,3 +254,24 @@ def test_a_session_holding_the_lock_without_a_row_is_named_from_postgres(pg_stat
         assert "pid 0" not in message and "on ?" not in message
     finally:
         session.close()
+
+
+def test_a_big_batch_of_one_key_twice_keeps_the_last_on_both_backends(state, monkeypatch):
+    """A batch over COPY_ROWS goes through COPY on PostgreSQL; what it leaves is what one
+    statement a row leaves on SQLite: every row, and of a key written twice, the last."""
+    from reconciler.state import dialect
+
+    copied = []
+    original = dialect.Postgres._insert_by_copy
+    monkeypatch.setattr(dialect.Postgres, "_insert_by_copy", lambda self, rows, table, *rest: (
+        copied.append(table), original(self, rows, table, *rest))[1])
+    ops = [Operation("create", "product", f"K{i:03d}", f"S{i}", None, {"v": i, "name": f"é {i}"})
+           for i in range(dialect.COPY_ROWS * 2)]
+    again = Operation("update", "product", "K007", "S7", ops[7].after, {"v": "last", "name": "x\tb\\n"})
+    state.record("t", [Outcome(op, "accepted") for op in ops] + [Outcome(again, "accepted")], apply_id=1)
+    assert state.item("t", "product", "K007").payload == {"v": "last", "name": "x\tb\\n"}
+    assert state.item("t", "product", "K100").payload == {"v": 100, "name": "é 100"}
+    assert len(state.hashes("t")) == len(ops) and len(state.accepted()) == len(ops)
+    assert copied == (["items", "accepted"] if state.location.is_postgres else [])
+    state.record("t", [Outcome(op, "confirmed") for op in ops])  # again, over rows now there
+    assert len(state.hashes("t")) == len(ops) and state.accepted() == []
