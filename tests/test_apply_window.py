@@ -104,3 +104,31 @@ def test_pause_holds_every_request():
 
     paused_until = asyncio.run(main())
     assert time.time() >= paused_until
+
+
+def test_a_window_slot_writes_before_waiting_batches_of_outcomes():
+    """On SQLite a slot's transaction and the outcomes' exclude each other: the slot takes
+    the next turn, however many batches wait (SQLite's own busy handler made it wait
+    behind them for up to 1.5 s)."""
+    import threading
+
+    from conftest import eventually
+    from reconciler.apply.recording import WriteTurns
+
+    turns, order, release = WriteTurns(), [], threading.Event()
+
+    def batch(name, wait=None):
+        return threading.Thread(target=turns.run, args=(False, lambda: (wait and wait.wait(), order.append(name))))
+    threads = [batch("outcomes 1", release)]
+    threads[0].start()
+    eventually(lambda: turns.busy, "the first batch writing")
+    threads += [batch("outcomes 2"), batch("outcomes 3")]
+    for thread in threads[1:]:
+        thread.start()
+    window = threading.Thread(target=turns.run, args=(True, lambda: order.append("window slot")))
+    window.start()
+    eventually(lambda: turns.urgent == 1, "the slot waiting for its turn")
+    release.set()
+    for thread in [*threads, window]:
+        thread.join(timeout=10)
+    assert order[:2] == ["outcomes 1", "window slot"] and sorted(order[2:]) == ["outcomes 2", "outcomes 3"]

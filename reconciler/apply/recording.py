@@ -11,17 +11,50 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import threading
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
 
 from reconciler.apply.polling import poll
 from reconciler.apply.result import Failure
 from reconciler.providers.base import Job, Outcome, Request
+from reconciler.state.dialect import SQLite
 from reconciler.state.store import State
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from reconciler.apply.target import TargetRun
+
+
+class WriteTurns:
+    """Write transactions of one SQLite state from this apply's two threads, one at a
+    time, a rate window's before any batch of outcomes. SQLite has one writer at a
+    time and its busy handler is not fair: a slot's short transaction, retrying with
+    growing sleeps while batches of outcomes commit back to back, waited up to 1.5 s
+    (and each window generation after it paid that again)."""
+
+    def __init__(self) -> None:
+        self.changed = threading.Condition()
+        self.busy = False
+        self.urgent = 0  # window transactions waiting for their turn
+
+    def run(self, urgent: bool, call: Callable[[], T]) -> T:
+        with self.changed:
+            self.urgent += urgent
+            try:
+                while self.busy or (not urgent and self.urgent):
+                    self.changed.wait()
+            finally:
+                self.urgent -= urgent
+            self.busy = True
+        try:
+            return call()
+        finally:
+            with self.changed:
+                self.busy = False
+                self.changed.notify_all()
 
 
 class StateWriter:
@@ -29,37 +62,45 @@ class StateWriter:
     the GIL, so writes overlap with the network; one thread commits outcomes in the
     order they were asked for. Rate-window slots (taken before a send) go through a
     second connection and thread, so that they never queue behind big batches of
-    outcomes."""
+    outcomes (on SQLite, whose writers exclude each other, they take their turn first:
+    :class:`WriteTurns`)."""
 
     def __init__(self, state: State):
         self.state = state
         self.outcomes = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconciler-state")
         self.window_state = state.reopen()
         self.window_log = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconciler-window")
+        self.turns = WriteTurns() if isinstance(state.conn, SQLite) else None
         self.uncounted: dict[concurrent.futures.Future, Counted] = {}  # writes submitted, not counted yet
+
+    def _write(self, pool: concurrent.futures.ThreadPoolExecutor, urgent: bool, call: Callable[..., T], *args,
+               **kwargs) -> "concurrent.futures.Future[T]":
+        call = functools.partial(call, *args, **kwargs)
+        if self.turns is not None:
+            call = functools.partial(self.turns.run, urgent, call)
+        return pool.submit(call)
 
     def record(self, target: str, outcomes: Sequence[Outcome], apply_id: int | None, ignore: Sequence[str],
                settled_job: int | None) -> "concurrent.futures.Future[dict[str, int]]":
         """Commit ``outcomes`` (and drop ``settled_job``); the future gives the ids of
         the jobs the outcomes added, by handle."""
-        return self.outcomes.submit(self.state.record, target, outcomes, apply_id,
-                                    ignore=ignore, settled_job=settled_job)
+        return self._write(self.outcomes, False, self.state.record, target, outcomes, apply_id,
+                           ignore=ignore, settled_job=settled_job)
 
     def log_request(self, target: str, request: Request) -> None:
         """Log a write request outside any rate window in the request history."""
         size = len(request.body or b"")
-        self.outcomes.submit(self.state.log_request, target, request.endpoint or request.path, time.time(), None,
-                             len(request.operations), size)
+        self._write(self.outcomes, False, self.state.log_request, target, request.endpoint or request.path,
+                    time.time(), None, len(request.operations), size)
 
     async def take_slot(self, *args) -> tuple[int | None, float]:
         """:meth:`State.take_slot`, on the window's own connection and thread: a send
-        waits at most for the transaction under way there, never behind big batches
-        of outcomes."""
-        call = functools.partial(self.window_state.take_slot, *args)
-        return await asyncio.get_running_loop().run_in_executor(self.window_log, call)
+        waits at most for the transaction under way, never behind big batches of
+        outcomes."""
+        return await asyncio.wrap_future(self._write(self.window_log, True, self.window_state.take_slot, *args))
 
     def answer_slot(self, request_id: int, at: float) -> None:
-        self.window_log.submit(self.window_state.answer_slot, request_id, at)
+        self._write(self.window_log, True, self.window_state.answer_slot, request_id, at)
 
     def close(self) -> None:
         """Wait for writes under way (an interrupted apply completes them first) and
