@@ -282,7 +282,7 @@ class Postgres(Connection):
             self.raw.execute(f"CREATE TEMP TABLE IF NOT EXISTS staged_{table} "
                              f"(LIKE {table} INCLUDING DEFAULTS, staged_row bigserial)")
             self._staged.add(table)
-        self.raw.execute(f"TRUNCATE {staged}")  # a failed statement outside a transaction may have left rows
+        self.raw.execute(f"TRUNCATE {staged}")  # the rows of the last batch (or of one that failed)
         with self.raw.cursor() as cursor:
             with cursor.copy(f"COPY {staged} ({columns}) FROM STDIN") as copy:
                 for row in rows:
@@ -290,7 +290,6 @@ class Postgres(Connection):
             chosen = (f"SELECT DISTINCT ON ({conflict}) {columns} FROM {staged} ORDER BY {conflict}, staged_row DESC"
                       if conflict else f"SELECT {columns} FROM {staged} ORDER BY staged_row")
             cursor.execute(f"INSERT INTO {table} ({columns}) {chosen}{rest or ''}")
-        self.raw.execute(f"TRUNCATE {staged}")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
