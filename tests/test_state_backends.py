@@ -275,3 +275,19 @@ def test_a_big_batch_of_one_key_twice_keeps_the_last_on_both_backends(state, mon
     assert copied == (["items", "accepted"] if state.location.is_postgres else [])
     state.record("t", [Outcome(op, "confirmed") for op in ops])  # again, over rows now there
     assert len(state.hashes("t")) == len(ops) and state.accepted() == []
+
+
+def test_a_big_batch_after_one_rolled_back_is_written(state):
+    """The first big batch makes PostgreSQL's staging table inside its transaction: a
+    rollback takes the table away, and the next big batch must make it again."""
+    from reconciler.state import dialect
+
+    ops = [Operation("create", "product", f"K{i:03d}", f"S{i}", None, {"v": i}) for i in range(dialect.COPY_ROWS)]
+    with pytest.raises(RuntimeError):
+        with state.transaction() as conn:
+            conn.executemany("INSERT INTO failures (apply_id, target, record, key, sku, action, reason, at) "
+                             "VALUES (?,?,?,?,?,?,?,?)", [(1, "t", "product", op.key, op.sku, "create", "no", 0)
+                                                          for op in ops])
+            raise RuntimeError("rolled back")
+    state.record("t", [Outcome(op, "failed", reason="refused") for op in ops])  # a big batch of failures again
+    assert [f["reason"] for f in state.failures("t")] == ["refused"] * len(ops)

@@ -293,9 +293,13 @@ class Postgres(Connection):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        with self.translated("write"):
-            with self.raw.transaction():
-                yield
+        try:
+            with self.translated("write"):
+                with self.raw.transaction():
+                    yield
+        except BaseException:
+            self._staged.clear()  # a staging table made in it is gone with it
+            raise
 
     def exclusive(self, scope: str) -> None:
         """Serialise ``scope`` across processes and machines until the transaction
