@@ -334,6 +334,7 @@ class BloomreachSimulator(Simulator):
             return global_error(f"count + skip must not exceed {MAX_READ_WINDOW}")
         data = [{"item_id": i, "properties": dict(p)} for i, p in rows[skip:skip + count]]
         ex.items = len(data)
+        # invented: bloomreach.list-shape (docs/sandbox.md)
         return json_response({"success": True, "data": data, "total": total,
                               "skip": skip, "count": count})
 

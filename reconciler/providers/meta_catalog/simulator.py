@@ -386,6 +386,7 @@ class MetaCatalogSimulator(Simulator):
                 if rid in items:
                     del items[rid]
                     continue
+                # invented: meta_catalog.delete-missing (docs/sandbox.md)
                 error = f"Invalid value: Product with retailer_id {rid} does not exist"
             elif method == "CREATE" or (rid not in items and batch.allow_upsert):
                 error, result = self._create(rid, line_no, data, warnings)
@@ -400,7 +401,7 @@ class MetaCatalogSimulator(Simulator):
                     items[rid] = result
             for w in warnings:
                 batch.warnings.append({"line": line_no, "id": rid, "message": w})
-            if error is not None:
+            if error is not None:  # invented: meta_catalog.status-lines (docs/sandbox.md)
                 batch.errors.append({"line": line_no, "id": rid, "message": error})
         batch.finished = True
 

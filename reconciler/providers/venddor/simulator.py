@@ -150,6 +150,7 @@ class VenddorSimulator(Simulator):
                     self.next_id += 1
                 self.products[code] = dict(product)
                 ids.append(self.ids[code])
+        # invented: venddor.product-ids (docs/sandbox.md)
         return json_response({"product_id": ids[0], "product_ids": ids}, 201)
 
     async def _list(self, request: Request, ex: Exchange) -> Response:
