@@ -411,7 +411,8 @@ def json_line_product(line: bytes, file: str, number: int,
     flat = len(product.__pydantic_fields_set__) + len(metadata or ()) + len(attributes or ()) + len(overrides or ())
     found = line.count(_KEY_END)
     if (found != flat and found != _key_count(product)) or (spaced and spaced_colons(line)):
-        return parse_product(line, Location(file, number))
+        _, problem = _json_line_problem(line)  # valid: only a key given twice is left to find
+        return (None, [Location(file, number).problem(problem)]) if problem else (product, [])
     return product, []
 
 
