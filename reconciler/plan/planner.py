@@ -169,16 +169,16 @@ class _TargetPlanner:
         cached product found this time produces (the snapshot's deletes, and the items
         of cached products not found); those no evaluated product produced are
         deleted, and every other item of the state is unchanged but for the updates."""
-        if self.in_step is not None:
-            self.remaining = {item: None for item in gone if item not in self.produced
-                              and self.state.item(self.name, *item) is not None}
+        if self.in_step is not None:  # each one's row, read once: it may be gone from the state too
+            rows = ((item, self.state.item(self.name, *item)) for item in gone if item not in self.produced)
+            self.remaining = {item: row for item, row in rows if row is not None}
         deletes = len(self.remaining)  # refused before loading them: an emptied manifest is the case
         if deletes and not allow_mass_delete and deletes > self.target.max_delete_fraction * self.known:
             raise MassDeleteError([f"target {self.target.name}: the plan deletes {deletes} of {self.known} items, "
                                    f"more than max_delete_fraction {self.target.max_delete_fraction:g} allows"])
         self.deleted = list(self.remaining)  # the plan cache's snapshot keeps them
-        for record, key in self.deleted:
-            item = self.state.item(self.target.name, record, key)
+        for (record, key), row in self.remaining.items():  # in step, the rows; else the digests
+            item = row if self.in_step is not None else self.state.item(self.target.name, record, key)
             change = Change("delete", record, key, item.sku, item.payload, None,
                             FieldDiff(removed=tuple(sorted(item.payload))), item.remote_id)
             self._keep("delete", item.sku, record, orjson.dumps(change.to_json()))
