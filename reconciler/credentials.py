@@ -24,6 +24,7 @@ import re
 import unicodedata
 from typing import Mapping, Sequence
 
+from reconciler.display import UNSAFE_CATEGORIES
 from reconciler.errors import ConfigError
 from reconciler.manifest.models import Target
 from reconciler.providers import get_provider
@@ -32,7 +33,6 @@ REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Values shorter than this are not looked for in messages: replacing every "ab" of a
 # message would hide what it says, and such a value protects nothing anyway.
 MIN_SECRET_LENGTH = 4
-REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
 def resolve(target: Target, required: tuple[str, ...] = (), environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -74,7 +74,7 @@ def _refused_character(value: str) -> str | None:
     only (never the value or a position in it)."""
     for char in value:
         category = unicodedata.category(char)
-        if category in REFUSED_CATEGORIES:
+        if category in UNSAFE_CATEGORIES:
             kind = "a control character" if category == "Cc" else "a format or separator character"
             return f"{kind} ({_code_point(char)})"
     return None
