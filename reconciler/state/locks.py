@@ -181,7 +181,7 @@ class AdvisoryLocks:
         return advisory_key(self.conn.location.schema, scope)
 
     def alive(self, holder: Holder) -> bool | None:
-        return any(pid == holder.session for pid, key in self._granted() if key == self._key(holder.scope))
+        return (holder.session, self._key(holder.scope)) in self._granted()
 
     def _granted(self) -> list[tuple[int, int]]:
         """``(backend pid, key)`` of every advisory lock granted in this database."""
