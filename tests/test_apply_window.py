@@ -14,7 +14,7 @@ def window_on(state, limit, seconds, scope="scope", target="t", in_flight_for=IN
     """A window of ``scope`` kept in ``state`` (each call: another process's view)."""
     async def take(now):
         return state.take_slot(scope, target, limit, seconds, in_flight_for, now)
-    return SharedWindow(limit, seconds, take, state.answer_slot, clock=clock)
+    return SharedWindow(limit, take, state.answer_slot, clock=clock)
 
 
 def burst(windows, requests, latency=0.01):

@@ -61,7 +61,7 @@ class SharedLimits:
                 in_flight_for = max(tuning.for_target(targets[name]).request_timeout_seconds for name in members)
                 for name in applied:
                     self.windows[name] = SharedWindow(
-                        limit, seconds, functools.partial(writer.take_slot, key, name, limit, seconds, in_flight_for),
+                        limit, functools.partial(writer.take_slot, key, name, limit, seconds, in_flight_for),
                         writer.answer_slot)
             capped = [lim.max_in_flight for lim in limits if lim.max_in_flight]
             if len(applied) > 1 and capped:  # a lone target's workers are its cap

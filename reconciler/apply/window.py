@@ -83,16 +83,15 @@ AnswerSlot = Callable[[int, float], None]
 
 
 class SharedWindow(Window):
-    """A strict sliding window of ``limit`` requests per ``window`` seconds kept in the
-    state: ``take(now)`` takes a slot there (its request id, or how long to wait) and
-    ``answer(request_id, at)`` records when its answer came. A slot released without
-    an answer stays in flight there (until its deadline, then ``window`` seconds more)."""
+    """A strict sliding window of ``limit`` requests kept in the state: ``take(now)``
+    takes a slot there (its request id, or how long to wait; the window's length is
+    ``take``'s) and ``answer(request_id, at)`` records when its answer came. A slot
+    released without an answer stays in flight there (until its deadline, then a window
+    more)."""
 
-    def __init__(self, limit: int, window: float, take: TakeSlot, answer: AnswerSlot,
-                 clock: Callable[[], float] = time.time):
+    def __init__(self, limit: int, take: TakeSlot, answer: AnswerSlot, clock: Callable[[], float] = time.time):
         super().__init__(clock)
         self.limit = limit
-        self.window = window
         self._take = take
         self._answer = answer
 
