@@ -93,9 +93,11 @@ class Payloads:
         """``rows`` (each starting with a target and a record kind) with the
         canonical JSON at index ``at`` replaced by the stored payload and its
         dictionary: two values. Grouped by kind, not in their order."""
+        kinds: dict[tuple, list[tuple]] = {}
+        for row in rows:
+            kinds.setdefault(row[:2], []).append(row)
         packed = []
-        for kind in dict.fromkeys(row[:2] for row in rows):
-            mine = [row for row in rows if row[:2] == kind]
+        for kind, mine in kinds.items():
             packed += [(*row[:at], *stored, *row[at + 1:])
                        for row, stored in zip(mine, self.pack(conn, *kind, [row[at] for row in mine]))]
         return packed

@@ -468,7 +468,8 @@ class State:
         with self.transaction() as conn:
             conn.executemany("UPDATE items SET payload = ?, dictionary = ?, hash = ? "
                              "WHERE target = ? AND record = ? AND key = ?",
-                             [(*row[2:5], *row[:2], row[5]) for row in self.payloads.pack_rows(conn, changed, at=2)])
+                             [(payload, dictionary, digest, target, record, key) for _, record, payload,
+                              dictionary, digest, key in self.payloads.pack_rows(conn, changed, at=2)])
             conn.executemany("DELETE FROM items WHERE target = ? AND record = ? AND key = ?",
                              [(target, record, key) for record, key in removed])
 
