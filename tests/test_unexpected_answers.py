@@ -66,3 +66,32 @@ def test_the_documented_success_still_is_one(name):
                   "voucherify": (202, {"async_action_id": "aa_1"})}[name]
     [outcome] = through_engine(provider, request, response(*documented))
     assert outcome.status == {"venddor": "confirmed", "meta_catalog": "pending", "voucherify": "pending"}.get(name, "accepted")
+
+
+@pytest.mark.parametrize("name", ["bloomreach", "voucherify"])
+def test_a_read_of_one_item_not_in_the_documented_shape_is_never_absent(name):
+    """Absent is a 404 only: a 200 that is no item would skip a delete that reads first
+    (Voucherify), or call the item missing (drift)."""
+    from reconciler.providers._common import UnexpectedAnswer
+
+    provider = get_provider(name)(SETTINGS.get(name, {}), CREDENTIALS[name])
+    for body in ({}, {"data": None}, {"data": {"properties": {}}}, {"metadata": {"k": 1}}):
+        with pytest.raises(UnexpectedAnswer):
+            provider.decode_read_item(response(200, body))
+    found = {"bloomreach": {"success": True, "data": {"item_id": "A", "properties": {"title": "t"}}},
+             "voucherify": {"source_id": "A", "metadata": {"k": 1}}}[name]
+    assert provider.decode_read_item(response(200, found))[1] == "A"
+    assert provider.decode_read_item(response(404, {"message": "not found"})) is None
+
+
+def test_a_bloomreach_listing_without_its_items_is_never_an_empty_catalog():
+    import httpx
+
+    from reconciler.providers._common import UnexpectedAnswer
+
+    provider = get_provider("bloomreach")(SETTINGS["bloomreach"], CREDENTIALS["bloomreach"])
+    request = provider.read_request(None)
+    for body in ({"success": True}, {"success": True, "data": None}, {"data": {"item_id": "A"}}):
+        sent = httpx.Request(request.method, "http://127.0.0.1:9" + request.path, params=request.params)
+        with pytest.raises(UnexpectedAnswer):
+            provider.decode_read(response(200, body, request=sent))

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import httpx
 
-from reconciler.providers._common import read_body
+from reconciler.providers._common import read_body, unexpected
 from reconciler.manifest.models import Target
 from reconciler.providers.base import FieldPath, Page, Request
 from reconciler.providers.bloomreach.mapping import mapped_properties
@@ -58,7 +58,9 @@ class Reads(Wire):
 
     def decode_read(self, response: httpx.Response) -> Page:
         body = read_body(self.name, response, _errors_text)
-        data = body.get("data") or []
+        data = body.get("data")
+        if not isinstance(data, list):  # not a listing: never an empty last page (every item "missing")
+            raise unexpected(self.name, response)
         items = [entry for entry in map(_item, data) if entry is not None]
         params = response.request.url.params
         listed = int(params.get("skip", 0)) + len(data)
@@ -81,4 +83,7 @@ class Reads(Wire):
     def decode_read_item(self, response: httpx.Response) -> tuple[str, str, dict] | None:
         if response.status_code == 404:
             return None
-        return _item(read_body(self.name, response, _errors_text).get("data"))
+        data = read_body(self.name, response, _errors_text).get("data")
+        if not isinstance(data, dict) or data.get("item_id") is None:  # not an item: never read as "absent"
+            raise unexpected(self.name, response)
+        return _item(data)

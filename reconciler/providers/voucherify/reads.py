@@ -86,7 +86,10 @@ class Reads(Wire):
     def decode_read_item(self, response: httpx.Response) -> tuple[str, str, dict] | None:
         if response.status_code == 404:
             return None
-        return _item(read_body(self.name, response, api_message))
+        product = read_body(self.name, response, api_message)
+        if product.get("source_id") is None:  # not a product: never read as "absent" (a delete would be skipped)
+            raise unexpected(self.name, response)
+        return _item(product)
 
     def read_before_delete(self, op: Operation, resend: bool) -> bool:
         return True  # the metadata endpoint upserts: nulling a missing product's keys would create it
