@@ -500,7 +500,7 @@ def status(ctx: Context, targets: tuple[str, ...], verify: bool, lock_timeout: f
                 ctx.echo(printable(check.line()))
         failures = [f for f in state.failures() if f["target"] in configs]
         pending = [j for j in state.pending_jobs() if j.target in configs]
-        accepted = [a for a in state.accepted() if a["target"] in configs]
+        accepted = [a for name in sorted(configs) for a in state.accepted(name)]  # only these targets' rows
     finally:
         state.close()
     if polled:

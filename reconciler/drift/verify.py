@@ -66,10 +66,7 @@ def verify_accepted(state: State, targets: Mapping[str, Target], names: Sequence
     record what they are (the module doc)."""
     results: list[Verification] = []
     with state.locked(f"reconciler status --verify (pid {os.getpid()})", list(names) or None, lock_timeout):
-        accepted: dict[str, list[dict]] = {}
-        for row in state.accepted():
-            if row["target"] in names:
-                accepted.setdefault(row["target"], []).append(row)
+        accepted = {name: rows for name in sorted(names) if (rows := state.accepted(name))}
         readable = {}
         for name, rows in accepted.items():
             check = Verification(name, targets[name].provider)
