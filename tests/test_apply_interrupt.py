@@ -132,7 +132,7 @@ class QueuedWrites:
         self.released = threading.Event()
         self.held = threading.Event()
         self.calls = 0
-        record, close = state.record, StateWriter.close
+        record, close = state.record_batches, StateWriter.close
 
         def held_record(*args, **kwargs):
             self.calls += 1
@@ -145,7 +145,7 @@ class QueuedWrites:
             self.released.set()
             close(writer)
 
-        monkeypatch.setattr(state, "record", held_record)
+        monkeypatch.setattr(state, "record_batches", held_record)
         monkeypatch.setattr(StateWriter, "close", close_then_release)
 
 

@@ -132,3 +132,41 @@ def test_a_window_slot_writes_before_waiting_batches_of_outcomes():
     for thread in [*threads, window]:
         thread.join(timeout=10)
     assert order[:2] == ["outcomes 1", "window slot"] and sorted(order[2:]) == ["outcomes 2", "outcomes 3"]
+
+
+def test_batches_waiting_for_the_state_are_committed_together(state):
+    """While the state's thread commits one batch of outcomes, the batches (and logged
+    requests) that arrive wait and then go in one transaction: the state keeps up with
+    answers that come faster than one commit each. Each batch's future gets its own
+    jobs."""
+    import threading
+
+    from conftest import eventually
+    from reconciler.apply.recording import StateWriter
+    from reconciler.providers.base import Job, Operation, Outcome, Request
+
+    writer, calls, release = StateWriter(state), [], threading.Event()
+    record_batches = state.record_batches
+
+    def held(batches, requests=()):
+        calls.append(([b.target for b in batches], len(requests)))
+        if len(calls) == 1:
+            release.wait()
+        return record_batches(batches, requests)
+
+    state.record_batches = held
+    ops = [Operation("create", "product", f"K{i}", f"S{i}", None, {"v": i}) for i in range(4)]
+    try:
+        first = writer.record("a", [Outcome(ops[0], "confirmed")], None, (), None)
+        eventually(lambda: calls, "the first batch committing")
+        later = [writer.record("b", [Outcome(ops[1], "confirmed")], None, (), None),
+                 writer.record("c", [Outcome(ops[2], "pending", job=Job("h", (ops[2],)))], None, (), None)]
+        writer.log_request("b", Request("POST", "/x", (ops[1],), b"{}"))
+        release.set()
+        assert first.result(timeout=10) == {}
+        assert later[0].result(timeout=10) == {} and list(later[1].result(timeout=10)) == ["h"]
+    finally:
+        release.set()
+        writer.close()
+    assert calls == [(["a"], 0), (["b", "c"], 1)]
+    assert sorted(state.targets()) == ["a", "b"] and [j.target for j in state.pending_jobs()] == ["c"]

@@ -291,3 +291,33 @@ def test_a_big_batch_after_one_rolled_back_is_written(state):
             raise RuntimeError("rolled back")
     state.record("t", [Outcome(op, "failed", reason="refused") for op in ops])  # a big batch of failures again
     assert [f["reason"] for f in state.failures("t")] == ["refused"] * len(ops)
+
+
+def test_batches_recorded_together_leave_what_one_at_a_time_would(state):
+    """An apply's state thread commits every batch waiting for it in one transaction,
+    with the requests it logged: each batch keeps its own jobs, an item named again by
+    a later batch ends as that batch leaves it, and the request history (more rows
+    than COPY_ROWS, ids made by the database) gets every request."""
+    from reconciler.state import dialect
+    from reconciler.state.store import OutcomeBatch
+
+    ops = [Operation("create", "product", f"K{i:03d}", f"S{i}", None, {"v": i}) for i in range(6)]
+    meta_job, other_job = Job("h1", tuple(ops[:2])), Job("h2", tuple(ops[2:3]))
+    batches = [
+        OutcomeBatch("a", [Outcome(ops[0], "pending", job=meta_job), Outcome(ops[1], "pending", job=meta_job)], 1),
+        OutcomeBatch("b", [Outcome(ops[3], "confirmed"), Outcome(ops[4], "failed", reason="no")], 1),
+        OutcomeBatch("b", [Outcome(ops[3], "failed", reason="refused later")], 1),  # named again
+        OutcomeBatch("a", [Outcome(ops[2], "pending", job=other_job)], 1, settled_job=None),
+        OutcomeBatch("b", [Outcome(ops[4], "confirmed"), Outcome(ops[5], "accepted")], 1),
+    ]
+    requests = [("b", "batch", 1000.0 + i, None, 1, 10) for i in range(dialect.COPY_ROWS + 1)]
+    job_ids = state.record_batches(batches, requests)
+    assert [list(ids) for ids in job_ids] == [["h1"], [], [], ["h2"], []]
+    pending = {job.job.handle: (job.id, [op.key for op in job.job.operations]) for job in state.pending_jobs("a")}
+    assert pending == {"h1": (job_ids[0]["h1"], ["K000", "K001"]), "h2": (job_ids[3]["h2"], ["K002"])}
+    assert {f["key"]: f["reason"] for f in state.failures("b")} == {"K003": "refused later"}
+    assert state.item("b", "product", "K003").last_outcome == "failed"
+    assert state.item("b", "product", "K004").last_outcome == "confirmed"
+    assert [a["key"] for a in state.accepted("b")] == ["K005"]
+    assert len(state.request_times("b", 0)) == len(requests)
+    assert state.target_serials(["a", "b"]) == {"a": 1, "b": 1}

@@ -9,6 +9,7 @@ a whole (the lock, the apply's row, the request history's pruning:
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import functools
 import threading
@@ -20,7 +21,7 @@ from reconciler.apply.polling import poll
 from reconciler.apply.result import Failure
 from reconciler.providers.base import Job, Outcome, Request
 from reconciler.state.dialect import SQLite
-from reconciler.state.store import State
+from reconciler.state.store import OutcomeBatch, State
 
 T = TypeVar("T")
 
@@ -57,13 +58,20 @@ class WriteTurns:
                 self.changed.notify_all()
 
 
+# The most outcomes one transaction of the state's thread takes from its queue.
+MOST_OUTCOMES_A_COMMIT = 20_000
+
+
 class StateWriter:
     """The state's threads, shared by the targets of one apply. SQLite works without
     the GIL, so writes overlap with the network; one thread commits outcomes in the
-    order they were asked for. Rate-window slots (taken before a send) go through a
-    second connection and thread, so that they never queue behind big batches of
-    outcomes (on SQLite, whose writers exclude each other, they take their turn first:
-    :class:`WriteTurns`)."""
+    order they were asked for, all the batches waiting when it gets to them in one
+    transaction (while the state keeps up, a batch a transaction; when answers come
+    faster than it commits, it commits more of them at once instead of falling
+    further behind: a commit and a statement a table cost a PostgreSQL round trip
+    each). Rate-window slots (taken before a send) go through a second connection and
+    thread, so that they never queue behind big batches of outcomes (on SQLite, whose
+    writers exclude each other, they take their turn first: :class:`WriteTurns`)."""
 
     def __init__(self, state: State):
         self.state = state
@@ -72,6 +80,8 @@ class StateWriter:
         self.window_log = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconciler-window")
         self.turns = WriteTurns() if isinstance(state.conn, SQLite) else None
         self.uncounted: dict[concurrent.futures.Future, Counted] = {}  # writes submitted, not counted yet
+        # what the state's thread has to write: (batch, its future) or (None, a request to log)
+        self.queued: collections.deque[tuple] = collections.deque()
 
     def _write(self, pool: concurrent.futures.ThreadPoolExecutor, urgent: bool, call: Callable[..., T], *args,
                **kwargs) -> "concurrent.futures.Future[T]":
@@ -84,14 +94,40 @@ class StateWriter:
                settled_job: int | None) -> "concurrent.futures.Future[dict[str, int]]":
         """Commit ``outcomes`` (and drop ``settled_job``); the future gives the ids of
         the jobs the outcomes added, by handle."""
-        return self._write(self.outcomes, False, self.state.record, target, outcomes, apply_id,
-                           ignore=ignore, settled_job=settled_job)
+        written: concurrent.futures.Future[dict[str, int]] = concurrent.futures.Future()
+        self.queued.append((OutcomeBatch(target, outcomes, apply_id, ignore, settled_job), written))
+        self._write(self.outcomes, False, self._record_queued)
+        return written
+
+    def _record_queued(self) -> None:
+        """On the state's thread: commit the batches and requests queued by now (those
+        a call before took are gone: then nothing)."""
+        taken, requests, count = [], [], 0
+        while self.queued and count < MOST_OUTCOMES_A_COMMIT:
+            batch, entry = self.queued.popleft()
+            if batch is None:
+                requests.append(entry)
+            elif entry.set_running_or_notify_cancel():
+                taken.append((batch, entry))
+                count += len(batch.outcomes)
+        if not taken and not requests:
+            return
+        try:
+            job_ids = self.state.record_batches([batch for batch, _ in taken], requests)
+        except BaseException as exc:
+            for _, written in taken:
+                written.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, written), ids in zip(taken, job_ids):
+            written.set_result(ids)
 
     def log_request(self, target: str, request: Request) -> None:
         """Log a write request outside any rate window in the request history."""
-        size = len(request.body or b"")
-        self._write(self.outcomes, False, self.state.log_request, target, request.endpoint or request.path,
-                    time.time(), None, len(request.operations), size)
+        self.queued.append((None, (target, request.endpoint or request.path, time.time(), None,
+                                   len(request.operations), len(request.body or b""))))
+        self._write(self.outcomes, False, self._record_queued)
 
     async def take_slot(self, *args) -> tuple[int | None, float]:
         """:meth:`State.take_slot`, on the window's own connection and thread: a send

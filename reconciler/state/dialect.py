@@ -280,7 +280,7 @@ class Postgres(Connection):
         staged = f"pg_temp.staged_{table}"
         if table not in self._staged:
             self.raw.execute(f"CREATE TEMP TABLE IF NOT EXISTS staged_{table} "
-                             f"(LIKE {table} INCLUDING DEFAULTS, staged_row bigserial)")
+                             f"(LIKE {table} INCLUDING DEFAULTS INCLUDING IDENTITY, staged_row bigserial)")
             self._staged.add(table)
         self.raw.execute(f"TRUNCATE {staged}")  # the rows of the last batch (or of one that failed)
         with self.raw.cursor() as cursor:

@@ -66,6 +66,7 @@ ACCEPTED_COLUMNS = "apply_id, target, record, key, sku, action, at"
 UPSERT_ACCEPTED = (f"INSERT INTO accepted ({ACCEPTED_COLUMNS}) VALUES (?,?,?,?,?,?,?) "
                    "ON CONFLICT (target, record, key) DO UPDATE SET apply_id = excluded.apply_id, "
                    "sku = excluded.sku, action = excluded.action, at = excluded.at")
+LOG_REQUEST = "INSERT INTO requests (target, endpoint, sent_at, status, items, bytes) VALUES (?,?,?,?,?,?)"
 SET_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 
 
@@ -100,12 +101,6 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def operation_to_json(op: Operation) -> dict:
-    # Not dataclasses.asdict: it deep-copies every payload (seconds for 100k operations).
-    return {"action": op.action, "record": op.record, "key": op.key, "sku": op.sku,
-            "before": op.before, "after": op.after, "remote_id": op.remote_id}
-
-
 def operation_from_json(data: dict) -> Operation:
     return Operation(**data)
 
@@ -128,6 +123,17 @@ class Item:
         return (self.target, self.record, self.key, columns.stored_sku(self.sku, self.key),
                 canonical(self.payload), self.hash, self.remote_id,
                 columns.last_write(self.last_action, self.last_outcome), columns.seconds(self.updated_at))
+
+
+@dataclass(frozen=True)
+class OutcomeBatch:
+    """What :meth:`State.record` takes: a batch of one target's outcomes."""
+
+    target: str
+    outcomes: Sequence[Outcome]
+    apply_id: int | None = None
+    ignore: Sequence[str] = ()
+    settled_job: int | None = None
 
 
 @dataclass(frozen=True)
@@ -501,56 +507,91 @@ class State:
         summary; pending → a job to poll. retry and split outcomes are the executor's
         business. The target's serial is bumped by the first change of a lock span.
         """
+        return self.record_batches([OutcomeBatch(target, tuple(outcomes), apply_id, tuple(ignore), settled_job)])[0]
+
+    def record_batches(self, batches: Sequence["OutcomeBatch"], requests: Sequence[tuple] = ()) -> list[dict[str, int]]:
+        """:meth:`record` of several batches, in order, and :meth:`log_request` of each
+        of ``requests`` (its arguments), in one transaction (what an apply's state
+        thread found waiting: one commit and one statement per table for all of
+        them). Returns each batch's ``{handle: job id}``."""
         stamp = now_iso()
-        upserts, deletes, failures, cleared, accepted, confirmed, jobs = [], [], [], [], [], [], {}
-        for outcome in outcomes:
-            op = outcome.operation
-            ident = (target, op.record, op.key)
-            status = outcome.status
-            if status == "confirmed" or status == "accepted":
-                cleared.append(ident)
-                if status == "accepted":
-                    accepted.append((apply_id, *ident, op.sku, op.action, stamp))
-                else:
-                    confirmed.append(ident)
-                if op.action == "delete":
-                    deletes.append(ident)
-                else:
-                    upserts.append(item_row(target, op.record, op.key, op.sku,
-                                            op.after if outcome.kept is None else outcome.kept, ignore,
-                                            outcome.remote_id or op.remote_id, op.action, stamp, status))
-            elif status == "failed":
-                failures.append((apply_id, target, op.record, op.key, op.sku, op.action, outcome.reason, stamp))
-            elif status == "pending" and outcome.job is not None:
-                jobs.setdefault(outcome.job.handle, outcome.job)
-        job_ids: dict[str, int] = {}
+        job_ids: list[dict[str, int]] = []
         with self.transaction() as conn:
-            if upserts:
-                self._upsert(upserts)
-            if deletes:
-                conn.executemany("DELETE FROM items WHERE target = ? AND record = ? AND key = ?", deletes)
-            if cleared and self._has_rows("failures", target):
-                conn.executemany("DELETE FROM failures WHERE target = ? AND record = ? AND key = ?", cleared)
-            if accepted:
-                conn.executemany(UPSERT_ACCEPTED, accepted)
-            if confirmed and self._has_rows("accepted", target):
-                conn.executemany("DELETE FROM accepted WHERE target = ? AND record = ? AND key = ?", confirmed)
-            if failures:
-                conn.executemany(UPSERT_FAILURE, failures)
-                conn.executemany(f"UPDATE items SET last_write = {columns.with_outcome('failed')}, updated_at = ? "
-                                 "WHERE target = ? AND record = ? AND key = ?",
-                                 [(columns.seconds(stamp), f[1], f[2], f[3]) for f in failures])
-            for job in jobs.values():
-                job_ids[job.handle] = conn.execute(
-                    "INSERT INTO jobs (target, handle, operations, created_at, apply_id) VALUES (?,?,?,?,?) "
-                    "RETURNING id",
-                    (target, job.handle, orjson.dumps([operation_to_json(op) for op in job.operations]).decode(),
-                     stamp, apply_id),
-                ).fetchone()[0]
-            if settled_job is not None:
-                conn.execute("DELETE FROM jobs WHERE id = ?", (settled_job,))
-            if upserts or deletes or failures or jobs or settled_job is not None:
-                self._bump([target])
+            if requests:
+                conn.executemany(LOG_REQUEST, requests)
+            # Batches naming none of the same items are written together; an item named
+            # again starts a new group, so that the later outcome is written last.
+            group: list[OutcomeBatch] = []
+            named: set[tuple[str, str, str]] = set()
+            for batch in batches:
+                idents = {(batch.target, o.operation.record, o.operation.key) for o in batch.outcomes}
+                if not named.isdisjoint(idents):
+                    job_ids += self._record_group(conn, group, stamp)
+                    group, named = [], set()
+                group.append(batch)
+                named |= idents
+            job_ids += self._record_group(conn, group, stamp)
+        return job_ids
+
+    def _record_group(self, conn: Connection, batches: Sequence["OutcomeBatch"], stamp: str) -> list[dict[str, int]]:
+        upserts, deletes, failures, cleared, accepted, confirmed = [], [], [], [], [], []
+        changed: set[str] = set()
+        jobs_of: list[dict[str, Job]] = []  # each batch's jobs to poll, by handle
+        for batch in batches:
+            target, apply_id = batch.target, batch.apply_id
+            jobs = {}
+            jobs_of.append(jobs)
+            for outcome in batch.outcomes:
+                op = outcome.operation
+                ident = (target, op.record, op.key)
+                status = outcome.status
+                if status == "confirmed" or status == "accepted":
+                    cleared.append(ident)
+                    if status == "accepted":
+                        accepted.append((apply_id, *ident, op.sku, op.action, stamp))
+                    else:
+                        confirmed.append(ident)
+                    if op.action == "delete":
+                        deletes.append(ident)
+                    else:
+                        upserts.append(item_row(target, op.record, op.key, op.sku,
+                                                op.after if outcome.kept is None else outcome.kept, batch.ignore,
+                                                outcome.remote_id or op.remote_id, op.action, stamp, status))
+                    changed.add(target)
+                elif status == "failed":
+                    failures.append((apply_id, target, op.record, op.key, op.sku, op.action, outcome.reason, stamp))
+                    changed.add(target)
+                elif status == "pending" and outcome.job is not None:
+                    jobs.setdefault(outcome.job.handle, outcome.job)
+        if upserts:
+            self._upsert(upserts)
+        if deletes:
+            conn.executemany("DELETE FROM items WHERE target = ? AND record = ? AND key = ?", deletes)
+        cleared = self._of_targets_with_rows("failures", cleared)
+        if cleared:
+            conn.executemany("DELETE FROM failures WHERE target = ? AND record = ? AND key = ?", cleared)
+        if accepted:
+            conn.executemany(UPSERT_ACCEPTED, accepted)
+        confirmed = self._of_targets_with_rows("accepted", confirmed)
+        if confirmed:
+            conn.executemany("DELETE FROM accepted WHERE target = ? AND record = ? AND key = ?", confirmed)
+        if failures:
+            conn.executemany(UPSERT_FAILURE, failures)
+            conn.executemany(f"UPDATE items SET last_write = {columns.with_outcome('failed')}, updated_at = ? "
+                             "WHERE target = ? AND record = ? AND key = ?",
+                             [(columns.seconds(stamp), f[1], f[2], f[3]) for f in failures])
+        job_ids = []
+        for batch, jobs in zip(batches, jobs_of):
+            job_ids.append({handle: conn.execute(
+                "INSERT INTO jobs (target, handle, operations, created_at, apply_id) VALUES (?,?,?,?,?) RETURNING id",
+                (batch.target, handle, orjson.dumps(job.operations).decode(), stamp, batch.apply_id),  # dataclasses
+            ).fetchone()[0] for handle, job in jobs.items()})
+            if batch.settled_job is not None:
+                conn.execute("DELETE FROM jobs WHERE id = ?", (batch.settled_job,))
+            if jobs or batch.settled_job is not None:
+                changed.add(batch.target)
+        if changed:
+            self._bump(sorted(changed))
         return job_ids
 
     def _upsert(self, rows: Sequence[tuple]) -> None:
@@ -558,10 +599,14 @@ class State:
         caller's transaction)."""
         self.conn.executemany(UPSERT_ITEM, self.payloads.pack_rows(self.conn, rows, at=4))
 
-    def _has_rows(self, table: str, target: str) -> bool:
-        # Most batches of most applies follow no failure, and most targets confirm
-        # what they take: skip a DELETE per item then.
-        return self.conn.execute(f"SELECT 1 FROM {table} WHERE target = ? LIMIT 1", (target,)).fetchone() is not None
+    def _of_targets_with_rows(self, table: str, idents: list[tuple]) -> list[tuple]:
+        """The ``(target, record, key)`` of ``idents`` whose target has rows in ``table``:
+        most batches of most applies follow no failure, and most targets confirm what
+        they take, so a DELETE an item is skipped then."""
+        targets = {ident[0] for ident in idents}
+        kept = {t for t in targets
+                if self.conn.execute(f"SELECT 1 FROM {table} WHERE target = ? LIMIT 1", (t,)).fetchone() is not None}
+        return idents if kept == targets else [ident for ident in idents if ident[0] in kept]
 
     def verified(self, target: str, confirmed: Sequence[tuple[str, str]], failed: Sequence[tuple],
                  ignore: Sequence[str] = ()) -> None:
@@ -616,9 +661,8 @@ class State:
     # -- request history (rate windows across runs) -------------------------------------------
     def log_request(self, target: str, endpoint: str, sent_at: float, status: int | None,
                     items: int, size: int) -> None:
-        with self.transaction() as conn:
-            conn.execute("INSERT INTO requests (target, endpoint, sent_at, status, items, bytes) VALUES (?,?,?,?,?,?)",
-                         (target, endpoint, sent_at, status, items, size))
+        """Add a write request sent outside any rate window to the request history."""
+        self.record_batches((), [(target, endpoint, sent_at, status, items, size)])
 
     def prune_requests(self, target: str, before: float) -> int:
         """Forget a target's requests sent and answered (if ever) before ``before``;
