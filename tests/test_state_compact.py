@@ -212,3 +212,21 @@ def test_a_pack_is_undone_by_unpack_for_any_payload():
             assert payloads.unpack(conn, "t", "product", stored, dictionary) == data
 
     round_trip()
+
+
+def test_payloads_written_with_a_32_kib_window_still_read(state):
+    """Rows written before payloads took a 16 KiB window (with the dictionary their row
+    names) read as they were."""
+    import zlib
+
+    bodies = [orjson.dumps({"title": f"Product {i}", "brand": "Acme", "n": i}) for i in range(400)]
+    state.record("t", [Outcome(Operation("create", "product", f"K{i}", f"K{i}", None, orjson.loads(b)), "confirmed")
+                       for i, b in enumerate(bodies)])
+    number = state.conn.execute("SELECT max(id) FROM dictionaries").fetchone()[0]
+    zdict = state.payloads.dictionary(state.conn, "t", "product", number)
+    body = orjson.dumps({"title": "Older", "brand": "Acme", "n": 1})
+    deflate = zlib.compressobj(6, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, zdict)
+    with state.transaction() as conn:
+        conn.execute("UPDATE items SET payload = ?, dictionary = ? WHERE key = 'K7'",
+                     (deflate.compress(body) + deflate.flush(), number))
+    assert state.item("t", "product", "K7").payload == {"title": "Older", "brand": "Acme", "n": 1}

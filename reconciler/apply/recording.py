@@ -58,8 +58,10 @@ class WriteTurns:
                 self.changed.notify_all()
 
 
-# The most outcomes one transaction of the state's thread takes from its queue.
-MOST_OUTCOMES_A_COMMIT = 20_000
+# The most outcomes one transaction of the state's thread takes from its queue (more
+# when one batch is larger): a big batch's worth. On SQLite a rate window's slot waits
+# for the transaction under way, and a longer one delayed whole window generations.
+MOST_OUTCOMES_A_COMMIT = 5_000
 
 
 class StateWriter:
