@@ -140,6 +140,19 @@ class StateWriter:
     def answer_slot(self, request_id: int, at: float) -> None:
         self._write(self.window_log, True, self.window_state.answer_slot, request_id, at)
 
+    async def recorded(self, run: "TargetRun") -> None:
+        """Wait for the writes of ``run``'s outcomes still under way (those of a target
+        that stopped: their tasks were cancelled) and count those committed, so that
+        what the target's line says is what the state holds."""
+        for written, count in list(self.uncounted.items()):
+            if count.run is run:
+                try:
+                    await asyncio.shield(asyncio.wrap_future(written))
+                except Exception:
+                    continue  # not recorded: not counted (a target stopped already)
+                if self.uncounted.pop(written, None) is not None:
+                    count.add()
+
     def close(self) -> None:
         """Wait for writes under way (an interrupted apply completes them first) and
         count those committed that no task was left to count."""

@@ -156,6 +156,7 @@ class TargetRun:
             for task in list(self.aux):
                 task.cancel()
             self.result.seconds = time.monotonic() - started
+        await self.ctx.writer.recorded(self)  # a stopped target's outcomes still being written
         self.ctx.reporter.target_finished(self.name, self.result)
 
     def _stop(self, exc: BaseException, internal: bool = False) -> None:
