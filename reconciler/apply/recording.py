@@ -147,7 +147,7 @@ class StateWriter:
         for written, count in list(self.uncounted.items()):
             if count.run is run:
                 try:
-                    await asyncio.shield(asyncio.wrap_future(written))
+                    await _written(written)
                 except Exception:
                     continue  # not recorded: not counted (a target stopped already)
                 if self.uncounted.pop(written, None) is not None:
@@ -210,10 +210,20 @@ class Counted:
             run.ctx.reporter.recorded(run.name, counts)
 
 
+def _written(written: "concurrent.futures.Future[T]") -> "asyncio.Future[T]":
+    """Await ``written`` (a write on the state's thread) from the loop. Shielded:
+    cancelling the task that awaits (an interrupt, a stopped target) must not cancel a
+    write still queued. The write's error is marked as seen: a task cancelled before
+    its write failed (a target stopped by the failure of another) never sees it."""
+    waiting = asyncio.wrap_future(written)
+    # A task cancelled before its write ended no longer follows it (shield lets go)
+    waiting.add_done_callback(lambda done: done.cancelled() or done.exception())
+    return asyncio.shield(waiting)
+
+
 async def _committed(run: "TargetRun", written: "concurrent.futures.Future[dict[str, int]]", count: Counted) -> None:
     """Wait for a write (its error stops the target), count it, then poll the jobs it added."""
-    # Shielded: cancelling this task (an interrupt, a stopped target) must not cancel a write still queued
-    job_ids = await asyncio.shield(asyncio.wrap_future(written))
+    job_ids = await _written(written)
     if run.ctx.writer.uncounted.pop(written, None) is None:
         return
     count.add()
