@@ -196,6 +196,74 @@ def test_an_interrupt_while_confirmed_outcomes_wait_for_the_state(sandbox, state
     assert sandbox.violations == []
 
 
+class ControlCWhileClosing:
+    """Holds the state's first write of outcomes on the state's thread; a second Ctrl-C
+    lands as the interrupted apply first waits for that thread in its writer's close,
+    and the write is let go only once the wait goes on. What another process sees of
+    the apply's row and lock as that commit ends is kept in ``seen``."""
+
+    def __init__(self, state: State, location, monkeypatch):
+        self.released, self.done = threading.Event(), threading.Event()
+        self.seen: dict = {}
+        self.joins = 0
+        record, join, calls = state.record_batches, threading.Thread.join, []
+
+        def held_record(*args, **kwargs):
+            calls.append(1)
+            if len(calls) > 1:
+                return record(*args, **kwargs)
+            self.released.wait()
+            try:
+                return record(*args, **kwargs)
+            finally:
+                other = State(location)
+                self.seen = {"holders": other.holders(), "status": other.applies()[-1]["status"]}
+                other.close()
+                self.done.set()
+
+        def interrupted_join(thread, *args, **kwargs):
+            if thread.name.startswith("reconciler-state"):
+                self.joins += 1
+                if self.joins == 1:
+                    raise KeyboardInterrupt  # as a second Ctrl-C in the wait would
+                self.released.set()
+            return join(thread, *args, **kwargs)
+
+        monkeypatch.setattr(state, "record_batches", held_record)
+        monkeypatch.setattr(threading.Thread, "join", interrupted_join)
+
+
+def test_a_second_interrupt_while_the_apply_waits_for_the_states_thread(sandbox, state_location, monkeypatch):
+    """The first Ctrl-C as request 3 is about to go, a second one while the apply waits
+    for the state's thread to commit the answers of requests 1 and 2: the wait goes on,
+    the apply's row says interrupted and the lock is released only after the commits."""
+    state = State(state_location)
+    limits = {"venddor": {"max_in_flight": 1, "max_items_per_request": 20}}
+    targets = sandbox_targets(sandbox.urls, providers=("venddor",), limits=limits)
+    products = make_products(100)
+    held = ControlCWhileClosing(state, state_location, monkeypatch)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            apply(plan_products(state, targets, products), targets, state,
+                  reporter=InterruptAtRequest(3, "KeyboardInterrupt"))
+    finally:
+        held.released.set()  # never left held, whatever the apply did
+    assert held.done.wait(60)
+    # as the held commit ended, the apply still held its lock and its row was not finished yet
+    assert held.seen["status"] == "running" and held.seen["holders"] != []
+    assert held.joins == 2  # the interrupted wait went on
+    last = state.applies()[-1]
+    assert last["status"] == "interrupted"
+    assert json.loads(last["counts"])["venddor"]["confirmed"] == 40
+    assert len(state.hashes("venddor")) == 40 and state.holders() == []
+    assert_state_true(sandbox, state, targets)
+    monkeypatch.undo()
+    plan = plan_products(state, targets, products)
+    assert len(plan.targets["venddor"].changes) == 60
+    assert apply(plan, targets, state).ok
+    assert convergence_problems(sandbox, state, targets, products) == []
+
+
 def _spawn(processes, location, urls, n, version=0, limits=None):
     where, extra = location_arg(location)
     args = [sys.executable, str(SCRIPT), where, json.dumps(urls), str(n), str(version)]

@@ -155,15 +155,25 @@ class StateWriter:
 
     def close(self) -> None:
         """Wait for writes under way (an interrupted apply completes them first) and
-        count those committed that no task was left to count."""
-        self.outcomes.shutdown(wait=True)
-        self.window_log.shutdown(wait=True)
+        count those committed that no task was left to count. A Ctrl-C during the wait
+        does not cut it short: the apply's row and its lock must outlast the commits
+        still running on the threads. It is raised once they ended and were counted."""
+        interrupted: KeyboardInterrupt | None = None
+        for pool in (self.outcomes, self.window_log):
+            while True:
+                try:
+                    pool.shutdown(wait=True)
+                    break
+                except KeyboardInterrupt as exc:  # another Ctrl-C: keep waiting, then say it
+                    interrupted = exc
         for written, count in list(self.uncounted.items()):
             if not written.cancelled() and written.exception() is None:
                 count.add(report=False)  # the progress display has ended with the loop
         self.uncounted.clear()
         if self.window_state is not self.state:
             self.window_state.close()
+        if interrupted is not None:
+            raise interrupted
 
 
 def record(run: "TargetRun", outcomes: list[Outcome], settled_job: int | None = None, local: bool = False) -> None:

@@ -96,26 +96,42 @@ def apply_plan(plan: Plan, targets: Mapping[str, Target], state: State, *, wait:
             status = "ok" if result.ok else "failed"
         except KeyboardInterrupt:
             status = "interrupted"
-            result.interrupted = True
-            for target in result.targets.values():
-                target.interrupted = target.interrupted or target.not_sent > 0
+            _interrupted(result)
             raise
         finally:
-            writer.close()
-            result.seconds = time.monotonic() - started
-            result.wait_seconds = ctx.waits.seconds
-            unrecorded = None
             try:
-                state.finish_apply(apply_id, status, result.counts())
-            except StateError as exc:  # a full disk: the summary is still shown, then the error
-                unrecorded = exc
-            try:
-                reporter.finished(result)
-            except Exception:
-                pass
-            if unrecorded is not None:
-                raise unrecorded
+                writer.close()  # waits for the writes under way even through another Ctrl-C, then raises it
+            except KeyboardInterrupt:
+                status = "interrupted"
+                _interrupted(result)
+                raise
+            finally:  # once the state's threads ended: nothing is committed after the row or the lock
+                result.seconds = time.monotonic() - started
+                result.wait_seconds = ctx.waits.seconds
+                _finish(state, apply_id, status, result, reporter)
         return result
+
+
+def _interrupted(result: ApplyResult) -> None:
+    result.interrupted = True
+    for target in result.targets.values():
+        target.interrupted = target.interrupted or target.not_sent > 0
+
+
+def _finish(state: State, apply_id: int, status: str, result: ApplyResult, reporter: Reporter) -> None:
+    """Record how the apply ended, then show the summary (a full disk: the summary is
+    still shown, then the error)."""
+    unrecorded = None
+    try:
+        state.finish_apply(apply_id, status, result.counts())
+    except StateError as exc:
+        unrecorded = exc
+    try:
+        reporter.finished(result)
+    except Exception:
+        pass
+    if unrecorded is not None:
+        raise unrecorded
 
 
 def settle(state: State, targets: Mapping[str, Target], names: Sequence[str] | None = None, *,
