@@ -414,11 +414,11 @@ def run_apply(ctx: Context, planfile: str | None, targets: tuple[str, ...], auto
             if answer.strip() != "yes":
                 ctx.echo("Apply cancelled.", err=quiet)
                 return None, True
-    check_credentials(chosen, manifests)  # before the state is created or touched
+    resolved = check_credentials(chosen, manifests)  # before the state is created or touched
     state = ctx.workspace.state(create=True)
     try:
         # every target, not only the plan's: a rate window is shared with its siblings
-        return apply_plan(chosen, manifests.targets, state, wait=not no_wait,
+        return apply_plan(chosen, manifests.targets, state, wait=not no_wait, credentials=resolved,
                           reporter=default_reporter(color=ctx.color), lock_timeout=lock_timeout), False
     finally:
         state.close()
@@ -441,22 +441,17 @@ def read_saved(path: str) -> plan_file.Saved:
         raise PlanFileError(f"{exc}. Nothing was sent.") from None
 
 
-def check_credentials(plan: Plan, manifests) -> None:
-    """Every credential the plan's changes need is set (all missing ones named at once)."""
+def check_credentials(plan: Plan, manifests) -> dict[str, dict[str, str]]:
+    """The credentials of the targets the plan changes, by target name, for the apply
+    (every missing or refused one named at once)."""
     from reconciler import credentials
     from reconciler.errors import ConfigError
-    from reconciler.providers import get_provider
 
-    problems = []
-    for name, target_plan in plan.targets.items():
-        if target_plan.changes:
-            target = manifests.targets[name]
-            try:
-                credentials.resolve(target, get_provider(target.provider).auth_keys)
-            except ConfigError as exc:
-                problems.append(str(exc))
-    if problems:
-        raise ConfigError("nothing was applied:\n  " + "\n  ".join(problems))
+    try:
+        return credentials.resolve_all(manifests.targets[name] for name, target_plan in plan.targets.items()
+                                       if target_plan.changes)
+    except ConfigError as exc:
+        raise ConfigError(f"nothing was applied:\n  {exc}") from None
 
 
 @cli.command()

@@ -2,7 +2,8 @@
 keeping every form of them out of what is shown or stored.
 
 Values may be literal or ``${ENV_VAR}`` references. A command resolves a target's
-values once, before its first request, and refuses a value holding a control or format
+values once, before its first request (``apply`` those of every target it writes to,
+before the state is touched, and hands them to the apply), and refuses a value holding a control or format
 character (a CR from a Windows env file, a pasted newline), or, where the provider puts
 credentials in a header as they are, a character that is not ASCII (a curly quote or a
 non-breaking space pasted from a document), naming the target, the auth key and the
@@ -22,7 +23,7 @@ import itertools
 import os
 import re
 import unicodedata
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from reconciler.display import UNSAFE_CATEGORIES
 from reconciler.errors import ConfigError
@@ -66,6 +67,20 @@ def resolve(target: Target, required: tuple[str, ...] = (), environ: Mapping[str
         raise ConfigError(f"target {target.name}: {'; '.join(refused)}. A credential is printable text: "
                           "remove the character (a CR or newline often comes from a copied value or a "
                           "Windows env file, a curly quote or a non-breaking space from a document)")
+    return resolved
+
+
+def resolve_all(targets: Iterable[Target], environ: Mapping[str, str] | None = None) -> dict[str, dict[str, str]]:
+    """Each target's auth values (:func:`resolve`, with the keys its provider needs),
+    by target name; one :class:`ConfigError` naming every target's problems at once."""
+    resolved, problems = {}, []
+    for target in targets:
+        try:
+            resolved[target.name] = resolve(target, get_provider(target.provider).auth_keys, environ)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError("\n  ".join(problems))
     return resolved
 
 

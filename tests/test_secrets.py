@@ -283,6 +283,27 @@ def test_secrets_never_reach_output_plan_files_or_state(ws, monkeypatch, echo_se
     assert leaks(state_cells(ws.root / "state" / "reconciler.db"), secrets) == []
 
 
+def test_apply_resolves_each_targets_credentials_once(ws, monkeypatch):
+    """The check before anything is sent resolves them; the apply uses those values."""
+    resolved: list[str] = []
+    resolve = credentials.resolve
+
+    def counted(target, *args, **kwargs):
+        resolved.append(target.name)
+        return resolve(target, *args, **kwargs)
+
+    monkeypatch.setattr(credentials, "resolve", counted)
+    for provider, variables in AUTH.items():
+        for key, variable in variables.items():
+            monkeypatch.setenv(variable, CREDENTIALS[provider][key])
+    with Sandbox(SandboxConfig(port=0, time_scale=0.001, async_delay=0.01)) as sandbox:
+        write_workspace(ws, sandbox.urls)
+        result = ws.run("apply", "--auto-approve")
+        assert result.exit_code == 0, result.output
+        assert sorted(resolved) == sorted(provider.replace("_", "-") for provider in AUTH)
+        assert {e["provider"] for e in sandbox.log if e["method"] == "POST"} >= {"meta_catalog", "venddor"}
+
+
 def test_faults_from_the_sandbox_leak_no_credential(tmp_path):
     """Every write fails (500, 503, 429, dropped connections) until each target stops:
     the reporter's lines, the reasons they stopped and the state hold no credential."""

@@ -45,11 +45,13 @@ REQUEST_HISTORY_SECONDS = 3600.0
 def apply_plan(plan: Plan, targets: Mapping[str, Target], state: State, *, wait: bool = True,
                reporter: Reporter | None = None, environ: Mapping[str, str] | None = None,
                tuning: Tuning | None = None, transport: httpx.AsyncBaseTransport | None = None,
-               lock_timeout: float = 0.0) -> ApplyResult:
+               lock_timeout: float = 0.0, credentials: Mapping[str, Mapping[str, str]] | None = None) -> ApplyResult:
     """Carry ``plan`` out. Holds the lock of the plan's targets throughout (waiting up
     to ``lock_timeout`` seconds for it); refuses a stale plan. ``targets`` holds at
     least the plan's targets; give all of the manifests' so that a rate window counts
-    the recent requests of every target that shares it."""
+    the recent requests of every target that shares it. ``credentials``: targets' auth
+    values resolved already (:func:`reconciler.credentials.resolve_all`), by name; a
+    target not in it resolves its own from ``environ``."""
     reporter = reporter if reporter is not None else default_reporter()
     tuning = tuning or Tuning()
     unknown = [name for name in plan.targets if name not in targets]
@@ -86,7 +88,7 @@ def apply_plan(plan: Plan, targets: Mapping[str, Target], state: State, *, wait:
         ctx = Context(writer, reporter, tuning, environ, apply_id, wait, result, shared, transport)
         runs = [
             TargetRun(ctx, targets[name], plan.targets[name].changes, jobs=old_jobs.get(name, ()),
-                      poll_once=not wait)
+                      poll_once=not wait, auth=(credentials or {}).get(name))
             for name in names
         ]
         started = time.monotonic()

@@ -30,7 +30,7 @@ import random
 import time
 from collections import deque
 from dataclasses import replace
-from typing import Any, Awaitable, Callable, Iterator, Sequence
+from typing import Any, Awaitable, Callable, Iterator, Mapping, Sequence
 
 from reconciler import credentials
 from reconciler.apply.batching import pack
@@ -57,7 +57,8 @@ class TargetRun:
     """One target's part of an apply (or a settle: ``resend`` false, only jobs)."""
 
     def __init__(self, ctx: Context, target: Target, changes: Changes | tuple[()],
-                 jobs: Sequence[tuple[int, Job]] = (), resend: bool = True, poll_once: bool = False):
+                 jobs: Sequence[tuple[int, Job]] = (), resend: bool = True, poll_once: bool = False,
+                 auth: Mapping[str, str] | None = None):
         self.ctx = ctx
         self.target = target
         self.name = target.name
@@ -67,6 +68,7 @@ class TargetRun:
         self.poll_once = poll_once      # settle without waiting: one status call per job
         self.result: TargetResult = ctx.result.targets[target.name]
         self.ignore = tuple(target.ignore_fields)
+        self.auth = auth                # its credentials if resolved already (else resolved by run)
         self.secrets: list[str] = []
         self.ready: deque[Request] = deque()
         self.packer: Iterator[Request | Outcome] | None = None
@@ -124,7 +126,9 @@ class TargetRun:
         tuning = self.ctx.tuning
         try:
             cls = get_provider(self.target.provider)
-            secrets = credentials.resolve(self.target, cls.auth_keys, self.ctx.environ)
+            secrets = self.auth
+            if secrets is None:
+                secrets = credentials.resolve(self.target, cls.auth_keys, self.ctx.environ)
             self.secrets = credentials.secrets_of(secrets)
             self.provider = cls(self.target.settings, secrets)
             shared = self.ctx.shared
