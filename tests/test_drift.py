@@ -290,11 +290,19 @@ def test_unset_variable_is_an_error_and_the_others_are_reported(ws, sandbox, env
     assert result.exit_code == 1
     assert "environment variable META_TOKEN is not set" in result.stdout
     assert "bloom" in result.stdout and "error" in result.stdout
-    # what could not be read was not compared: the headline claims no match for it
-    assert result.stdout.startswith("No drift where the catalogs could be read. Some targets could not be read.")
+    # what could not be read was not compared: the headline claims no match for it, and names it
+    assert result.stdout.startswith("No drift where the catalogs could be read. Could not read meta.\n")
     assert "match the state" not in result.stdout
     markdown = ws.run("drift", "--format", "markdown").stdout
-    assert "**No drift where the catalogs could be read.** Some targets could not be read." in markdown
+    assert "**No drift where the catalogs could be read.** Could not read `meta`.\n" in markdown
+    # drift where the others could be read: found, and still not claimed for what was not read
+    bloomreach_partial(sandbox, [{"item_id": "SKU-4", "properties": {"title": "Renamed"}}])
+    result = ws.run("drift")
+    assert result.exit_code == 1
+    assert result.stdout.startswith("Drift found. Could not read meta.\n")
+    markdown = ws.run("drift", "--format", "markdown").stdout
+    assert ("**Drift found.** 1 changed remotely, 0 missing remotely, 0 unknown to the state. "
+            "Could not read `meta`.\n") in markdown
 
 
 def test_refused_credentials_exit_1_without_echoing_them(ws, sandbox, env):

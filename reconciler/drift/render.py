@@ -10,7 +10,7 @@ by the state but missing remotely, ``+`` held remotely only.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable, Iterator
 
 import click
 import orjson
@@ -79,13 +79,16 @@ def hints(report: DriftReport) -> list[str]:
     return out
 
 
-def headline(report: DriftReport) -> str:
+def headline(report: DriftReport, name_text: Callable[[str], str] = printable) -> str:
     """The first line: never claims more than was compared (a target that could not be
-    read, or whose provider cannot be read, was not)."""
+    read, or whose provider cannot be read, was not), and names the targets that could
+    not be read (``name_text``: a name as the format shows it)."""
+    unread = [name_text(name) for name, t in report.targets.items() if t.error]
+    could_not = f" Could not read {', '.join(unread)}." if unread else ""
     if report.has_drift:
-        return "Drift found." + (" Some targets could not be read." if report.has_errors else "")
-    if report.has_errors:
-        return "No drift where the catalogs could be read. Some targets could not be read."
+        return "Drift found." + could_not
+    if unread:
+        return "No drift where the catalogs could be read." + could_not
     if any(not t.compared for t in report.targets.values()):
         return "No drift. The readable destinations match the state."
     return "No drift. The destinations match the state."
@@ -169,12 +172,11 @@ def _item_lines(item: ItemDrift) -> Iterator[str]:
 def render_markdown(report: DriftReport, limit: int = MARKDOWN_LIMIT) -> str:
     totals = report.totals()
     head = ["## reconciler drift", ""]
+    sentence, _, rest = headline(report, code_span).partition(". ")
     if report.has_drift:
-        head.append(f"**Drift found.** {totals['changed']} changed remotely, {totals['missing']} missing "
-                    f"remotely, {totals['unknown']} unknown to the state.")
-    else:
-        sentence, _, rest = headline(report).partition(". ")
-        head.append(f"**{sentence}.** {rest}")
+        rest = (f"{totals['changed']} changed remotely, {totals['missing']} missing remotely, "
+                f"{totals['unknown']} unknown to the state.{rest and ' '}{rest}")
+    head.append(f"**{sentence.removesuffix('.')}.** {rest}")
     head += ["", "| " + " | ".join(HEADER) + " |", "|---|---|--:|--:|--:|--:|--:|---|"]
     head += ["| " + " | ".join(table_cell(c) if i < 2 else c for i, c in enumerate(row)) + " |"
              for row in summary_rows(report)]
