@@ -25,6 +25,7 @@ from reconciler.errors import ReconcilerError, Terminated
 from reconciler.global_options import hoist
 from reconciler.plan import Plan, build_plan
 from reconciler.plan import file as plan_file
+from reconciler.plan.cache import cache_path
 from reconciler.plan.render import chunks, render_refusal_markdown, warning_lines
 from reconciler.with_sandbox import serve as with_sandbox_serve
 from reconciler.workspace import Workspace
@@ -297,11 +298,9 @@ def make_plan(ctx: Context, targets: tuple[str, ...], out: str | None, allow_mas
 
 
 def plan_cache(workspace: Workspace, no_cache: bool) -> Path | bool:
-    """The plan cache's file: RECONCILER_PLAN_CACHE, else DIR/.reconciler/plan-cache
-    (False: none, with --no-cache or RECONCILER_NO_CACHE)."""
-    if no_cache:
-        return False
-    return Path(os.environ.get("RECONCILER_PLAN_CACHE") or workspace.root / ".reconciler" / "plan-cache")
+    """The plan cache's file, as :func:`~reconciler.plan.cache.cache_path` decides it
+    with DIR/.reconciler/plan-cache as the default (False: none)."""
+    return cache_path(False if no_cache else None, default=workspace.root / ".reconciler" / "plan-cache") or False
 
 
 def writable_file(path: str, what: str) -> None:

@@ -214,6 +214,12 @@ def test_no_cache_switch_and_default_location(ws, monkeypatch):
     assert ws.run("plan").exit_code == 0
     assert (ws.root / ".reconciler" / "plan-cache").is_file()
     assert "--no-cache" in ws.run("plan", "--help").output
+    elsewhere = ws.root / "elsewhere" / "cache"  # the variable wins over the default location
+    monkeypatch.setenv("RECONCILER_PLAN_CACHE", str(elsewhere))
+    monkeypatch.setenv("RECONCILER_NO_CACHE", "1")
+    assert ws.run("plan").exit_code == 0 and not elsewhere.exists()
+    monkeypatch.setenv("RECONCILER_NO_CACHE", "")
+    assert ws.run("plan").exit_code == 0 and elsewhere.is_file()
 
 
 def test_in_step_with_the_snapshot_nothing_unchanged_is_read_nor_evaluated(tmp_path, monkeypatch):

@@ -62,13 +62,15 @@ _COUNT = struct.Struct("<Q")
 CachedEntry = tuple[str, str, str, bytes]  # (target, key, record, digest)
 
 
-def cache_path(path: str | os.PathLike | bool | None = None) -> Path | None:
-    """The cache file a plan uses: ``path``, else ``RECONCILER_PLAN_CACHE``; none at
-    all for ``path=False`` or when ``RECONCILER_NO_CACHE`` is set (to anything but an
-    empty string)."""
+def cache_path(path: str | os.PathLike | bool | None = None,
+               default: str | os.PathLike | None = None) -> Path | None:
+    """The cache file a plan uses: ``path``, else ``RECONCILER_PLAN_CACHE``, else
+    ``default`` (the CLI's ``DIR/.reconciler/plan-cache``); none at all for
+    ``path=False`` (``--no-cache``) or when ``RECONCILER_NO_CACHE`` is set (to anything
+    but an empty string). The one place that reads those variables."""
     if path is False or os.environ.get("RECONCILER_NO_CACHE"):
         return None
-    path = path if path is not None else os.environ.get("RECONCILER_PLAN_CACHE") or None
+    path = path if path is not None else os.environ.get("RECONCILER_PLAN_CACHE") or default
     return Path(path) if path is not None else None
 
 
