@@ -242,3 +242,27 @@ def test_in_step_with_the_snapshot_nothing_unchanged_is_read_nor_evaluated(tmp_p
     catalog.edit("put", 5, product("P7", price="1.00"))  # a duplicate of an unchanged product
     catalog.write()
     assert outcome(state, tmp_path, cache)[1] == outcome(state, tmp_path, False)[1]
+
+
+def test_a_plan_stays_in_step_across_with_sandbox(ws, monkeypatch):
+    """``--with-sandbox`` on other ports sends one command's requests elsewhere: what the
+    products plan to is the same, so plans with and without it share the cache (they
+    restarted it, evaluating every product, each time one followed the other)."""
+    ws.write("t.yaml", {"targets": {"meta": target("meta_catalog", base_url="http://127.0.0.1:8701")}})
+    ws.write("p.jsonl", [product(f"P{i}") for i in range(20)])
+    sandboxed = ("--with-sandbox", "--sandbox-port", "0")
+    applied = ws.run(*sandboxed, "apply", "--auto-approve")
+    assert applied.exit_code == 0 and "20 confirmed" in applied.output, applied.output
+    parsed, loaded, real_hashes = count_parses(monkeypatch), [], State.hashes
+    monkeypatch.setattr(State, "hashes", lambda self, target: loaded.append(target) or real_hashes(self, target))
+    assert ws.run("plan", "--detailed-exitcode").exit_code == 0  # the state moved: compared, not evaluated
+    assert parsed == [] and loaded == ["meta"]
+    loaded.clear()
+    for args in (sandboxed, (), sandboxed):  # in step with that state: nothing read nor evaluated
+        result = ws.run(*args, "plan", "--detailed-exitcode")
+        assert result.exit_code == 0 and "No changes." in result.output, result.output
+    assert parsed == [] and loaded == []
+    ws.write("p.jsonl", [product(f"P{i}", price="11.00" if i == 3 else "10.00") for i in range(20)])
+    result = ws.run(*sandboxed, "plan")
+    assert "Plan: 0 to create, 1 to update, 0 to delete." in result.output
+    assert len(parsed) == 1 and b'"P3"' in parsed[0] and loaded == []

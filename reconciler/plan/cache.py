@@ -13,9 +13,9 @@ Only products evaluated without a problem are kept.
 
 The whole cache sits under one *fingerprint* of everything else that shapes records:
 the code (a digest of this package's sources, and pydantic's and orjson's versions),
-each target's configuration but its credentials (provider, settings, select,
-ignore_fields, …), their order, and the targets planned. Any difference and the cache
-is ignored and rebuilt.
+each target's configuration but its credentials and base URL (provider, settings,
+select, ignore_fields, …), their order, and the targets planned. Any difference and
+the cache is ignored and rebuilt.
 
 *In step*: each plan also records the state it compared with (its lineage and the
 planned targets' serials, which every command that changes a target's items bumps: a
@@ -93,7 +93,10 @@ def code_digest() -> bytes:
 
 
 def fingerprint(targets: Sequence[Target], planned: Iterable[str]) -> bytes:
-    configs = [target.model_dump(mode="json", exclude={"auth"}) for target in targets]
+    # Not the credentials (never stored) nor the base URL: where requests go shapes no
+    # record, and ``--with-sandbox`` moves it for one command (the catalog a target
+    # names is checked apart, against the state: see reconciler.plan.binding).
+    configs = [target.model_dump(mode="json", exclude={"auth", "base_url"}) for target in targets]
     data = orjson.dumps([configs, sorted(planned)], option=orjson.OPT_SORT_KEYS)
     return hashlib.blake2b(code_digest() + data, digest_size=32).digest()
 
