@@ -259,3 +259,27 @@ def test_the_retry_policy():
     assert all(0 <= policy.delay(10, None, rng) <= 5.0 for _ in range(50))  # capped
     assert policy.delay(1, 7.5, rng) == 7.5  # never sooner than Retry-After
     assert FAST.retry == RetryPolicy(4, 0.01, 0.05)
+
+
+def test_the_retry_budget_counts_a_failure_and_says_the_next_delay_or_none():
+    import random
+
+    from reconciler.apply.retry import RetryBudget
+    from reconciler.errors import DestinationError
+
+    policy = RetryPolicy(max_attempts=3, backoff_base=1.0, backoff_cap=5.0)
+    rng = random.Random(1)
+    budget = RetryBudget(policy, "venddor")
+    assert 0 <= budget.next_delay(1, "HTTP 503", None, rng) <= 1.0
+    assert budget.next_delay(2, "HTTP 503", 4.0, rng) == 4.0  # never sooner than Retry-After
+    budget.answered()  # another request of the target got an answer: this one alone is out of attempts
+    assert budget.next_delay(3, "HTTP 503", None, rng) is None
+    assert budget.in_row == 1 and budget.last == "HTTP 503"
+
+    budget = RetryBudget(policy, "venddor")  # every attempt of the target fails: it stops
+    budget.next_delay(1, "HTTP 500", None, rng)
+    budget.next_delay(2, "HTTP 500", None, rng)
+    with pytest.raises(DestinationError, match=r"venddor kept failing: 3 attempts in a row .*\(last: HTTP 500\)"):
+        budget.next_delay(3, "HTTP 500", None, rng)
+    with pytest.raises(DestinationError, match="venddor asks to wait 301 s; run again later"):
+        RetryBudget(policy, "venddor").next_delay(1, "HTTP 429", 300.5, rng)

@@ -162,11 +162,9 @@ async def read(client: httpx.AsyncClient, request: Request, provider: Provider,
             if not isinstance(answer, Failed):
                 budget.answered()
                 return answer
-        budget.failed(answer.reason, answer.retry_after)
-        if budget.policy.exhausted(attempt):
-            budget.give_up()
+        delay = budget.next_delay(attempt, answer.reason, answer.retry_after, rng)
+        if delay is None:
             raise ReadError(f"{provider.name}: reading failed after {attempt} attempts: {answer.reason}")
-        delay = budget.delay(attempt, answer.retry_after, rng)
         if on_retry is not None:
             on_retry(answer.reason, delay)
         await asyncio.sleep(delay)

@@ -61,15 +61,15 @@ async def poll(run: "TargetRun", job_id: int, job: Job) -> None:
             answer = decoded(functools.partial(run.provider.decode_poll, job), answer, run.provider)
         if isinstance(answer, Failed):
             failed += 1
-            budget.failed(run.redact(answer.reason), answer.retry_after)
-            if budget.policy.exhausted(failed):
-                budget.give_up()
+            reason = run.redact(answer.reason)
+            backoff = budget.next_delay(failed, reason, answer.retry_after, run.rng)
+            if backoff is None:
                 run.ctx.reporter.message(
                     run.name, f"the status of job {job.handle} ({len(job.operations)} items) could not be read "
-                              f"in {failed} attempts ({run.redact(answer.reason)}); left pending "
+                              f"in {failed} attempts ({reason}); left pending "
                               "(`reconciler status` settles it later)")
                 return
-            delay = max(interval, budget.delay(failed, answer.retry_after, run.rng))
+            delay = max(interval, backoff)
             if answer.rate_limited:
                 run.window.pause(delay)
             continue

@@ -82,6 +82,18 @@ class RetryBudget:
             raise self.spent()
         return delay
 
+    def next_delay(self, attempt: int, reason: str, retry_after: float | None,
+                   rng: random.Random) -> float | None:
+        """Count the failed ``attempt``-th attempt of one read or status call
+        (:meth:`failed`) and return the delay before the next one; None when that was
+        its last attempt (after :meth:`give_up`). Raises :class:`DestinationError`
+        when the target must stop."""
+        self.failed(reason, retry_after)
+        if self.policy.exhausted(attempt):
+            self.give_up()
+            return None
+        return self.delay(attempt, retry_after, rng)
+
     def give_up(self) -> None:
         """Something ran out of attempts: raises :class:`DestinationError` if every
         attempt of the target fails, so that the target stops with one message."""
