@@ -34,17 +34,13 @@ RUNNING = frozenset({"scheduled", "dispatched", "started"})
 FINAL = frozenset({"finished", "error", "canceled", "cancelled"})
 
 
-class UnexpectedStatus(UnexpectedAnswer):
-    """A status that is not the documented shape: the status is asked for again."""
-
-
 def entry_of(body: Any, handle: str) -> dict[str, Any]:
     """The one status object of a ``{"data": [{...}]}`` answer."""
     data = body.get("data") if isinstance(body, dict) else None
     entry = next((d for d in data if isinstance(d, dict) and d.get("handle") in (None, handle)), None) \
         if isinstance(data, list) else None
     if entry is None or not isinstance(entry.get("status"), str):
-        raise UnexpectedStatus(f"unexpected answer from meta_catalog to the status of batch {handle}: {str(body)[:200]}")
+        raise UnexpectedAnswer(f"unexpected answer from meta_catalog to the status of batch {handle}: {str(body)[:200]}")
     return entry
 
 
@@ -54,7 +50,7 @@ def outcomes_of(job: Job, entry: dict[str, Any]) -> list[Outcome] | None:
     if status in RUNNING:
         return None
     if status not in FINAL:
-        raise UnexpectedStatus(f"meta_catalog batch {job.handle} has an unknown status {entry['status']!r}")
+        raise UnexpectedAnswer(f"meta_catalog batch {job.handle} has an unknown status {entry['status']!r}")
     if status != "finished":  # "some of the requests might not have finished successfully"
         return outcomes(job.operations, "retry", f"meta_catalog batch {job.handle} ended with status {status!r}")
     return _finished(job, entry)
@@ -64,7 +60,7 @@ def _finished(job: Job, entry: dict[str, Any]) -> list[Outcome]:
     ops = job.operations
     errors, total, invalid = entry.get("errors") or [], entry.get("errors_total_count"), entry.get("ids_of_invalid_requests")
     if not isinstance(errors, list) or not isinstance(total, int) or not isinstance(invalid, (list, type(None))):
-        raise UnexpectedStatus(f"meta_catalog batch {job.handle} finished without errors, errors_total_count and "
+        raise UnexpectedAnswer(f"meta_catalog batch {job.handle} finished without errors, errors_total_count and "
                                f"ids_of_invalid_requests in their documented types: {str(entry)[:200]}")
     by_key = {op.key: index for index, op in enumerate(ops)}
     by_line = {line: index for index, line in enumerate(job.lines)} if job.lines is not None else {}

@@ -31,15 +31,11 @@ from reconciler.providers.base import Job, Outcome
 MESSAGES_SHOWN = 3  # distinct error messages quoted in one reason
 
 
-class UnexpectedResult(UnexpectedAnswer):
-    """A DONE action whose result is not one of the documented shapes."""
-
-
 def done_outcomes(job: Job, action: dict) -> list[Outcome]:
     """One outcome per operation of ``job``, from its DONE async action."""
     result = action.get("result")
     if not isinstance(result, dict):
-        raise UnexpectedResult(f"voucherify's async action {job.handle} is DONE without a result object")
+        raise UnexpectedAnswer(f"voucherify's async action {job.handle} is DONE without a result object")
     named, unnamed = _errors(result.get("errors"), {op.key for op in job.operations})
     if isinstance(result.get("results"), list):
         return _from_results(job, result["results"], named)
@@ -73,7 +69,7 @@ def _from_counts(job: Job, action: dict, result: dict, named: dict[str, str], un
     ops = job.operations
     done, failed = result.get("done_count"), result.get("failed_count", 0)
     if not (_count(done) and _count(failed)):
-        raise UnexpectedResult(f"voucherify's async action {job.handle} is DONE with a result that has neither "
+        raise UnexpectedAnswer(f"voucherify's async action {job.handle} is DONE with a result that has neither "
                                f"per-product results nor counts: {_json(result)[:200]}")
     operation_failed = str(action.get("operation_status") or "").upper() == "FAILED"
     if failed == 0 and done == len(ops) and not named and not unnamed and not operation_failed:
@@ -98,7 +94,7 @@ def _errors(errors: Any, keys: set[str]) -> tuple[dict[str, str], list[str]]:
     if errors is None:
         return {}, []
     if not isinstance(errors, list):
-        raise UnexpectedResult(f"voucherify's async action result has errors that are not a list: {_json(errors)[:200]}")
+        raise UnexpectedAnswer(f"voucherify's async action result has errors that are not a list: {_json(errors)[:200]}")
     named: dict[str, str] = {}
     unnamed: list[str] = []
     for error in errors:
