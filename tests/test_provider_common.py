@@ -161,6 +161,11 @@ def test_basic_auth_header():
     assert _common.basic_auth("sandbox-user", "sandbox-pass") == "Basic c2FuZGJveC11c2VyOnNhbmRib3gtcGFzcw=="
 
 
+def test_a_count_is_an_int_of_at_least_zero_and_never_a_bool():
+    assert all(_common.is_count(value) for value in (0, 1, 10**12))
+    assert not any(_common.is_count(value) for value in (-1, True, False, 1.0, "1", None, [1]))
+
+
 def test_diff_fields_is_type_aware():
     changed, removed = _common.diff_fields({"a": 1, "b": True, "c": [1], "d": "x"},
                                            {"a": 1.0, "b": 1, "c": [1], "e": "y"})

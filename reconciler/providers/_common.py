@@ -26,6 +26,13 @@ from reconciler.providers.base import Operation, Outcome, ReadError
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
 
+def is_count(value: Any) -> bool:
+    """Whether a decoded JSON value is a whole number of at least 0 (a count, a
+    position, an amount in minor units): an int, and not a bool, which Python counts
+    as an int but JSON does not."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def dumps(value: Any) -> bytes:
     """Compact JSON, the exact bytes sent (limits are measured on them)."""
     return orjson.dumps(value)

@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.errors import UnexpectedAnswer
-from reconciler.providers._common import outcomes, refusal
+from reconciler.providers._common import is_count, outcomes, refusal
 from reconciler.providers.base import Job, Outcome
 
 STATUS_FIELDS = ("handle", "status", "errors", "errors_total_count", "warnings", "warnings_total_count",
@@ -68,7 +68,7 @@ def _finished(job: Job, entry: dict[str, Any]) -> list[Outcome]:
     for error in errors:
         error = error if isinstance(error, dict) else {"message": str(error)}
         index = by_key.get(str(error.get("id"))) if error.get("id") is not None else None
-        if index is None and isinstance(error.get("line"), int) and not isinstance(error.get("line"), bool):
+        if index is None and is_count(error.get("line")):
             index = by_line.get(error["line"])
         if index is not None:
             reasons.setdefault(index, []).append(str(error.get("message") or "refused"))

@@ -27,6 +27,7 @@ import re
 from typing import Any
 
 from reconciler.manifest.currencies import exponent
+from reconciler.providers._common import is_count
 
 SEPARATORS = ".,' \u00a0\u202f\u2009\u2019"
 DECIMAL_MARKS = ".,"
@@ -40,7 +41,7 @@ class PriceError(ValueError):
 
 def minor_units(value: Any, currency: str | None) -> int:
     """``value`` (as the Graph API returns it) in minor units of ``currency``."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    if is_count(value):
         return value
     if not isinstance(value, str):
         raise PriceError(f"{value!r} is not a price")

@@ -74,6 +74,7 @@ from starlette.routing import Route
 
 from reconciler.manifest.currencies import exponent
 from reconciler.mapping import present
+from reconciler.providers._common import is_count
 from reconciler.sandbox.common import (
     Exchange,
     InvalidJSON,
@@ -428,7 +429,7 @@ class MetaCatalogSimulator(Simulator):
             if field in PRICE_FIELDS:
                 if isinstance(value, str) and value.isascii() and value.isdigit():
                     value = int(value)
-                elif not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+                elif not is_count(value):
                     problem = f"{field} must be a non-negative integer in minor units"
             elif field == "currency":
                 if not (isinstance(value, str) and re.fullmatch(r"[A-Z]{3}", value)):

@@ -33,7 +33,7 @@ from typing import Any, Callable, Sequence
 
 import httpx
 
-from reconciler.providers._common import read_body, unexpected
+from reconciler.providers._common import is_count, read_body, unexpected
 from reconciler.providers.base import FieldPath, Page, Provider, Request
 from reconciler.providers.venddor.mapping import amount, price
 from reconciler.providers.venddor.wire import Wire
@@ -47,17 +47,15 @@ def _message(body: Any) -> str | None:
     return str(body.get("message")) if isinstance(body, dict) and body.get("message") else None
 
 
-def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-
-
 def _last(body: dict, page: int, listed: int) -> bool | None:
     """Whether ``page`` is the last one, from either envelope (None: not said)."""
     pagination, params = body.get("pagination"), body.get("params")
-    if isinstance(pagination, dict) and _count(pagination.get("last_page")) is not None:
+    if isinstance(pagination, dict) and is_count(pagination.get("last_page")):
         return page >= pagination["last_page"]
-    if isinstance(params, dict) and _count(params.get("total_items")) is not None:
-        per_page = _count(params.get("items_per_page")) or listed
+    if isinstance(params, dict) and is_count(params.get("total_items")):
+        per_page = params.get("items_per_page")
+        if not (is_count(per_page) and per_page > 0):
+            per_page = listed
         return page * per_page >= params["total_items"]
     return None
 

@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from reconciler.errors import UnexpectedAnswer
+from reconciler.providers._common import is_count
 from reconciler.providers.base import Job, Outcome
 
 MESSAGES_SHOWN = 3  # distinct error messages quoted in one reason
@@ -68,7 +69,7 @@ def _from_results(job: Job, results: list, named: dict[str, str]) -> list[Outcom
 def _from_counts(job: Job, action: dict, result: dict, named: dict[str, str], unnamed: list[str]) -> list[Outcome]:
     ops = job.operations
     done, failed = result.get("done_count"), result.get("failed_count", 0)
-    if not (_count(done) and _count(failed)):
+    if not (is_count(done) and is_count(failed)):
         raise UnexpectedAnswer(f"voucherify's async action {job.handle} is DONE with a result that has neither "
                                f"per-product results nor counts: {_json(result)[:200]}")
     operation_failed = str(action.get("operation_status") or "").upper() == "FAILED"
@@ -122,10 +123,6 @@ def _summary(messages: list[str]) -> str:
     distinct = list(dict.fromkeys(messages))
     more = len(distinct) - MESSAGES_SHOWN
     return "; ".join(distinct[:MESSAGES_SHOWN]) + (f" (and {more} more)" if more > 0 else "")
-
-
-def _count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _json(value: Any) -> str:
