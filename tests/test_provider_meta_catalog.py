@@ -207,6 +207,8 @@ def test_decode_poll_failed_batch_retries(provider, status):
 @pytest.mark.parametrize("body", [b"<html>proxy</html>", {"data": []}, {"data": [{"handle": "H1"}]},
                                   {"data": [{"handle": "H1", "status": "finished"}]},
                                   {"data": [{"handle": "H1", "status": "finished", "errors_total_count": "0"}]},
+                                  {"data": [{"handle": "H1", "status": "finished", "errors_total_count": True}]},
+                                  {"data": [{"handle": "H1", "status": "finished", "errors_total_count": -1}]},
                                   {"data": [{"handle": "H1", "status": "paused"}]}])
 def test_decode_poll_answers_not_in_the_documented_shape_ask_again(provider, body):
     job = Job("H1", (op("create", "r1", after=item("a")),))

@@ -59,7 +59,7 @@ def outcomes_of(job: Job, entry: dict[str, Any]) -> list[Outcome] | None:
 def _finished(job: Job, entry: dict[str, Any]) -> list[Outcome]:
     ops = job.operations
     errors, total, invalid = entry.get("errors") or [], entry.get("errors_total_count"), entry.get("ids_of_invalid_requests")
-    if not isinstance(errors, list) or not isinstance(total, int) or not isinstance(invalid, (list, type(None))):
+    if not isinstance(errors, list) or not is_count(total) or not isinstance(invalid, (list, type(None))):
         raise UnexpectedAnswer(f"meta_catalog batch {job.handle} finished without errors, errors_total_count and "
                                f"ids_of_invalid_requests in their documented types: {str(entry)[:200]}")
     by_key = {op.key: index for index, op in enumerate(ops)}
