@@ -78,6 +78,17 @@ def test_other_seed_differs():
     assert other != again
 
 
+def test_queued_work_is_lost_at_its_rate_and_reproducibly():
+    from reconciler.sandbox.common import Backlog
+
+    backlog = Backlog(0.0, 0.5, seed=3)
+    first = [backlog.dropped() for _ in range(40)]
+    assert True in first and False in first
+    backlog.reset()
+    assert [backlog.dropped() for _ in range(40)] == first
+    assert not any(Backlog(0.0, 0.0, seed=3).dropped() for _ in range(40))
+
+
 def read_many(sb, n=40):
     outcomes = []
     with httpx.Client(timeout=5) as client:

@@ -39,7 +39,7 @@ def disturb(sandbox: Sandbox, name: str, fault_rate: float, drop_rate: float, se
     sandbox.reset()
     simulator = sandbox.simulators[name]
     simulator.faults = FaultInjector(fault_rate, seed)
-    simulator.backlog.drops = FaultInjector(drop_rate, seed + 3, kinds=("dropped",))
+    simulator.backlog.drops = FaultInjector(drop_rate, seed + 3)
 
 
 @pytest.mark.parametrize("name", sorted(REFUSED))

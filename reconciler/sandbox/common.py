@@ -205,12 +205,12 @@ class RequestLog:
 
 
 class FaultInjector:
-    """Seeded, reproducible choice of faults for write requests."""
+    """Seeded, reproducible faults at ``rate``: :meth:`draw` picks one for a request,
+    :meth:`strikes` only says whether one happens (a queued item lost)."""
 
-    def __init__(self, rate: float, seed: int, kinds: tuple[str, ...] = FAULT_KINDS):
+    def __init__(self, rate: float, seed: int):
         self.rate = rate
         self.seed = seed
-        self.kinds = kinds
         self._lock = threading.Lock()
         self.reset()
 
@@ -218,18 +218,24 @@ class FaultInjector:
         with self._lock:
             self._rng = random.Random(self.seed)
 
-    def draw(self) -> str | None:
-        """None, or one of ``kinds`` (``500``, ``503``, ``429``, and ``drop`` as
-        ``drop_before`` or ``drop_after``)."""
-        if self.rate <= 0:
-            return None
+    def strikes(self) -> bool:
+        """Whether a fault happens this time."""
         with self._lock:
-            if self._rng.random() >= self.rate:
+            return self._strikes()
+
+    def draw(self) -> str | None:
+        """None, or one of :data:`FAULT_KINDS` (``500``, ``503``, ``429``, and ``drop``
+        as ``drop_before`` or ``drop_after``)."""
+        with self._lock:
+            if not self._strikes():
                 return None
-            kind = self._rng.choice(self.kinds)
+            kind = self._rng.choice(FAULT_KINDS)
             if kind == "drop":
                 kind = "drop_before" if self._rng.random() < 0.5 else "drop_after"
             return kind
+
+    def _strikes(self) -> bool:
+        return self.rate > 0 and self._rng.random() < self.rate
 
 
 class Backlog:
@@ -241,7 +247,7 @@ class Backlog:
     def __init__(self, delay: float, drop_rate: float, seed: int, clock: Callable[[], float] = time.monotonic):
         self.delay = delay
         self.clock = clock
-        self.drops = FaultInjector(drop_rate, seed, kinds=("dropped",))
+        self.drops = FaultInjector(drop_rate, seed)
         self.entries: deque[tuple[float, Callable[[], None]]] = deque()
 
     def put(self, work: Callable[[], None]) -> None:
@@ -253,7 +259,7 @@ class Backlog:
             self.entries.popleft()[1]()
 
     def dropped(self) -> bool:
-        return self.drops.draw() is not None  # invented: sandbox.queue-drop (docs/sandbox.md)
+        return self.drops.strikes()  # invented: sandbox.queue-drop (docs/sandbox.md)
 
     def reset(self) -> None:
         self.entries.clear()
