@@ -78,7 +78,7 @@ def test_a_saved_plan_is_read_back_a_target_at_a_time(ws, tmp_path):
     assert loaded.to_json() == plan.to_json()
     assert render(loaded, "text") == render(plan, "text") and render(loaded, "json") == render(plan, "json")
     lines = path.read_bytes().splitlines()
-    assert lines[1] == plan_file.change_line("vtex", plan.targets["vtex"].changes[0]).rstrip(b"\n")
+    assert lines[1] == orjson.dumps({"target": "vtex", **plan.targets["vtex"].changes[0].to_json()})  # as documented
     saved = plan_file.read(path)
     assert saved.starts["meta"][1] == 2 + len(plan.targets["vtex"].changes)  # its first line's number
     assert [n for n, _ in saved.target_changes("meta")] == list(range(12, 17))

@@ -40,10 +40,14 @@ CHANGE_KEYS = frozenset({"target", "sku", "action", "record", "key", "before", "
 SIDES = {"create": (False, True), "update": (True, True), "delete": (True, False)}
 
 
-def change_line(target: str, change: Change) -> bytes:
-    """A change as its line of a saved plan: what :func:`save` writes and what a plan
-    made again is compared with, byte for byte."""
-    return orjson.dumps({"target": target, **change.to_json()}) + b"\n"
+def saved_lines(name: str, changes: Changes) -> Iterator[bytes]:
+    """A target's changes as lines of a saved plan, ``{"target": name,
+    ...Change.to_json()}``: what :func:`save` writes and what a plan made again is
+    compared with, byte for byte. Each is the change's compact JSON with the target
+    put in front (no :class:`Change` made)."""
+    prefix = b'{"target":' + orjson.dumps(name) + b","
+    for compact in changes.lines():
+        yield prefix + compact[1:] + b"\n"
 
 
 def target_digest() -> "hashlib._Hash":
@@ -59,9 +63,7 @@ def save(plan: Plan, path: str | os.PathLike) -> None:
         whole.update(head)
         file.write(head)
         for name, target in plan.targets.items():
-            prefix = b'{"target":' + orjson.dumps(name) + b","
-            for compact in target.changes.lines():  # change_line()'s bytes, with no Change object made
-                line = prefix + compact[1:] + b"\n"
+            for line in saved_lines(name, target.changes):
                 whole.update(line)
                 file.write(line)
                 count += 1

@@ -29,7 +29,7 @@ import orjson
 from reconciler.errors import ConfigError, PlanFileError, StalePlanError
 from reconciler.manifest.loader import Manifests
 from reconciler.plan.binding import changed_parts, fingerprint
-from reconciler.plan.file import Saved, target_digest
+from reconciler.plan.file import Saved, saved_lines, target_digest
 from reconciler.plan.model import Change, Changes, Plan
 from reconciler.plan.planner import MassDeleteError, build_plan, change_order
 from reconciler.plan.render import value_text
@@ -121,9 +121,9 @@ def check_fresh(plan: Plan, state: State, selected: Sequence[str]) -> None:
 def _difference(saved: Saved, name: str, changes: Changes, unchanged: int) -> str | None:
     """The first difference between the file's changes of target ``name`` and
     ``changes`` (the plan made again); None when there is none."""
-    digest, prefix = target_digest(), b'{"target":' + orjson.dumps(name) + b","
-    for line in changes.lines():  # as change_line() writes them, without making Change objects
-        digest.update(prefix + line[1:] + b"\n")
+    digest = target_digest()
+    for line in saved_lines(name, changes):
+        digest.update(line)
     if digest.digest() == saved.digests[name]:
         summary = saved.summaries[name]
         if summary["unchanged"] != unchanged:
