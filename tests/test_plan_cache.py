@@ -3,6 +3,7 @@ was edited, moved, duplicated, reconfigured or failed to apply in between."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import orjson
 import pytest
@@ -266,3 +267,21 @@ def test_a_plan_stays_in_step_across_with_sandbox(ws, monkeypatch):
     result = ws.run(*sandboxed, "plan")
     assert "Plan: 0 to create, 1 to update, 0 to delete." in result.output
     assert len(parsed) == 1 and b'"P3"' in parsed[0] and loaded == []
+
+
+def test_saving_the_cache_parses_no_value_again(tmp_path, monkeypatch):
+    """A product evaluated anew is stored with the hash of its sku, made where the sku
+    was at hand: writing the cache parses none of the values it writes."""
+    import reconciler.plan.cache as cache_module
+
+    catalog = Catalog(tmp_path)
+    catalog.lines = [product(f"P{i}") for i in range(50)]
+    catalog.write()
+    parsed = []
+    monkeypatch.setattr(cache_module, "orjson", SimpleNamespace(
+        dumps=orjson.dumps, OPT_SORT_KEYS=orjson.OPT_SORT_KEYS, __version__=orjson.__version__,
+        loads=lambda data: parsed.append(data) or orjson.loads(data)))
+    plan, _ = outcome(State(tmp_path / "state.db"), tmp_path, tmp_path / "plan-cache")
+    assert plan.totals()["create"] == 150 and parsed == []  # a first plan: nothing cached was read
+    cache = PlanCache(tmp_path / "plan-cache", tuple(load(tmp_path / "manifests").targets.values()), ["meta", "vtex"])
+    assert len(cache) == 50 and sorted(cache.items(n)[0] for n in cache.with_skus(["P7", "P42", "X"])) == ["P42", "P7"]

@@ -124,7 +124,7 @@ class PlanCache:
         self.synced = bytearray()  # per product: its items were all the snapshot state's
         self.snapshot: dict = {}
         self.used = bytearray()
-        self.fresh: dict[bytes, bytes] = {}
+        self.fresh: dict[bytes, tuple[bytes, int, bool]] = {}  # source digest: (value, sku hash, synced)
         self.identity = _identity(state, self.planned) if state is not None else None
         self._read()
         self.used = bytearray(len(self.index))
@@ -192,18 +192,20 @@ class PlanCache:
             flat += (number[target], record, None if key == sku else key, digest.hex())
         return orjson.dumps(flat)
 
-    def learn(self, synced: Iterable[int], stale: Iterable[int], fresh: Iterable[tuple[bytes, bytes, bool]]) -> bool:
+    def learn(self, synced: Iterable[int], stale: Iterable[int],
+              fresh: Iterable[tuple[bytes, bytes, int, bool]]) -> bool:
         """Record what a part of the plan found (the numbers of the cached products
         whose items all equal the state's, ``synced``, and of the others, ``stale``)
-        and evaluated anew (``(source digest, value, synced)``). Returns whether a
-        cached product was found twice (a line repeated: a duplicate)."""
+        and evaluated anew (``(source digest, value, sku hash, synced)``: the hash made
+        where the sku was at hand, see :func:`sku_hash`). Returns whether a cached
+        product was found twice (a line repeated: a duplicate)."""
         used, now, again = self.used, self.now_synced, False
         for numbers, flag in ((synced, 1), (stale, 0)):
             for number in numbers:
                 again = again or used[number] == 1
                 used[number] = 1
                 now[number] = flag
-        self.fresh.update((digest, (value, flag)) for digest, value, flag in fresh)
+        self.fresh.update((digest, (value, hashed, flag)) for digest, value, hashed, flag in fresh)
         return again
 
     def unused(self) -> Iterable[int]:
@@ -228,7 +230,7 @@ class PlanCache:
         in step, is recorded with the state's identity. A cache that cannot be
         written is left as it is (a plan never fails for it)."""
         snapshot = {"state": self.identity, **snapshot} if snapshot is not None and self.identity else {}
-        fresh = [(digest, value, flag) for digest, (value, flag) in self.fresh.items() if digest not in self.index]
+        fresh = [(digest, *learnt) for digest, learnt in self.fresh.items() if digest not in self.index]
         if not fresh and self.used.count(0) == 0 and snapshot == self.snapshot and self.now_synced == self.synced:
             return
         digests, skus, synced, lengths, values = [], array("Q"), bytearray(), array("I"), []
@@ -238,10 +240,10 @@ class PlanCache:
             synced += self.now_synced[start:end]
             lengths.extend(self.lengths[start:end])
             values.append(self.values[self.offsets[start]:self.offsets[end]])
-        for digest, value, flag in fresh:
+        for digest, value, hashed, flag in fresh:
             digests.append(digest)
             values.append(value)
-            skus.append(sku_hash(orjson.loads(value)[0]))
+            skus.append(hashed)
             synced.append(flag)
             lengths.append(len(value))
         head = orjson.dumps(snapshot)

@@ -32,7 +32,7 @@ from reconciler.manifest.loader import (
 )
 from reconciler.manifest.models import Product, Target
 from reconciler.mapping import canonical, item_key, missing_fields, records, unknown_overrides
-from reconciler.plan.cache import PlanCache, source_digest
+from reconciler.plan.cache import PlanCache, sku_hash, source_digest
 from reconciler.state.store import digest_of
 
 Entry = tuple[str, str, str, bytes, bytes]
@@ -47,7 +47,7 @@ class Summary(NamedTuple):
     lines: list[int]
     changed: list[tuple[int, str, str, str, bytes, bytes]]
     unchanged: dict[str, list[tuple[str, str, int]]]
-    learnt: tuple[list[int], list[int], list[tuple[bytes, bytes, bool]]] = ([], [], [])  # see Evaluator.learnt
+    learnt: tuple[list[int], list[int], list[tuple[bytes, bytes, int, bool]]] = ([], [], [])  # see Evaluator.learnt
 
 
 Evaluated = tuple[str | None, str, int, list[Problem], tuple[Entry, ...]]
@@ -91,7 +91,7 @@ class Evaluator:
         # what the cache was asked and taught since the last summary (see learnt())
         self.synced: list[int] = []
         self.stale: list[int] = []
-        self.fresh: list[tuple[bytes, bytes, bool]] = []
+        self.fresh: list[tuple[bytes, bytes, int, bool]] = []
 
     def __call__(self, where: Location, raw: Any) -> Evaluated | None:
         source = None
@@ -145,13 +145,14 @@ class Evaluator:
         if source is not None and sku is not None and not problems and source not in self.cache.index:
             # in step, the digests of the state are not at hand: not known synced
             synced = not self.cache.in_step and all(body is None for _, _, _, body, _ in entries)
-            self.fresh.append((source, self.cache.value(sku, ((t, k, r, d) for t, k, r, _, d in entries)), synced))
+            value = self.cache.value(sku, ((t, k, r, d) for t, k, r, _, d in entries))
+            self.fresh.append((source, value, sku_hash(sku), synced))
         return evaluated
 
-    def learnt(self) -> tuple[list[int], list[int], list[tuple[bytes, bytes, bool]]]:
+    def learnt(self) -> tuple[list[int], list[int], list[tuple[bytes, bytes, int, bool]]]:
         """What the cache was asked and taught since the last call (then forgotten):
         the numbers of the cached products found (whose items are all the state's,
-        and the others), and ``(source digest, value, synced)`` of the products
+        and the others), and ``(source digest, value, sku hash, synced)`` of the products
         evaluated anew. See :meth:`PlanCache.learn`."""
         learnt = self.synced, self.stale, self.fresh
         self.synced, self.stale, self.fresh = [], [], []
