@@ -10,7 +10,7 @@ import pytest
 
 from conftest import product, target
 from reconciler.markdown import Section, fit, share_fairly
-from reconciler.plan.model import Change, FieldDiff, Plan, TargetPlan
+from reconciler.plan.model import Change, FieldDiff, ListedChanges, Plan, TargetPlan
 from reconciler.plan.render import MARKDOWN_LIMIT, MASS_DELETE_REFUSED, field_rollup, render_markdown
 
 
@@ -106,7 +106,7 @@ def test_rollup_by_field_comes_before_the_details():
 
 def test_rollup_names_the_most_frequent_fields_first_and_counts_the_rest():
     changes = [update(f"S{i}", *[f"f{j:02d}" for j in range(i + 1)]) for i in range(15)]
-    text = field_rollup(changes)
+    text = field_rollup(ListedChanges(changes))
     assert text.startswith("`f00` changed on 15 items, `f01` changed on 14 items")
     assert text.endswith("and 3 more fields")
 
