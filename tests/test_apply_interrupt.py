@@ -3,6 +3,7 @@ reporter callback), SIGTERM, and kill -9 of a separate process. The state stays
 consistent and the next apply converges without re-sending what was confirmed."""
 from __future__ import annotations
 
+import concurrent.futures
 import gc
 import json
 import os
@@ -197,16 +198,17 @@ def test_an_interrupt_while_confirmed_outcomes_wait_for_the_state(sandbox, state
 
 
 class ControlCWhileClosing:
-    """Holds the state's first write of outcomes on the state's thread; a second Ctrl-C
-    lands as the interrupted apply first waits for that thread in its writer's close,
-    and the write is let go only once the wait goes on. What another process sees of
-    the apply's row and lock as that commit ends is kept in ``seen``."""
+    """Holds the state's first write on the state's thread; a real second Ctrl-C (SIGINT
+    from another thread) lands while the interrupted apply waits for that thread in its
+    writer's close, and the write is let go only once the wait has been taken up
+    again. What another process sees of the apply's row and lock as that commit ends
+    is kept in ``seen``."""
 
     def __init__(self, state: State, location, monkeypatch):
         self.released, self.done = threading.Event(), threading.Event()
         self.seen: dict = {}
-        self.joins = 0
-        record, join, calls = state.record_batches, threading.Thread.join, []
+        self.waits = 0
+        record, result, calls = state.record_batches, concurrent.futures.Future.result, []
 
         def held_record(*args, **kwargs):
             calls.append(1)
@@ -221,22 +223,25 @@ class ControlCWhileClosing:
                 other.close()
                 self.done.set()
 
-        def interrupted_join(thread, *args, **kwargs):
-            if thread.name.startswith("reconciler-state"):
-                self.joins += 1
-                if self.joins == 1:
-                    raise KeyboardInterrupt  # as a second Ctrl-C in the wait would
-                self.released.set()
-            return join(thread, *args, **kwargs)
+        def interrupted_wait(future, *args, **kwargs):
+            caller = sys._getframe(1).f_code
+            if caller.co_name == "close" and caller.co_filename.endswith("recording.py"):
+                self.waits += 1
+                if self.waits == 1:  # the wait is under way when the signal comes, whenever it comes
+                    threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+                elif self.waits == 2:
+                    self.released.set()
+            return result(future, *args, **kwargs)
 
         monkeypatch.setattr(state, "record_batches", held_record)
-        monkeypatch.setattr(threading.Thread, "join", interrupted_join)
+        monkeypatch.setattr(concurrent.futures.Future, "result", interrupted_wait)
 
 
 def test_a_second_interrupt_while_the_apply_waits_for_the_states_thread(sandbox, state_location, monkeypatch):
     """The first Ctrl-C as request 3 is about to go, a second one while the apply waits
-    for the state's thread to commit the answers of requests 1 and 2: the wait goes on,
-    the apply's row says interrupted and the lock is released only after the commits."""
+    for the state's thread (held in its first write, request 1's log, with the answers
+    of requests 1 and 2 behind it): the wait goes on, the apply's row says interrupted
+    and the lock is released only after the commits."""
     state = State(state_location)
     limits = {"venddor": {"max_in_flight": 1, "max_items_per_request": 20}}
     targets = sandbox_targets(sandbox.urls, providers=("venddor",), limits=limits)
@@ -251,7 +256,7 @@ def test_a_second_interrupt_while_the_apply_waits_for_the_states_thread(sandbox,
     assert held.done.wait(60)
     # as the held commit ended, the apply still held its lock and its row was not finished yet
     assert held.seen["status"] == "running" and held.seen["holders"] != []
-    assert held.joins == 2  # the interrupted wait went on
+    assert held.waits >= 2  # the interrupted wait went on
     last = state.applies()[-1]
     assert last["status"] == "interrupted"
     assert json.loads(last["counts"])["venddor"]["confirmed"] == 40

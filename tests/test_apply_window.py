@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from reconciler.apply.window import SharedWindow, Window
 
 IN_FLIGHT_FOR = 30.0
@@ -170,3 +172,51 @@ def test_batches_waiting_for_the_state_are_committed_together(state):
         writer.close()
     assert calls == [(["a"], 0), (["b", "c"], 1)]
     assert sorted(state.targets()) == ["a", "b"] and [j.target for j in state.pending_jobs()] == ["c"]
+
+
+def test_batches_committed_together_stop_at_a_big_batchs_worth_and_fail_alone(state):
+    """The batches waiting for the state go together up to MOST_OUTCOMES_A_COMMIT
+    outcomes (a window slot on SQLite waits for the transaction under way); and a
+    batch that cannot be written fails alone, as in a transaction of its own: the
+    others of its transaction are written, and its target's serial is bumped once."""
+    import threading
+
+    from conftest import eventually
+    from reconciler.apply import recording
+    from reconciler.apply.recording import StateWriter
+    from reconciler.providers.base import Operation, Outcome
+
+    writer, calls, release = StateWriter(state), [], threading.Event()
+    record_batches = state.record_batches
+
+    def held(batches, requests=()):
+        calls.append([len(b.outcomes) for b in batches])
+        if len(calls) == 1:
+            release.wait()
+        return record_batches(batches, requests)
+
+    state.record_batches = held
+
+    def batch(target, count, payload=None):
+        return [Outcome(Operation("create", "product", f"{target}{i}", f"{target}{i}", None,
+                                  payload or {"v": i}), "confirmed") for i in range(count)]
+    most = recording.MOST_OUTCOMES_A_COMMIT
+    try:
+        first = writer.record("a", batch("a", 1), None, (), None)
+        eventually(lambda: calls, "the first batch committing")
+        waiting = [writer.record("b", batch("b", most - 1), None, (), None),
+                   writer.record("c", batch("c", 2), None, (), None),
+                   writer.record("d", batch("d", 1, {1: "a key that is not text"}), None, (), None),
+                   writer.record("e", batch("e", 1), None, (), None)]
+        release.set()
+        first.result(timeout=30)
+        assert waiting[0].result(timeout=30) == {} and waiting[1].result(timeout=30) == {}
+        with pytest.raises(TypeError):  # orjson: a key that is not text
+            waiting[2].result(timeout=30)
+        assert waiting[3].result(timeout=30) == {}
+    finally:
+        release.set()
+        writer.close()
+    assert calls[:2] == [[1], [most - 1]]  # c would have gone over: the next transaction
+    assert sorted(state.targets()) == ["a", "b", "c", "e"]
+    assert state.target_serials(["c", "e"]) == {"c": 1, "e": 1}

@@ -216,7 +216,8 @@ def test_a_pack_is_undone_by_unpack_for_any_payload():
 
 def test_payloads_written_with_a_32_kib_window_still_read(state):
     """Rows written before payloads took a 16 KiB window (with the dictionary their row
-    names) read as they were."""
+    names) read as they were, a long one with matches further back than 16 KiB too."""
+    import os
     import zlib
 
     bodies = [orjson.dumps({"title": f"Product {i}", "brand": "Acme", "n": i}) for i in range(400)]
@@ -224,9 +225,11 @@ def test_payloads_written_with_a_32_kib_window_still_read(state):
                        for i, b in enumerate(bodies)])
     number = state.conn.execute("SELECT max(id) FROM dictionaries").fetchone()[0]
     zdict = state.payloads.dictionary(state.conn, "t", "product", number)
-    body = orjson.dumps({"title": "Older", "brand": "Acme", "n": 1})
+    body = orjson.dumps({"title": "Older", "description": os.urandom(20_000).hex()})
     deflate = zlib.compressobj(6, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, zdict)
+    data = deflate.compress(body) + deflate.flush()
+    with pytest.raises(zlib.error):  # what a 16 KiB window cannot read
+        zlib.decompressobj(-14, zdict=zdict).decompress(data)
     with state.transaction() as conn:
-        conn.execute("UPDATE items SET payload = ?, dictionary = ? WHERE key = 'K7'",
-                     (deflate.compress(body) + deflate.flush(), number))
-    assert state.item("t", "product", "K7").payload == {"title": "Older", "brand": "Acme", "n": 1}
+        conn.execute("UPDATE items SET payload = ?, dictionary = ? WHERE key = 'K7'", (data, number))
+    assert state.item("t", "product", "K7").payload == orjson.loads(body)

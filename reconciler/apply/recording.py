@@ -82,8 +82,10 @@ class StateWriter:
         self.window_log = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconciler-window")
         self.turns = WriteTurns() if isinstance(state.conn, SQLite) else None
         self.uncounted: dict[concurrent.futures.Future, Counted] = {}  # writes submitted, not counted yet
-        # what the state's thread has to write: (batch, its future) or (None, a request to log)
-        self.queued: collections.deque[tuple] = collections.deque()
+        # what the state's thread has to write: batches of outcomes with their futures,
+        # and requests to log (State.record_batches' ``requests``)
+        self.batches: collections.deque[tuple[OutcomeBatch, concurrent.futures.Future]] = collections.deque()
+        self.requests: collections.deque[tuple] = collections.deque()
 
     def _write(self, pool: concurrent.futures.ThreadPoolExecutor, urgent: bool, call: Callable[..., T], *args,
                **kwargs) -> "concurrent.futures.Future[T]":
@@ -97,39 +99,52 @@ class StateWriter:
         """Commit ``outcomes`` (and drop ``settled_job``); the future gives the ids of
         the jobs the outcomes added, by handle."""
         written: concurrent.futures.Future[dict[str, int]] = concurrent.futures.Future()
-        self.queued.append((OutcomeBatch(target, outcomes, apply_id, ignore, settled_job), written))
+        self.batches.append((OutcomeBatch(target, outcomes, apply_id, ignore, settled_job), written))
         self._write(self.outcomes, False, self._record_queued)
         return written
 
+    def log_request(self, target: str, request: Request) -> None:
+        """Log a write request outside any rate window in the request history."""
+        self.requests.append((target, request.endpoint or request.path, time.time(), None,
+                              len(request.operations), len(request.body or b"")))
+        self._write(self.outcomes, False, self._record_queued)
+
     def _record_queued(self) -> None:
         """On the state's thread: commit the batches and requests queued by now (those
-        a call before took are gone: then nothing)."""
-        taken, requests, count = [], [], 0
-        while self.queued and count < MOST_OUTCOMES_A_COMMIT:
-            batch, entry = self.queued.popleft()
-            if batch is None:
-                requests.append(entry)
-            elif entry.set_running_or_notify_cancel():
-                taken.append((batch, entry))
-                count += len(batch.outcomes)
+        a call before took are gone: then nothing), batches up to
+        MOST_OUTCOMES_A_COMMIT outcomes (one larger batch alone)."""
+        taken, count = [], 0
+        while self.batches and not (taken and count + len(self.batches[0][0].outcomes) > MOST_OUTCOMES_A_COMMIT):
+            taken.append(self.batches.popleft())
+            count += len(taken[-1][0].outcomes)
+        requests = [self.requests.popleft() for _ in range(len(self.requests))]
         if not taken and not requests:
             return
         try:
             job_ids = self.state.record_batches([batch for batch, _ in taken], requests)
-        except BaseException as exc:
+        except Exception as exc:
+            if len(taken) + bool(requests) == 1:
+                for _, written in taken:
+                    written.set_exception(exc)
+                return
+            # One at a time, so that only what cannot be written fails (as when each
+            # batch was a transaction of its own): a full disk fails them all again.
+            for batch, written in taken:
+                try:
+                    written.set_result(self.state.record_batches([batch])[0])
+                except Exception as alone:
+                    written.set_exception(alone)
+            try:
+                self.state.record_batches((), requests)
+            except Exception:
+                pass  # the history of requests outside rate windows: nothing waits for it
+            return
+        except BaseException as exc:  # no future left waiting for ever
             for _, written in taken:
                 written.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
+            raise
         for (_, written), ids in zip(taken, job_ids):
             written.set_result(ids)
-
-    def log_request(self, target: str, request: Request) -> None:
-        """Log a write request outside any rate window in the request history."""
-        self.queued.append((None, (target, request.endpoint or request.path, time.time(), None,
-                                   len(request.operations), len(request.body or b""))))
-        self._write(self.outcomes, False, self._record_queued)
 
     async def take_slot(self, *args) -> tuple[int | None, float]:
         """:meth:`State.take_slot`, on the window's own connection and thread: a send
@@ -160,14 +175,20 @@ class StateWriter:
         still running on the threads. It is raised once they ended and were counted."""
         interrupted: KeyboardInterrupt | None = None
         for pool in (self.outcomes, self.window_log):
+            # A fence, not the pool's shutdown: a thread's join interrupted by Ctrl-C
+            # takes the thread for ended (a second join returns at once); a future's
+            # wait is taken up again. One thread a pool: the fence comes after every
+            # write submitted before it.
+            fence = pool.submit(lambda: None)
             while True:
                 try:
-                    pool.shutdown(wait=True)
+                    fence.result()
                     break
                 except KeyboardInterrupt as exc:  # another Ctrl-C: keep waiting, then say it
                     interrupted = exc
+            pool.shutdown(wait=False)
         for written, count in list(self.uncounted.items()):
-            if not written.cancelled() and written.exception() is None:
+            if written.exception() is None:
                 count.add(report=False)  # the progress display has ended with the loop
         self.uncounted.clear()
         if self.window_state is not self.state:

@@ -31,8 +31,9 @@ DICTIONARY_SIZE = 16 * 1024
 MIN_SAMPLE = 2 * 1024
 # Raw deflate (negative wbits: no header, no checksum). Payloads are written with a
 # 16 KiB window, the largest dictionary's size: the compressor copied for each payload
-# copies its window, and a 32 KiB one cost about 1 µs more a payload for the same
-# output. They are read with a 32 KiB window, which reads both (and rows written before).
+# copies its window, and a 32 KiB one cost about 1 µs more a payload for output as
+# small (not always the same bytes). They are read with a 32 KiB window, which reads
+# both: rows written before, a long payload's matches further back than 16 KiB.
 WINDOW_BITS = 14
 READ_WINDOW_BITS = 15
 LEVEL = 6

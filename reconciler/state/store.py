@@ -127,7 +127,7 @@ class Item:
 
 @dataclass(frozen=True)
 class OutcomeBatch:
-    """What :meth:`State.record` takes: a batch of one target's outcomes."""
+    """A batch of one target's outcomes, as :meth:`State.record_batches` takes them."""
 
     target: str
     outcomes: Sequence[Outcome]
@@ -344,11 +344,13 @@ class State:
         if self.read_only:
             raise StateError(f"the state {self.location.display()} was opened read-only")
         with self._lock:
+            bumped = set(self._bumped)
             try:
                 with self.conn.transaction():
                     yield self.conn
             except BaseException:
                 self.payloads.forget()  # a dictionary made in it is gone
+                self._bumped = bumped   # and so is a serial it bumped
                 raise
 
     # -- items -------------------------------------------------------------------------------
