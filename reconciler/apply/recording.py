@@ -126,18 +126,8 @@ class StateWriter:
             if len(taken) + bool(requests) == 1:
                 for _, written in taken:
                     written.set_exception(exc)
-                return
-            # One at a time, so that only what cannot be written fails (as when each
-            # batch was a transaction of its own): a full disk fails them all again.
-            for batch, written in taken:
-                try:
-                    written.set_result(self.state.record_batches([batch])[0])
-                except Exception as alone:
-                    written.set_exception(alone)
-            try:
-                self.state.record_batches((), requests)
-            except Exception:
-                pass  # the history of requests outside rate windows: nothing waits for it
+            else:
+                self._record_one_at_a_time(taken, requests)
             return
         except BaseException as exc:  # no future left waiting for ever
             for _, written in taken:
@@ -145,6 +135,20 @@ class StateWriter:
             raise
         for (_, written), ids in zip(taken, job_ids):
             written.set_result(ids)
+
+    def _record_one_at_a_time(self, taken: list[tuple[OutcomeBatch, concurrent.futures.Future]],
+                              requests: list[tuple]) -> None:
+        """After a transaction of several batches failed: each again in its own, so that
+        only what cannot be written fails (a full disk fails them all again)."""
+        for batch, written in taken:
+            try:
+                written.set_result(self.state.record_batches([batch])[0])
+            except Exception as exc:
+                written.set_exception(exc)
+        try:
+            self.state.record_batches((), requests)
+        except Exception:
+            pass  # the history of requests outside rate windows: nothing waits for it
 
     async def take_slot(self, *args) -> tuple[int | None, float]:
         """:meth:`State.take_slot`, on the window's own connection and thread: a send
